@@ -1,0 +1,13 @@
+"""gpuctl YAML documents: marshmallow schemas and the parsing entry point."""
+
+from gpuctl_async.spec.parser import (
+    ALL_KINDS,
+    JOB_KINDS,
+    MAX_DOCUMENT_BYTES,
+    ParsedDocument,
+    parse_document,
+    validate_document,
+)
+
+__all__ = ["ALL_KINDS", "JOB_KINDS", "MAX_DOCUMENT_BYTES", "ParsedDocument", "parse_document",
+           "validate_document"]

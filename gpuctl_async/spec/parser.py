@@ -1,0 +1,144 @@
+"""From YAML text to one validated, normalised gpuctl document.
+
+Every problem ends as one ``ValidationFailed`` whose ``details`` map dotted field paths
+(``resources.gpu``, ``environment.env.0.value``) to messages; problems with the text itself are
+reported under ``yamlContent``, the request field that carries it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from marshmallow import Schema, ValidationError
+
+from gpuctl_async.errors import ValidationFailed
+from gpuctl_async.spec.jobs import JOB_SCHEMAS
+from gpuctl_async.spec.pool import PoolDocumentSchema
+from gpuctl_async.spec.quota import QuotaDocumentSchema
+
+TEXT_FIELD = "yamlContent"
+MAX_DOCUMENT_BYTES = 256 * 1024
+
+JOB_KINDS = tuple(JOB_SCHEMAS)
+SCHEMAS: dict[str, type[Schema]] = {**JOB_SCHEMAS, "pool": PoolDocumentSchema,
+                                    "quota": QuotaDocumentSchema}
+ALL_KINDS = tuple(SCHEMAS)
+KIND_ALIASES = {"resource": "pool"}
+
+
+@dataclass(frozen=True)
+class ParsedDocument:
+    """A valid document: ``kind`` is canonical (``resource`` reads as ``pool``) and ``spec`` is
+    the whole document with canonical keys and defaults filled in."""
+
+    kind: str
+    spec: dict
+
+    @property
+    def is_job(self) -> bool:
+        return self.kind in JOB_KINDS
+
+    @property
+    def name(self) -> str:
+        block = "job" if self.is_job else self.kind
+        return self.spec[block]["name"]
+
+    @property
+    def namespace(self) -> str:
+        """Target namespace of a job document."""
+        return self.spec["job"]["namespace"]
+
+
+def parse_document(text: str, *, max_bytes: int = MAX_DOCUMENT_BYTES,
+                   allowed_kinds: Iterable[str] = ALL_KINDS) -> ParsedDocument:
+    """Parse and validate one gpuctl YAML document, or raise ``ValidationFailed``."""
+    data = _load_yaml(text, max_bytes)
+    kind = _kind_of(data, tuple(allowed_kinds))
+    return validate_document(kind, data)
+
+
+def validate_document(kind: str, data: Mapping) -> ParsedDocument:
+    """Validate an already-loaded mapping as a document of ``kind`` (canonical kind name)."""
+    try:
+        spec = SCHEMAS[kind]().load(data)
+    except ValidationError as err:
+        details = dict(_flatten(err.messages))
+        raise ValidationFailed(_summary(details), details=details) from None
+    spec["kind"] = kind
+    return ParsedDocument(kind=kind, spec=spec)
+
+
+def _load_yaml(text: Any, max_bytes: int) -> Mapping:
+    if not isinstance(text, str):
+        _fail("Invalid YAML: expected a string", TEXT_FIELD, "must be a string of YAML")
+    size = len(text.encode("utf-8", errors="surrogatepass"))
+    if size > max_bytes:
+        _fail("YAML document too large", TEXT_FIELD,
+              f"must be at most {max_bytes} bytes, got {size}")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.composer.ComposerError as err:
+        if err.context == "expected a single document in the stream":
+            _fail("YAML parsing error: only one document is allowed", TEXT_FIELD,
+                  f"{_where(err)}only one YAML document is allowed, found another")
+        _syntax_error(err)
+    except yaml.MarkedYAMLError as err:
+        _syntax_error(err)
+    except yaml.YAMLError as err:  # unmarked errors, e.g. a bad character in the reader
+        _fail(f"YAML parsing error: {err}", TEXT_FIELD, str(err))
+    except RecursionError:
+        _fail("YAML parsing error: nested too deeply", TEXT_FIELD, "nested too deeply")
+    if not isinstance(data, Mapping):
+        _fail("Invalid YAML: the document must be a mapping", TEXT_FIELD,
+              "must be a YAML mapping with a 'kind' field")
+    return data
+
+
+def _kind_of(data: Mapping, allowed_kinds: tuple[str, ...]) -> str:
+    if data.get("kind") is None:
+        _fail("Invalid YAML: missing 'kind' field", "kind", "Missing data for required field.")
+    given = data["kind"]
+    kind = KIND_ALIASES.get(given, given) if isinstance(given, str) else None
+    if kind not in allowed_kinds:
+        _fail(f"Unsupported kind: {given}", "kind", f"Must be one of: {', '.join(allowed_kinds)}.")
+    return kind
+
+
+def _where(err: yaml.MarkedYAMLError) -> str:
+    mark = err.problem_mark
+    return f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+
+
+def _syntax_error(err: yaml.MarkedYAMLError) -> None:
+    problem = err.problem or err.context or "invalid YAML"
+    if err.context and err.problem:
+        problem = f"{err.context}, {err.problem}"
+    message = f"{_where(err)}{problem}"
+    _fail(f"YAML parsing error: {message}", TEXT_FIELD, message)
+
+
+def _fail(summary: str, path: str, message: str) -> None:
+    raise ValidationFailed(summary, details={path: [message]})
+
+
+def _flatten(messages: Any, path: str = "") -> Iterator[tuple[str, list[str]]]:
+    """marshmallow's nested error dicts → (dotted path, messages); ``_schema`` errors belong
+    to the block that holds them."""
+    if isinstance(messages, Mapping):
+        for key, nested in messages.items():
+            child = path if key == "_schema" else f"{path}.{key}" if path else str(key)
+            yield from _flatten(nested, child)
+    elif isinstance(messages, list):
+        yield path, [str(message) for message in messages]
+    else:
+        yield path, [str(messages)]
+
+
+def _summary(details: Mapping[str, list[str]]) -> str:
+    path, messages = next(iter(details.items()))
+    summary = f"Validation error: {path}: {messages[0]}"
+    more = sum(len(m) for m in details.values()) - 1
+    return f"{summary} (and {more} more)" if more else summary
