@@ -1,0 +1,1 @@
+"""HTTP layer: one module per resource, each with a ``setup_*`` that adds its routes."""

@@ -1,0 +1,59 @@
+"""Service information, liveness and readiness."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from aiohttp import web
+from aiohttp_apigami import docs
+from marshmallow import Schema, fields
+
+from gpuctl_async import __version__
+from gpuctl_async.api.openapi import error_responses, json_content
+from gpuctl_async.api.responses import json_response
+from gpuctl_async.appkeys import READINESS
+from gpuctl_async.errors import Unavailable
+
+
+class ServiceInfoSchema(Schema):
+    message = fields.String(required=True, metadata={"example": "GPU Control API"})
+    version = fields.String(required=True, metadata={"example": __version__})
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True, metadata={"example": "healthy"})
+    timestamp = fields.String(required=True, metadata={"example": "2026-01-01T00:00:00+00:00"})
+
+
+class ReadySchema(Schema):
+    status = fields.String(required=True, metadata={"example": "ready"})
+
+
+@docs(tags=["meta"], summary="Service information",
+      responses={200: json_content(ServiceInfoSchema, "Name and version"), **error_responses()})
+async def service_info(request: web.Request) -> web.Response:
+    return json_response({"message": "GPU Control API", "version": __version__})
+
+
+@docs(tags=["meta"], summary="Liveness check",
+      description="Answers as long as the process serves HTTP; never contacts Kubernetes.",
+      responses={200: json_content(HealthSchema, "Alive"), **error_responses()})
+async def health(request: web.Request) -> web.Response:
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return json_response({"status": "healthy", "timestamp": now})
+
+
+@docs(tags=["meta"], summary="Readiness check",
+      description="200 once the Kubernetes API server answers and every cache has synced.",
+      responses={200: json_content(ReadySchema, "Ready to serve"), **error_responses(503)})
+async def ready(request: web.Request) -> web.Response:
+    reason = await request.app[READINESS].not_ready_reason()
+    if reason:
+        raise Unavailable(reason)
+    return json_response({"status": "ready"})
+
+
+def setup_meta(app: web.Application) -> None:
+    app.router.add_get("/", service_info, allow_head=False)
+    app.router.add_get("/health", health, allow_head=False)
+    app.router.add_get("/ready", ready, allow_head=False)

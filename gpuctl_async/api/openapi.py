@@ -1,0 +1,92 @@
+"""OpenAPI 3 document and the offline Swagger UI page, generated from the marshmallow schemas.
+
+The document is served at :data:`SPEC_PATH` and the UI at :data:`DOCS_PATH`, from files inside
+the installed aiohttp-apigami package. The Base layout is used because the Standalone layout
+shows a badge that makes the browser send the spec URL to an online validator.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from aiohttp_apigami import setup_aiohttp_apispec
+from aiohttp_apigami.constants import APISPEC_PARSER, SWAGGER_DICT
+from aiohttp_apigami.swagger_ui import LayoutOption
+from marshmallow import Schema, fields
+
+from gpuctl_async import __version__
+from gpuctl_async.api.validation import ApiParser
+
+SPEC_PATH = "/api/docs/openapi.json"
+DOCS_PATH = "/docs"
+STATIC_PATH = "/api/docs/static"
+
+_DESCRIPTION = """\
+REST API of gpuctl: run GPU training, inference, notebook and compute jobs on Kubernetes from
+short YAML documents, group nodes into resource pools, and manage quotas and namespaces.
+
+Every error answer is JSON `{"error": "<message>"}`; request validation failures (400) add
+`details`, an object mapping field paths such as `resources.gpu` to lists of messages.
+"""
+
+_ERROR_DESCRIPTIONS = {
+    400: "Invalid request (see `details` for the fields)",
+    403: "Refused by Kubernetes (quota) or by policy",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict with the current state",
+    413: "Request body too large",
+    500: "Internal server error",
+    503: "Kubernetes API server unreachable or not ready",
+}
+
+
+class ErrorSchema(Schema):
+    """The body of every non-2xx response."""
+
+    error = fields.String(required=True, metadata={"description": "What went wrong"})
+    details = fields.Dict(
+        keys=fields.String(), values=fields.List(fields.String()),
+        metadata={"description": "Field path → messages, on validation errors"},
+    )
+
+
+def error_responses(*codes: int) -> dict[int, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the given error statuses, all using ErrorSchema."""
+    return {
+        code: {"description": _ERROR_DESCRIPTIONS[code], "schema": ErrorSchema}
+        for code in sorted({*codes, 500})
+    }
+
+
+def json_content(schema: type[Schema] | Schema, description: str) -> dict[str, Any]:
+    """A JSON response entry. The ``schema`` key (not ``content``) makes apigami build a fresh
+    entry per app, so building several apps in one process never shares resolved refs."""
+    return {"description": description, "schema": schema}
+
+
+async def _drop_swagger2_keys(app: web.Application) -> None:
+    """apigami adds Swagger 2 ``produces`` to every operation; OpenAPI 3 has no such key."""
+    for operations in app[SWAGGER_DICT]["paths"].values():
+        for operation in operations.values():
+            if isinstance(operation, dict):
+                operation.pop("produces", None)
+                operation.pop("consumes", None)
+
+
+def setup_openapi(app: web.Application) -> None:
+    """Call after every route is added: the spec is built from the router at startup."""
+    setup_aiohttp_apispec(
+        app,
+        title="GPU Control API",
+        version=__version__,
+        url=SPEC_PATH,
+        swagger_path=DOCS_PATH,
+        static_path=STATIC_PATH,
+        openapi_version="3.0.3",
+        swagger_layout=LayoutOption.Base,
+        info={"description": _DESCRIPTION},
+    )
+    app[APISPEC_PARSER] = ApiParser()
+    app.on_startup.append(_drop_swagger2_keys)  # runs after apigami builds the document

@@ -1,0 +1,52 @@
+"""Request validation with webargs/marshmallow, reported as our 400 envelope.
+
+aiohttp-apigami validates bodies and query strings against the schemas declared on each
+handler; this parser makes its failures domain errors, so they come out as
+``{"error": ..., "details": {"field.path": [...]}}`` with status 400 (never 422).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NoReturn
+
+from webargs.aiohttpparser import AIOHTTPParser
+
+from gpuctl_async.errors import BadRequest, ValidationFailed
+
+_LOCATIONS = {"json", "querystring", "query", "match_info", "headers", "form", "cookies"}
+
+
+def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """``{"resources": {"gpu": ["bad"]}}`` → ``{"resources.gpu": ["bad"]}``."""
+    if isinstance(messages, Mapping):
+        flat: dict[str, list[str]] = {}
+        for key, value in messages.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            flat.update(flatten_messages(value, path))
+        return flat
+    if isinstance(messages, (list, tuple)) and all(isinstance(m, str) for m in messages):
+        return {prefix or "_schema": list(messages)}
+    return {prefix or "_schema": [str(messages)]}
+
+
+def summarize(details: Mapping[str, list[str]]) -> str:
+    fields = ", ".join(sorted(details))
+    return f"Invalid request: {fields}"
+
+
+class ApiParser(AIOHTTPParser):
+    def handle_error(self, error, req, schema, *, error_status_code, error_headers) -> NoReturn:
+        messages = error.messages
+        # webargs nests messages under the location ({"json": {...}}); drop that level.
+        if isinstance(messages, Mapping) and set(messages) <= _LOCATIONS:
+            merged: dict[str, Any] = {}
+            for location_messages in messages.values():
+                if isinstance(location_messages, Mapping):
+                    merged.update(location_messages)
+            messages = merged or messages
+        details = flatten_messages(messages)
+        raise ValidationFailed(summarize(details), details=details)
+
+    def _handle_invalid_json_error(self, error, req, *args, **kwargs) -> NoReturn:
+        raise BadRequest(f"Request body is not valid JSON: {error}")

@@ -1,0 +1,49 @@
+"""The application factory: routes, middlewares, and the resources each run owns."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from aiohttp_apigami import validation_middleware
+
+from gpuctl_async.api.meta import setup_meta
+from gpuctl_async.api.openapi import setup_openapi
+from gpuctl_async.appkeys import KUBE, READINESS, SETTINGS
+from gpuctl_async.k8s.client import KubeClient, KubeConfigError, build_api_client
+from gpuctl_async.middleware import error_middleware
+from gpuctl_async.readiness import Readiness
+from gpuctl_async.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def kubernetes_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Own the Kubernetes client for the app's lifetime; close it on shutdown."""
+    settings = app[SETTINGS]
+    if settings.simulate:
+        raise KubeConfigError("--simulate is not available yet")
+    api_client, target = await build_api_client(settings)
+    kube = KubeClient(api_client, request_timeout=settings.kube_request_timeout)
+    readiness = Readiness(kube, probe_interval=settings.ready_probe_interval)
+    app[KUBE] = kube
+    app[READINESS] = readiness
+    log.info("Using Kubernetes API at %s (%s)", target.host, target.source)
+    try:
+        yield
+    finally:
+        await readiness.close()
+        await kube.close()
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[error_middleware, validation_middleware],
+    )
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(kubernetes_ctx)
+    setup_meta(app)
+    setup_openapi(app)
+    return app

@@ -1,0 +1,219 @@
+"""The one door to the Kubernetes API: building the ``ApiClient`` and raw-JSON requests.
+
+Everything goes through ``kubernetes_asyncio`` (auth, TLS, base URL, token refresh), but
+responses are read as raw JSON dicts (``_preload_content=False``): model deserialization
+costs ~2 ms per pod and would block the event loop on large lists (dependencies.md §3).
+Failures become domain errors that keep Kubernetes' meaning: 404 stays 404, 409 stays 409,
+422 Invalid becomes 400, 403 (quota) stays 403, an unreachable API server becomes 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.config.config_exception import ConfigException
+
+from gpuctl_async.errors import GpuctlError, Unavailable
+from gpuctl_async.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_IN_CLUSTER_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+_HTTP_STATUS_FOR_KUBE = {400: 400, 401: 503, 403: 403, 404: 404, 409: 409, 410: 409, 422: 400,
+                         429: 503, 500: 502, 503: 503, 504: 503}
+
+
+class KubeConfigError(Exception):
+    """No usable cluster configuration; the message tells the user what to do."""
+
+
+class KubeApiError(GpuctlError):
+    """The API server answered with a failure ``Status``."""
+
+    def __init__(self, code: int, reason: str, message: str, body: Mapping[str, Any] | None = None):
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.body = dict(body or {})
+        self.status = _HTTP_STATUS_FOR_KUBE.get(code, 502)
+
+    @property
+    def is_not_found(self) -> bool:
+        return self.code == 404
+
+    @property
+    def is_already_exists(self) -> bool:
+        return self.code == 409 and self.reason == "AlreadyExists"
+
+    @property
+    def is_gone(self) -> bool:
+        return self.code == 410
+
+
+class KubeUnavailable(Unavailable):
+    """The API server could not be reached or did not answer in time."""
+
+
+@dataclass(frozen=True)
+class ClusterTarget:
+    """Where the service's Kubernetes requests go, for one log line (never secrets)."""
+
+    source: str
+    host: str
+
+
+def _kubeconfig_path(settings: Settings) -> str | None:
+    if settings.kubeconfig:
+        return settings.kubeconfig
+    env = os.environ.get("KUBECONFIG")
+    if env:
+        return env.split(os.pathsep)[0]
+    default = Path.home() / ".kube" / "config"
+    return str(default) if default.is_file() else None
+
+
+async def build_api_client(settings: Settings) -> tuple[client.ApiClient, ClusterTarget]:
+    """Build the ``ApiClient`` from an explicit URL, a kubeconfig or in-cluster config."""
+    cfg = client.Configuration()
+    if settings.kube_api_url:
+        cfg.host = settings.kube_api_url.rstrip("/")
+        if settings.kube_token:
+            cfg.api_key = {"BearerToken": settings.kube_token}
+            cfg.api_key_prefix = {"BearerToken": "Bearer"}
+        source = "explicit API URL"
+    elif path := _kubeconfig_path(settings):
+        if not Path(path).is_file():
+            raise KubeConfigError(
+                f"kubeconfig file {path} does not exist; pass --kubeconfig PATH to a valid file, "
+                "or use --simulate to try gpuctl-async against the simulated cluster"
+            )
+        try:
+            await config.load_kube_config(
+                config_file=path, context=settings.context, client_configuration=cfg,
+                persist_config=False,
+            )
+        except (ConfigException, OSError, ValueError, TypeError) as exc:
+            raise KubeConfigError(f"kubeconfig {path} cannot be used: {exc}") from None
+        source = f"kubeconfig {path}" + (f" (context {settings.context})" if settings.context else "")
+    elif os.environ.get("KUBERNETES_SERVICE_HOST") and _IN_CLUSTER_TOKEN.is_file():
+        try:
+            config.load_incluster_config(client_configuration=cfg)
+        except ConfigException as exc:
+            raise KubeConfigError(f"in-cluster configuration cannot be used: {exc}") from None
+        source = "in-cluster service account"
+    else:
+        raise KubeConfigError(
+            "no Kubernetes cluster configured: pass --kubeconfig PATH (or set KUBECONFIG, or "
+            "create ~/.kube/config), run inside a cluster, or use --simulate to try "
+            "gpuctl-async against the built-in simulated cluster"
+        )
+    return client.ApiClient(configuration=cfg), ClusterTarget(source=source, host=cfg.host)
+
+
+class KubeClient:
+    """Raw-JSON access to the API server through a shared ``ApiClient``."""
+
+    def __init__(self, api_client: client.ApiClient, *, request_timeout: float = 30.0):
+        self.api_client = api_client
+        self.request_timeout = request_timeout
+
+    async def close(self) -> None:
+        await self.api_client.close()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """One request, answered with the response's JSON object; failures raise."""
+        response = await self.open(method, path, query=query, body=body,
+                                   content_type=content_type,
+                                   timeout=aiohttp.ClientTimeout(total=timeout or self.request_timeout))
+        try:
+            raw = await response.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise KubeUnavailable(f"Kubernetes API server stopped answering: {exc!r}") from None
+        finally:
+            response.release()
+        return orjson.loads(raw) if raw else {}
+
+    async def open(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: aiohttp.ClientTimeout | None = None,
+        accept: str = "application/json",
+    ) -> aiohttp.ClientResponse:
+        """Start a request and return the open response (for watches and log streams).
+
+        The caller owns the response and must ``release()`` or ``close()`` it. A failure
+        status is raised as :class:`KubeApiError` before returning.
+        """
+        headers = {"Accept": accept}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        try:
+            response = await self.api_client.call_api(
+                path, method.upper(),
+                query_params=[(k, _query_value(v)) for k, v in (query or {}).items() if v is not None],
+                header_params=headers, body=body, auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=timeout or aiohttp.ClientTimeout(sock_connect=10, sock_read=None),
+            )
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise KubeUnavailable(f"Kubernetes API server is unreachable: {_describe(exc)}") from None
+        if response.status >= 400:
+            try:
+                raw = await response.read()
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                raw = b""
+            finally:
+                response.release()
+            raise error_from_status(response.status, raw)
+        return response
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return "request timed out"
+    return str(exc) or type(exc).__name__
+
+
+def error_from_status(code: int, raw: bytes) -> KubeApiError:
+    """Turn a failure response (normally a ``Status`` object) into :class:`KubeApiError`."""
+    try:
+        status = orjson.loads(raw) if raw else {}
+    except orjson.JSONDecodeError:
+        status = {}
+    if not isinstance(status, dict):
+        status = {}
+    message = status.get("message") or raw.decode(errors="replace").strip() or f"HTTP {code}"
+    if code in (401,):
+        message = f"Kubernetes API server refused the service's credentials: {message}"
+    elif code >= 500:
+        message = f"Kubernetes API server error: {message}"
+    return KubeApiError(code, status.get("reason", ""), message, status)

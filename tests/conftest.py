@@ -1,0 +1,46 @@
+"""Fixtures shared by every test, and the guard against leaked asyncio tasks."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from gpuctl_async.app import create_app
+from gpuctl_async.settings import Settings
+
+# How long a test's leftover tasks get to finish on their own before the guard fails it:
+# tasks cancelled during teardown need a few loop iterations to complete.
+TASK_GRACE_SECONDS = 2.0
+
+
+@pytest.fixture(autouse=True)
+async def no_pending_tasks():
+    """Fail any test that leaves asyncio tasks running after its fixtures are torn down."""
+    before = set(asyncio.all_tasks())
+    yield
+    loop = asyncio.get_running_loop()
+    me = asyncio.current_task()
+    deadline = loop.time() + TASK_GRACE_SECONDS
+    while True:
+        leaked = [t for t in asyncio.all_tasks() if t is not me and t not in before and not t.done()]
+        if not leaked or loop.time() >= deadline:
+            break
+        await asyncio.sleep(0.01)
+    if leaked:
+        for task in leaked:
+            task.cancel()
+        await asyncio.gather(*leaked, return_exceptions=True)
+        pytest.fail(f"test left {len(leaked)} asyncio task(s) pending: {leaked!r}")
+
+
+@pytest.fixture
+def unreachable_settings(unused_tcp_port: int) -> Settings:
+    """Settings whose Kubernetes API URL has nobody listening."""
+    return Settings(kube_api_url=f"http://127.0.0.1:{unused_tcp_port}", access_log=False)
+
+
+@pytest.fixture
+async def offline_client(aiohttp_client, unreachable_settings):
+    """The app, with a Kubernetes API that never answers (for routes that need none)."""
+    return await aiohttp_client(create_app(unreachable_settings))

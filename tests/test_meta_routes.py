@@ -1,0 +1,78 @@
+"""Base routes and the error envelope, through HTTP."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from aiohttp import web
+
+from gpuctl_async import __version__
+from gpuctl_async.app import create_app
+
+
+async def test_root_names_service_and_version(offline_client):
+    resp = await offline_client.get("/")
+    assert resp.status == 200
+    assert await resp.json() == {"message": "GPU Control API", "version": __version__}
+
+
+async def test_health_is_live_without_kubernetes(offline_client):
+    resp = await offline_client.get("/health")
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["status"] == "healthy"
+    stamp = datetime.fromisoformat(body["timestamp"])
+    assert stamp.utcoffset() == timedelta(0)
+    assert abs(datetime.now(timezone.utc) - stamp) < timedelta(minutes=1)
+
+
+async def test_ready_is_503_when_kubernetes_does_not_answer(offline_client):
+    resp = await offline_client.get("/ready")
+    assert resp.status == 503
+    body = await resp.json()
+    assert "Kubernetes API server" in body["error"]
+
+
+async def test_unknown_path_is_json_404(offline_client):
+    resp = await offline_client.get("/no/such/path")
+    assert resp.status == 404
+    assert resp.content_type == "application/json"
+    assert await resp.json() == {"error": "Not found: /no/such/path"}
+
+
+async def test_wrong_method_is_json_405_with_allow(offline_client):
+    resp = await offline_client.delete("/health")
+    assert resp.status == 405
+    assert resp.headers["Allow"] == "GET"
+    assert (await resp.json())["error"] == "Method DELETE not allowed for /health"
+
+
+async def test_unhandled_exception_is_500_without_traceback(aiohttp_client, unreachable_settings,
+                                                              caplog):
+    app = create_app(unreachable_settings)
+
+    async def boom(request):
+        raise RuntimeError("secret internals")
+
+    app.router.add_get("/boom", boom)
+    client = await aiohttp_client(app)
+    resp = await client.get("/boom")
+    assert resp.status == 500
+    assert await resp.json() == {"error": "Internal server error"}
+    assert "secret internals" in caplog.text  # logged with its traceback, not sent
+    assert "Traceback" in caplog.text
+
+
+async def test_body_over_limit_is_413(aiohttp_client, unreachable_settings):
+    settings = unreachable_settings.replace(max_body_bytes=2048)
+    app = create_app(settings)
+
+    async def echo(request):
+        return web.json_response({"size": len(await request.read())})
+
+    app.router.add_post("/echo", echo)
+    client = await aiohttp_client(app)
+    assert (await client.post("/echo", data=b"x" * 100)).status == 200
+    resp = await client.post("/echo", data=b"x" * 4096)
+    assert resp.status == 413
+    assert await resp.json() == {"error": "Request body is larger than the limit of 2048 bytes"}
