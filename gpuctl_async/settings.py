@@ -36,7 +36,7 @@ class Settings:
     """Address to listen on; ``0.0.0.0`` in a container."""
 
     port: int = 8000
-    """TCP port to listen on."""
+    """TCP port to listen on (0: any free port)."""
 
     kubeconfig: str | None = None
     """Kubeconfig file. Unset: ``$KUBECONFIG``, then ``~/.kube/config``, then in-cluster config."""
@@ -145,8 +145,8 @@ def load_settings(
     settings = Settings(**values)
     if settings.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         raise SettingsError(f"setting 'log_level' has an invalid value {settings.log_level!r}")
-    if not 0 < settings.port < 65536:
-        raise SettingsError(f"setting 'port' must be between 1 and 65535, not {settings.port}")
+    if not 0 <= settings.port < 65536:
+        raise SettingsError(f"setting 'port' must be between 0 and 65535, not {settings.port}")
     if settings.max_body_bytes < 1024:
         raise SettingsError("setting 'max_body_bytes' must be at least 1024")
     return settings.replace(log_level=settings.log_level.upper())

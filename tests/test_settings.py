@@ -1,0 +1,62 @@
+"""Settings layers: defaults < config file < GPUCTL_* environment < flags."""
+
+from __future__ import annotations
+
+import pytest
+
+from gpuctl_async.settings import Settings, SettingsError, load_settings
+
+
+def test_defaults_without_file_or_env(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no config/gpuctl.yaml here
+    assert load_settings(environ={}) == Settings()
+
+
+def test_each_layer_overrides_the_one_below(tmp_path):
+    config = tmp_path / "gpuctl.yaml"
+    config.write_text("port: 9000\nhost: 0.0.0.0\nlog_level: debug\naccess_log: false\n")
+    from_file = load_settings(config_file=config, environ={})
+    assert (from_file.port, from_file.host, from_file.log_level, from_file.access_log) == (
+        9000, "0.0.0.0", "DEBUG", False)
+
+    env = {"GPUCTL_PORT": "9100", "GPUCTL_ACCESS_LOG": "yes"}
+    from_env = load_settings(config_file=config, environ=env)
+    assert (from_env.port, from_env.host, from_env.access_log) == (9100, "0.0.0.0", True)
+
+    from_flags = load_settings(config_file=config, environ=env, overrides={"port": 9200, "host": None})
+    assert (from_flags.port, from_flags.host) == (9200, "0.0.0.0")
+
+
+def test_config_file_from_environment(tmp_path):
+    config = tmp_path / "other.yaml"
+    config.write_text("max_body_bytes: 2048\n")
+    assert load_settings(environ={"GPUCTL_CONFIG": str(config)}).max_body_bytes == 2048
+
+
+def test_shipped_config_file_is_all_defaults():
+    assert load_settings(config_file="config/gpuctl.yaml", environ={}) == Settings()
+
+
+@pytest.mark.parametrize(
+    ("content", "environ", "message"),
+    [
+        ("prot: 1\n", {}, "unknown settings: prot"),
+        ("port: [1]\n", {}, "setting 'port' has an invalid value"),
+        ("", {"GPUCTL_PORT": "eighty"}, "setting 'port' has an invalid value 'eighty'"),
+        ("", {"GPUCTL_ACCESS_LOG": "maybe"}, "setting 'access_log'"),
+        ("", {"GPUCTL_LOG_LEVEL": "loud"}, "setting 'log_level'"),
+        ("", {"GPUCTL_PORT": "70000"}, "between 0 and 65535"),
+        ("- a\n", {}, "must hold a mapping"),
+        ("a: [\n", {}, "is not valid YAML"),
+    ],
+)
+def test_bad_values_name_the_setting(tmp_path, content, environ, message):
+    config = tmp_path / "gpuctl.yaml"
+    config.write_text(content)
+    with pytest.raises(SettingsError, match=message.replace("[", r"\[")):
+        load_settings(config_file=config, environ=environ)
+
+
+def test_missing_explicit_config_file_is_an_error(tmp_path):
+    with pytest.raises(SettingsError, match="cannot read config file"):
+        load_settings(config_file=tmp_path / "nope.yaml", environ={})
