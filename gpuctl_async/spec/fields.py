@@ -144,7 +144,8 @@ class EnvVars(fields.Field):
     ``{NAME: value}``. Loaded as a list of ``{"name", "value"}`` with string values."""
 
     default_error_messages = {
-        "invalid": "Must be a list of {name, value} items or a mapping of NAME: value.",
+        # make_error() formats these, hence the doubled braces.
+        "invalid": "Must be a list of {{name, value}} items or a mapping of NAME: value.",
         "item": "Not a valid mapping; expected {name, value}.",
         "duplicate": "Duplicate environment variable name '{name}'.",
     }
