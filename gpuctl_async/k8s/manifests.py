@@ -195,11 +195,10 @@ def _placement(resources: Mapping) -> dict:
     if resources["pool"] != labels.DEFAULT_POOL:
         node_selector[labels.POOL] = resources["pool"]
     else:
-        placement["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-            "nodeSelectorTerms": [{"matchExpressions": [
-                {"key": labels.POOL, "operator": "DoesNotExist"},
-            ]}],
-        }}}
+        without_pool = {"matchExpressions": [{"key": labels.POOL, "operator": "DoesNotExist"}]}
+        placement["affinity"] = {"nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [without_pool]},
+        }}
     if resources.get("gpuType"):
         node_selector[labels.GPU_TYPE] = resources["gpuType"]
     if node_selector:

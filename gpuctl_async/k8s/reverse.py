@@ -13,7 +13,12 @@ from collections.abc import Mapping
 
 from gpuctl_async.k8s import labels
 from gpuctl_async.k8s.manifests import CONTAINER_NAME, NOTEBOOK_PORT
-from gpuctl_async.spec.jobs import DEFAULT_PRIORITY, DEFAULT_SERVICE_PORT, DEFAULT_VERSION, PRIORITIES
+from gpuctl_async.spec.jobs import (
+    DEFAULT_PRIORITY,
+    DEFAULT_SERVICE_PORT,
+    DEFAULT_VERSION,
+    PRIORITIES,
+)
 
 # Written as the pod selector by the original gpuctl; still read so its jobs map back.
 _LEGACY_GPU_TYPE_SELECTOR = labels.PREFIX + "gpuType"
@@ -66,7 +71,8 @@ def _kind(controller: Mapping, object_labels: Mapping) -> str:
 
 def _job(metadata: Mapping, object_labels: Mapping, annotations: Mapping,
          pod_spec: Mapping) -> dict:
-    name = object_labels.get(labels.JOB_NAME) or object_labels.get(labels.APP) or metadata.get("name")
+    name = (object_labels.get(labels.JOB_NAME) or object_labels.get(labels.APP)
+            or metadata.get("name"))
     job = {
         "name": name,
         "namespace": metadata.get("namespace") or object_labels.get(labels.NAMESPACE) or "default",
@@ -78,7 +84,8 @@ def _job(metadata: Mapping, object_labels: Mapping, annotations: Mapping,
 
 
 def _priority(object_labels: Mapping, pod_spec: Mapping) -> str:
-    from_class = (pod_spec.get("priorityClassName") or "").removeprefix(labels.PRIORITY_CLASS_PREFIX)
+    priority_class = pod_spec.get("priorityClassName") or ""
+    from_class = priority_class.removeprefix(labels.PRIORITY_CLASS_PREFIX)
     for candidate in (object_labels.get(labels.PRIORITY), from_class):
         if candidate in PRIORITIES:
             return candidate
@@ -107,7 +114,8 @@ def _resources(container: Mapping, pod_spec: Mapping, object_labels: Mapping) ->
     limits = {**(amounts.get("requests") or {}), **(amounts.get("limits") or {})}
     node_selector = pod_spec.get("nodeSelector") or {}
     resources: dict = {
-        "pool": object_labels.get(labels.POOL) or node_selector.get(labels.POOL) or labels.DEFAULT_POOL,
+        "pool": (object_labels.get(labels.POOL) or node_selector.get(labels.POOL)
+                 or labels.DEFAULT_POOL),
         "gpu": int(limits.get(labels.GPU_RESOURCE, 0)),
     }
     gpu_type = node_selector.get(labels.GPU_TYPE) or node_selector.get(_LEGACY_GPU_TYPE_SELECTOR)

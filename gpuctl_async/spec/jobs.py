@@ -104,14 +104,16 @@ class ServiceSchema(StrictSchema):
 
     replicas = WholeNumber(load_default=1, validate=validate.Range(min=1))
     port = WholeNumber(load_default=DEFAULT_SERVICE_PORT, validate=validate.Range(min=1, max=65535))
-    healthCheck = Text(validate=validate.Regexp(r"^/\S*$", error="must be an HTTP path starting with '/'"))
+    healthCheck = Text(validate=validate.Regexp(
+        r"^/\S*$", error="must be an HTTP path starting with '/'"))
     timeout = Text()  # accepted like the original, not used
 
 
 class NotebookServiceSchema(StrictSchema):
     """A notebook is one StatefulSet pod listening on 8888; only the Service port is free."""
 
-    replicas = WholeNumber(load_default=1, validate=validate.Equal(1, error="a notebook runs exactly 1 replica"))
+    replicas = WholeNumber(load_default=1, validate=validate.Equal(
+        1, error="a notebook runs exactly 1 replica"))
     port = WholeNumber(load_default=NOTEBOOK_PORT, validate=validate.Range(min=1, max=65535))
     timeout = Text()
 

@@ -8,7 +8,14 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from gpuctl_async.k8s.naming import dns1123_label_errors
 from gpuctl_async.spec.base import StrictSchema
-from gpuctl_async.spec.fields import CpuQuantity, MemoryQuantity, NamedEntries, Text, WholeNumber, dns_label
+from gpuctl_async.spec.fields import (
+    CpuQuantity,
+    MemoryQuantity,
+    NamedEntries,
+    Text,
+    WholeNumber,
+    dns_label,
+)
 from gpuctl_async.spec.jobs import DEFAULT_NAMESPACE, DEFAULT_VERSION
 
 

@@ -197,7 +197,8 @@ def test_command_and_args_items_are_strings_numbers_converted():
     assert spec["environment"]["args"] == ["1.5"]
     assert details(document(environment={"args": ["ok", {"a": 1}, True]})) == {
         "environment.args.1": ["Not a valid string."],
-        "environment.args.2": ["Not a valid string; quote booleans to mean the text (e.g. 'true')."],
+        "environment.args.2": [
+            "Not a valid string; quote booleans to mean the text (e.g. 'true')."],
     }
 
 

@@ -9,13 +9,15 @@ from gpuctl_async.spec import JOB_KINDS, parse_document
 
 from .helpers import details, failure
 
-VALID = "kind: training\njob: {name: a}\nenvironment: {image: x}\nresources: {cpu: 1, memory: 1Gi}\n"
+VALID = ("kind: training\njob: {name: a}\nenvironment: {image: x}\n"
+         "resources: {cpu: 1, memory: 1Gi}\n")
 
 
 def test_syntax_error_carries_line_and_column():
     error = failure(VALID + "storage: [unclosed\n")
     assert error.details == {"yamlContent": [
-        "line 6, column 1: while parsing a flow sequence, expected ',' or ']', but got '<stream end>'"]}
+        "line 6, column 1: while parsing a flow sequence, expected ',' or ']', "
+        "but got '<stream end>'"]}
     assert error.message.startswith("YAML parsing error: line 6, column 1:")
 
 
