@@ -6,7 +6,9 @@ what ``gpuctl_async.k8s.manifests`` consumes.
 
 from __future__ import annotations
 
-from marshmallow import ValidationError, fields, validate
+from typing import Any
+
+from marshmallow import ValidationError, fields, validate, validates_schema
 
 from gpuctl_async.k8s.naming import DNS1123_LABEL_MAX, dns1123_label_errors
 from gpuctl_async.spec.base import StrictSchema, defaults_of
@@ -25,6 +27,8 @@ from gpuctl_async.spec.fields import (
 SERVICE_PREFIX = "svc-"
 # The Service is named svc-<name>, and it must be a DNS-1123 label too.
 JOB_NAME_MAX = DNS1123_LABEL_MAX - len(SERVICE_PREFIX)
+# StatefulSet pods carry the label controller-revision-hash=<name>-<hash of up to 10 chars>.
+NOTEBOOK_NAME_MAX = DNS1123_LABEL_MAX - 11
 PRIORITIES = ("high", "medium", "low")
 DEFAULT_PRIORITY = "medium"
 DEFAULT_NAMESPACE = "default"
@@ -163,6 +167,13 @@ class InferenceSchema(JobDocumentSchema):
 
 class NotebookSchema(JobDocumentSchema):
     service = fields.Nested(NotebookServiceSchema, load_default=defaults_of(NotebookServiceSchema))
+
+    @validates_schema(skip_on_field_errors=True)
+    def _name_fits_revision_label(self, data: dict, **kwargs: Any) -> None:
+        if len(data["job"]["name"]) > NOTEBOOK_NAME_MAX:
+            raise ValidationError({"job": {"name": [
+                f"must be no more than {NOTEBOOK_NAME_MAX} characters for a notebook, so that "
+                f"its pods' controller-revision-hash label fits in {DNS1123_LABEL_MAX}"]}})
 
 
 class ComputeSchema(JobDocumentSchema):

@@ -29,6 +29,24 @@ ALL_KINDS = tuple(SCHEMAS)
 KIND_ALIASES = {"resource": "pool"}
 
 
+class _SafeLoaderWithoutDuplicateKeys(yaml.SafeLoader):
+    """``yaml.safe_load``'s loader, except that a key given twice in one mapping is an error
+    instead of the last one silently winning (a second ``resources:`` hides the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue
+            key = (key_node.tag, key_node.value)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"found duplicate key '{key_node.value}'", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 @dataclass(frozen=True)
 class ParsedDocument:
     """A valid document: ``kind`` is canonical (``resource`` reads as ``pool``) and ``spec`` is
@@ -79,7 +97,7 @@ def _load_yaml(text: Any, max_bytes: int) -> Mapping:
         _fail("YAML document too large", TEXT_FIELD,
               f"must be at most {max_bytes} bytes, got {size}")
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_SafeLoaderWithoutDuplicateKeys)  # a SafeLoader
     except yaml.composer.ComposerError as err:
         if err.context == "expected a single document in the stream":
             _fail("YAML parsing error: only one document is allowed", TEXT_FIELD,

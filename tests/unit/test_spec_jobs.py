@@ -151,6 +151,13 @@ def test_job_name_leaves_room_for_the_service_name():
         "must be no more than 59 characters, so that its Service name svc-<name> fits in 63"]}
 
 
+def test_notebook_name_leaves_room_for_the_revision_label():
+    assert parse(document("notebook", job={"name": "n" * 52})).name == "n" * 52
+    assert details(document("notebook", job={"name": "n" * 53})) == {"job.name": [
+        "must be no more than 52 characters for a notebook, so that its pods' "
+        "controller-revision-hash label fits in 63"]}
+
+
 def test_numeric_job_name_is_text():
     assert parse(document(job={"name": 123})).name == "123"
 

@@ -26,6 +26,22 @@ def test_bad_indentation_is_located():
     assert message.startswith("line 4, column 2: ")
 
 
+def test_duplicate_keys_are_refused():
+    assert details(VALID + "resources: {cpu: 2, memory: 2Gi}\n") == {"yamlContent": [
+        "line 5, column 1: while constructing a mapping, found duplicate key 'resources'"]}
+    assert details("kind: training\njob: {name: a, name: b}\n") == {"yamlContent": [
+        "line 2, column 16: while constructing a mapping, found duplicate key 'name'"]}
+
+
+def test_merge_keys_still_work():
+    text = ("base: &base {cpu: 1, memory: 1Gi}\n" + VALID.replace(
+        "resources: {cpu: 1, memory: 1Gi}", "resources: {<<: *base, cpu: 2}"))
+    assert details(text) == {"base": ["Unknown field."]}
+    text = VALID.replace("resources: {cpu: 1, memory: 1Gi}",
+                         "resources: {<<: {cpu: 1, memory: 1Gi}, cpu: 2}")
+    assert parse_document(text).spec["resources"]["cpu"] == "2"
+
+
 def test_multiple_documents_are_refused():
     error = failure(VALID + "---\n" + VALID)
     assert error.message == "YAML parsing error: only one document is allowed"
