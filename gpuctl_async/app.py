@@ -10,7 +10,10 @@ from aiohttp_apigami import validation_middleware
 
 from gpuctl_async.api.meta import setup_meta
 from gpuctl_async.api.openapi import setup_openapi
-from gpuctl_async.appkeys import KUBE, READINESS, SETTINGS
+from gpuctl_async.api.jobs import setup_job_routes
+from gpuctl_async.appkeys import CACHE, KUBE, READINESS, SETTINGS, SUBMITTER
+from gpuctl_async.jobs.create import JobSubmitter
+from gpuctl_async.k8s.cache import ClusterCache
 from gpuctl_async.k8s.client import KubeClient, KubeConfigError, build_api_client
 from gpuctl_async.middleware import error_middleware
 from gpuctl_async.readiness import Readiness
@@ -26,13 +29,20 @@ async def kubernetes_ctx(app: web.Application) -> AsyncIterator[None]:
         raise KubeConfigError("--simulate is not available yet")
     api_client, target = await build_api_client(settings)
     kube = KubeClient(api_client, request_timeout=settings.kube_request_timeout)
+    cache = ClusterCache(kube, event_retention=settings.event_retention,
+                         inactivity_timeout=settings.watch_inactivity_timeout)
     readiness = Readiness(kube, probe_interval=settings.ready_probe_interval)
+    readiness.add_check("caches", cache.not_ready_reason)
     app[KUBE] = kube
+    app[CACHE] = cache
     app[READINESS] = readiness
+    app[SUBMITTER] = JobSubmitter(kube, cache, settle_timeout=settings.read_your_writes_timeout)
     log.info("Using Kubernetes API at %s (%s)", target.host, target.source)
+    cache.start()
     try:
         yield
     finally:
+        await cache.stop()
         await readiness.close()
         await kube.close()
 
@@ -45,5 +55,6 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app.cleanup_ctx.append(kubernetes_ctx)
     setup_meta(app)
+    setup_job_routes(app)
     setup_openapi(app)
     return app

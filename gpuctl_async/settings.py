@@ -68,6 +68,15 @@ class Settings:
     ready_probe_interval: float = 5.0
     """How long a successful Kubernetes reachability check counts for ``/ready``."""
 
+    event_retention: float = 3600.0
+    """Seconds Kubernetes events are kept in the cache (job detail shows the newest 50)."""
+
+    watch_inactivity_timeout: float = 120.0
+    """Seconds without a byte on a watch stream before it is taken for dead and reopened."""
+
+    read_your_writes_timeout: float = 5.0
+    """After a write, how long a response waits for the cache to show it."""
+
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 

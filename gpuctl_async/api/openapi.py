@@ -66,13 +66,27 @@ def json_content(schema: type[Schema] | Schema, description: str) -> dict[str, A
     return {"description": description, "schema": schema}
 
 
-async def _drop_swagger2_keys(app: web.Application) -> None:
-    """apigami adds Swagger 2 ``produces`` to every operation; OpenAPI 3 has no such key."""
+REQUEST_EXAMPLES = "x-request-examples"
+
+
+def request_examples(examples: dict[str, Any]) -> dict[str, Any]:
+    """``@docs(**request_examples({...}))``: named request-body examples for Swagger UI."""
+    return {REQUEST_EXAMPLES: {name: {"value": value} for name, value in examples.items()}}
+
+
+async def _finish_document(app: web.Application) -> None:
+    """apigami writes Swagger 2 ``produces`` into every operation (OpenAPI 3 has no such key)
+    and cannot attach several named request examples; fix both once the document is built."""
     for operations in app[SWAGGER_DICT]["paths"].values():
         for operation in operations.values():
-            if isinstance(operation, dict):
-                operation.pop("produces", None)
-                operation.pop("consumes", None)
+            if not isinstance(operation, dict):
+                continue
+            operation.pop("produces", None)
+            operation.pop("consumes", None)
+            examples = operation.pop(REQUEST_EXAMPLES, None)
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if examples and body is not None:
+                body["examples"] = examples
 
 
 def setup_openapi(app: web.Application) -> None:
@@ -89,4 +103,4 @@ def setup_openapi(app: web.Application) -> None:
         info={"description": _DESCRIPTION},
     )
     app[APISPEC_PARSER] = ApiParser()
-    app.on_startup.append(_drop_swagger2_keys)  # runs after apigami builds the document
+    app.on_startup.append(_finish_document)  # runs after apigami builds the document

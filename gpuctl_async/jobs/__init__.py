@@ -1,0 +1,1 @@
+"""Job behaviour built on the Kubernetes layer: status, lookup, create, delete, views."""

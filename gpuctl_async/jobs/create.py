@@ -1,0 +1,169 @@
+"""Submitting gpuctl job documents: validate, prepare the namespace, create, undo on failure."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+from gpuctl_async.errors import Conflict, GpuctlError, ValidationFailed
+from gpuctl_async.k8s import labels
+from gpuctl_async.k8s.cache import ClusterCache
+from gpuctl_async.k8s.client import KubeApiError, KubeClient
+from gpuctl_async.k8s.manifests import build_manifests
+from gpuctl_async.k8s.resources import NAMESPACES, PRIORITY_CLASSES, resource_for
+from gpuctl_async.spec import JOB_KINDS, ParsedDocument, parse_document
+
+log = logging.getLogger(__name__)
+
+SUBMITTED_MESSAGE = "Job submitted to resource pool"
+# A dry run in a namespace that does not exist yet is checked against ``default``: the API
+# server validates the objects the same way, and nothing is stored either way.
+DRY_RUN_FALLBACK_NAMESPACE = "default"
+
+
+class JobSubmitter:
+    """Creates jobs. One per app: it remembers nothing but a lock for PriorityClasses."""
+
+    def __init__(self, kube: KubeClient, cache: ClusterCache, *, settle_timeout: float = 5.0):
+        self.kube = kube
+        self.cache = cache
+        self.settle_timeout = settle_timeout
+        self._priority_lock = asyncio.Lock()
+
+    def parse(self, yaml_text: str) -> ParsedDocument:
+        document = parse_document(yaml_text)
+        if not document.is_job:
+            raise ValidationFailed(
+                f"Unsupported kind for a job: {document.kind}",
+                details={"kind": [f"must be one of {', '.join(JOB_KINDS)} to submit a job"]},
+            )
+        return document
+
+    async def submit(self, yaml_text: str, *, dry_run: bool = False) -> dict[str, Any]:
+        document = self.parse(yaml_text)
+        manifests = build_manifests(document.spec)
+        namespace, name = document.namespace, document.name
+        self._check_pool(document)
+        self._check_name_free(namespace, name)
+        if dry_run:
+            return await self._dry_run(document, manifests)
+        await self._ensure_namespace(namespace)
+        await self._ensure_priority_classes()
+        await self._create_all(manifests)
+        controller = manifests[0]
+        informer = self.cache.controller_informer(controller["kind"])
+        await informer.wait_for(lambda: informer.get(namespace, name) is not None,
+                                self.settle_timeout)
+        log.info("Created %s job %s/%s", document.kind, namespace, name)
+        return self._response(document)
+
+    def _response(self, document: ParsedDocument) -> dict[str, Any]:
+        return {
+            "jobId": document.name,
+            "name": document.name,
+            "kind": document.kind,
+            "status": "pending",
+            "createdAt": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "message": SUBMITTED_MESSAGE,
+            "namespace": document.namespace,
+        }
+
+    def _check_pool(self, document: ParsedDocument) -> None:
+        pool = document.spec["resources"]["pool"]
+        if pool != labels.DEFAULT_POOL and not self.cache.nodes.by_index("pool", pool):
+            raise ValidationFailed(
+                f"Resource pool '{pool}' has no nodes",
+                details={"resources.pool": [f"resource pool '{pool}' has no nodes"]},
+            )
+
+    def _check_name_free(self, namespace: str, name: str) -> None:
+        for informer in self.cache.controllers():
+            if informer.get(namespace, name) is not None:
+                raise Conflict(f"Job '{name}' already exists in namespace '{namespace}'")
+
+    async def _ensure_namespace(self, namespace: str) -> None:
+        if self.cache.namespaces.get("", namespace) is not None:
+            return
+        body = {"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": namespace,
+                             "labels": {labels.NAMESPACE: labels.NAMESPACE_MARKER}}}
+        try:
+            await self.kube.request("POST", NAMESPACES.path(), body=body)
+        except KubeApiError as exc:
+            if not exc.is_already_exists:
+                raise
+        else:
+            log.info("Created namespace %s", namespace)
+
+    async def _ensure_priority_classes(self) -> None:
+        """Create gpuctl-high/-medium/-low when missing; a lock keeps a burst of submissions
+        from all trying at once, and the cache makes the check free afterwards."""
+        missing = [pc for pc in labels.PRIORITY_CLASSES
+                   if self.cache.priority_classes.get("", pc["metadata"]["name"]) is None]
+        if not missing:
+            return
+        async with self._priority_lock:
+            for priority_class in missing:
+                name = priority_class["metadata"]["name"]
+                if self.cache.priority_classes.get("", name) is not None:
+                    continue
+                try:
+                    await self.kube.request("POST", PRIORITY_CLASSES.path(), body=priority_class)
+                except KubeApiError as exc:
+                    if not exc.is_already_exists:
+                        raise
+                await self.cache.priority_classes.wait_for(
+                    lambda n=name: self.cache.priority_classes.get("", n) is not None,
+                    self.settle_timeout)
+
+    async def _create_all(self, manifests: list[dict]) -> None:
+        """Create in order; if one fails, delete what was created before re-raising."""
+        created: list[dict] = []
+        try:
+            for manifest in manifests:
+                await self._create(manifest)
+                created.append(manifest)
+        except BaseException:
+            for manifest in reversed(created):
+                await self._undo(manifest)
+            raise
+
+    async def _create(self, manifest: dict, *, dry_run: bool = False) -> dict:
+        meta = manifest["metadata"]
+        resource = resource_for(manifest)
+        try:
+            return await self.kube.request(
+                "POST", resource.path(meta.get("namespace")), body=manifest,
+                query={"dryRun": "All"} if dry_run else None,
+            )
+        except KubeApiError as exc:
+            if exc.is_already_exists:
+                raise Conflict(f"{manifest['kind']} '{meta['name']}' already exists in "
+                               f"namespace '{meta.get('namespace')}'") from None
+            raise
+
+    async def _undo(self, manifest: dict) -> None:
+        meta = manifest["metadata"]
+        resource = resource_for(manifest)
+        try:
+            await asyncio.shield(self.kube.request(
+                "DELETE", resource.path(meta.get("namespace"), meta["name"]),
+                body={"apiVersion": "v1", "kind": "DeleteOptions",
+                      "propagationPolicy": "Background"},
+            ))
+            log.info("Rolled back %s %s/%s", manifest["kind"], meta.get("namespace"), meta["name"])
+        except GpuctlError as exc:
+            log.error("Could not roll back %s %s/%s: %s", manifest["kind"],
+                      meta.get("namespace"), meta["name"], exc.message)
+
+    async def _dry_run(self, document: ParsedDocument, manifests: list[dict]) -> dict[str, Any]:
+        checked_in = document.namespace
+        if self.cache.namespaces.get("", document.namespace) is None:
+            checked_in = DRY_RUN_FALLBACK_NAMESPACE
+        for manifest in manifests:
+            probe = {**manifest, "metadata": {**manifest["metadata"], "namespace": checked_in}}
+            await self._create(probe, dry_run=True)
+        return {**self._response(document), "dryRun": True, "manifests": manifests,
+                "message": "Dry run: the job is valid and nothing was created"}

@@ -1,0 +1,71 @@
+"""Deleting a job: its controller and ``svc-<name>``, and with ``force`` its pods at once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from gpuctl_async.errors import NotFound
+from gpuctl_async.k8s.cache import ClusterCache
+from gpuctl_async.k8s.client import KubeApiError, KubeClient
+from gpuctl_async.k8s.manifests import service_name
+from gpuctl_async.k8s.resources import PODS, SERVICES
+from gpuctl_async.jobs.lookup import JobRef, find_job
+
+log = logging.getLogger(__name__)
+
+DELETED_MESSAGE = "Job deletion command issued"
+
+
+async def _delete(kube: KubeClient, path: str, options: dict[str, Any]) -> bool:
+    """DELETE one object; False when it was already gone."""
+    body = {"apiVersion": "v1", "kind": "DeleteOptions", **options}
+    try:
+        await kube.request("DELETE", path, body=body)
+    except KubeApiError as exc:
+        if exc.is_not_found:
+            return False
+        raise
+    return True
+
+
+async def delete_job(kube: KubeClient, cache: ClusterCache, job_id: str, *,
+                     namespace: str | None = None, force: bool = False,
+                     settle_timeout: float = 5.0) -> dict[str, Any]:
+    """Issue the deletes and return without waiting for the pods to go."""
+    job = find_job(cache, job_id, namespace)
+    deleted = False
+    if job.controller is not None:
+        resource = job.resource
+        deleted = await _delete(kube, resource.path(job.namespace, job.controller["metadata"]["name"]),
+                                {"propagationPolicy": "Background"})
+    deleted |= await _delete(kube, SERVICES.path(job.namespace, service_name(job.name)),
+                             {"propagationPolicy": "Background"})
+    if force or job.controller is None:
+        results = await asyncio.gather(*(
+            _delete(kube, PODS.path(job.namespace, pod["metadata"]["name"]),
+                    {"gracePeriodSeconds": 0} if force else {})
+            for pod in job.pods
+        ))
+        deleted |= any(results)
+    if not deleted:
+        raise NotFound(f"Job '{job_id}' not found")
+    await _settle(cache, job, settle_timeout)
+    log.info("Deleted job %s/%s%s", job.namespace, job.name, " (force)" if force else "")
+    return {"jobId": job_id, "name": job.name, "namespace": job.namespace,
+            "status": "terminating", "message": DELETED_MESSAGE}
+
+
+async def _settle(cache: ClusterCache, job: JobRef, timeout: float) -> None:
+    """Read-your-writes: wait (bounded) until the cache shows the controller going."""
+    if job.controller is None:
+        return
+    informer = cache.controller_informer(job.controller["kind"])
+    name = job.controller["metadata"]["name"]
+
+    def going() -> bool:
+        obj = informer.get(job.namespace, name)
+        return obj is None or bool(obj["metadata"].get("deletionTimestamp"))
+
+    await informer.wait_for(going, timeout)
