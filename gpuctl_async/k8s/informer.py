@@ -12,7 +12,9 @@ label selector) in step with the API server:
 - a stream silent for longer than ``inactivity_timeout`` is treated as dead and reopened;
 - indexes by namespace/name and by any function of the object (owner uid, a label value);
 - subscribers get ``(event_type, old, new)`` for ADDED / MODIFIED / DELETED;
-- an optional ``keep`` filter drops objects not worth caching (e.g. events of other kinds).
+- an optional ``keep`` filter drops objects not worth caching (e.g. events of other kinds),
+  and an optional ``transform`` slims objects down to the fields a cache needs (it must keep
+  ``metadata.name``, ``namespace`` and ``resourceVersion``).
 
 Objects are never turned into kubernetes_asyncio models (dependencies.md: ~2 ms per pod).
 """
@@ -71,6 +73,7 @@ class Informer:
         label_selector: str | None = None,
         indexers: dict[str, IndexFunc] | None = None,
         keep: Callable[[Obj], bool] | None = None,
+        transform: Callable[[Obj], Obj] | None = None,
         page_size: int = 500,
         watch_timeout: int = 300,
         inactivity_timeout: float = 120.0,
@@ -87,6 +90,7 @@ class Informer:
         self.backoff_max = backoff_max
         self._objects: dict[Key, Obj] = {}
         self._keep = keep
+        self._transform = transform
         self._indexers = dict(indexers or {})
         self._indexes: dict[str, dict[str, set[Key]]] = {name: {} for name in self._indexers}
         self._subscribers: list[Subscriber] = []
@@ -225,7 +229,7 @@ class Informer:
                 # List items omit kind/apiVersion; watch events carry them. Keep both alike.
                 obj.setdefault("kind", self.resource.kind)
                 obj.setdefault("apiVersion", self.resource.api_version)
-                listed[object_key(obj)] = obj
+                listed[object_key(obj)] = self._transform(obj) if self._transform else obj
             meta = page.get("metadata", {})
             version = version or meta.get("resourceVersion")
             token = meta.get("continue") or None
@@ -281,7 +285,7 @@ class Informer:
                 if object_key(obj) in self._objects:
                     self._apply(DELETED, obj)
             else:
-                self._apply(kind, obj)
+                self._apply(kind, self._transform(obj) if self._transform else obj)
         if version:
             self.resource_version = version
         self._changed.set()
