@@ -45,6 +45,31 @@ def node_indexer(obj: Obj) -> Iterable[str]:
     return (node,) if node else ()
 
 
+def holds_node_resources(pod: Obj) -> bool:
+    """Bound to a node and not finished: its requests count against that node."""
+    return (bool(pod.get("spec", {}).get("nodeName"))
+            and pod.get("status", {}).get("phase") not in ("Succeeded", "Failed"))
+
+
+def slim_pod(pod: Obj) -> Obj:
+    """What node accounting needs of any pod (its node, phase and requests), nothing more."""
+    meta, spec = pod.get("metadata", {}), pod.get("spec", {})
+
+    def requests(containers: list[Obj] | None) -> list[Obj]:
+        return [{"resources": {"requests": (c.get("resources") or {}).get("requests") or {}}}
+                for c in containers or ()]
+
+    return {
+        "kind": "Pod",
+        "metadata": {key: meta[key] for key in ("name", "namespace", "resourceVersion")
+                     if key in meta},
+        "spec": {"nodeName": spec.get("nodeName"),
+                 "containers": requests(spec.get("containers")),
+                 "initContainers": requests(spec.get("initContainers"))},
+        "status": {"phase": pod.get("status", {}).get("phase")},
+    }
+
+
 def involved_uid_indexer(obj: Obj) -> Iterable[str]:
     uid = obj.get("involvedObject", {}).get("uid")
     return (uid,) if uid else ()
@@ -77,6 +102,10 @@ class ClusterCache:
         self.pods = informer(resources.PODS, **workload, indexers={
             JOB_INDEX: job_key_indexer, OWNER_INDEX: owner_uid_indexer, NODE_INDEX: node_indexer,
             NAME_INDEX: name_indexer})
+        # Every pod holding a node's resources, gpuctl's or not, slimmed: node and pool GPU
+        # accounting must count them all, in memory that grows with running pods only.
+        self.bound_pods = informer(resources.PODS, keep=holds_node_resources, transform=slim_pod,
+                                   indexers={NODE_INDEX: node_indexer})
         self.jobs = informer(resources.JOBS, **workload, indexers=controller_indexes)
         self.deployments = informer(resources.DEPLOYMENTS, **workload, indexers=controller_indexes)
         self.replica_sets = informer(resources.REPLICA_SETS, **workload,
@@ -92,9 +121,9 @@ class ClusterCache:
         self.namespaces = informer(resources.NAMESPACES)
         self.quotas = informer(resources.RESOURCE_QUOTAS)
         self.priority_classes = informer(resources.PRIORITY_CLASSES)
-        self.all = (self.pods, self.jobs, self.deployments, self.replica_sets, self.stateful_sets,
-                    self.services, self.events, self.nodes, self.namespaces, self.quotas,
-                    self.priority_classes)
+        self.all = (self.pods, self.bound_pods, self.jobs, self.deployments, self.replica_sets,
+                    self.stateful_sets, self.services, self.events, self.nodes, self.namespaces,
+                    self.quotas, self.priority_classes)
         self._pruner: asyncio.Task[None] | None = None
 
     def controllers(self) -> tuple[Informer, Informer, Informer]:
