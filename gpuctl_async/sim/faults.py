@@ -1,0 +1,173 @@
+"""Fault injection and request counters, on ``/_sim/...`` (a path Kubernetes never uses).
+
+Tests and benchmarks use these to make the simulated cluster misbehave and to prove what a
+client did. ``/_sim`` is exempt from the bearer token and from the faults themselves.
+
+==========================================  ===============================================
+``GET  /_sim/counters``                     ``{"requests": {verb: {resource: n}},
+                                            "watches": {"open": {resource: n}}}``; verbs are
+                                            get, list, watch, create, update, patch, delete,
+                                            deletecollection; subresources count as
+                                            ``pods/status``, ``pods/log``...
+``POST /_sim/counters/reset``               zero the request counters
+``POST /_sim/watches/close``                end every open watch stream now
+                                            (``{"closed": n}``)
+``POST /_sim/history/compact``              forget all history: the next watch or continue
+                                            token from an older resourceVersion gets 410
+``POST /_sim/faults/unavailable``           ``?seconds=N[&mode=503|disconnect]``: for N
+                                            seconds answer every API request with 503
+                                            ServiceUnavailable (a Status, ``Retry-After``),
+                                            or drop the connection without an answer;
+                                            ``seconds=0`` ends it
+``POST /_sim/faults/latency``               ``?seconds=S``: delay every API request by S
+                                            (``0`` removes it)
+``POST /_sim/seed``                         JSON ``{"resource": "pods", "count": N,
+                                            "namespace": "default", "template": {...},
+                                            "namePrefix": "..."}``: bulk-create N objects
+                                            (``{"created": N, "resourceVersion": "..."}``)
+==========================================  ===============================================
+
+``testing.SimCluster`` exposes the same operations as Python methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+
+import orjson
+from aiohttp import web
+
+from gpuctl_async.sim import status as st
+from gpuctl_async.sim.status import StatusError
+from gpuctl_async.sim.store import Store
+from gpuctl_async.sim.watch import WatchRegistry
+
+SIM_PREFIX = "/_sim"
+
+
+class Faults:
+    """The fault switches and counters of one simulated API server."""
+
+    def __init__(self, store: Store, watches: WatchRegistry):
+        self.store = store
+        self.watches = watches
+        self.latency = 0.0
+        self._unavailable_until = 0.0
+        self._unavailable_mode = "503"
+        self._requests: defaultdict[str, defaultdict[str, int]] = defaultdict(
+            lambda: defaultdict(int))
+
+    # -- counters -------------------------------------------------------------------------
+
+    def count(self, verb: str, resource: str) -> None:
+        self._requests[verb][resource] += 1
+
+    def counters(self) -> dict:
+        return {"requests": {verb: dict(by) for verb, by in self._requests.items()},
+                "watches": {"open": self.watches.counts()}}
+
+    def reset_counters(self) -> None:
+        self._requests.clear()
+
+    # -- faults ---------------------------------------------------------------------------
+
+    def set_unavailable(self, seconds: float, mode: str = "503") -> None:
+        if mode not in ("503", "disconnect"):
+            raise ValueError(f"unknown unavailability mode {mode!r}")
+        self._unavailable_mode = mode
+        self._unavailable_until = asyncio.get_running_loop().time() + seconds if seconds else 0
+
+    def unavailable_mode(self) -> str | None:
+        """The current outage mode, or None when the server is answering."""
+        if self._unavailable_until and asyncio.get_running_loop().time() < self._unavailable_until:
+            return self._unavailable_mode
+        return None
+
+    def close_watches(self) -> int:
+        return self.watches.close_all()
+
+    def compact(self) -> int:
+        return self.store.compact()
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler) -> web.StreamResponse:
+        if request.path.startswith(SIM_PREFIX):
+            return await handler(request)
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        mode = self.unavailable_mode()
+        if mode == "disconnect":
+            if request.transport is not None:
+                request.transport.abort()
+            raise web.HTTPServiceUnavailable()  # never delivered: the connection is gone
+        if mode == "503":
+            error = st.unavailable("the simulated API server is unavailable (fault injection)")
+            return web.Response(body=error.encode(), status=503, content_type="application/json",
+                                headers={"Retry-After": "1"})
+        return await handler(request)
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get(f"{SIM_PREFIX}/counters", self._get_counters),
+            web.post(f"{SIM_PREFIX}/counters/reset", self._reset_counters),
+            web.post(f"{SIM_PREFIX}/watches/close", self._close_watches),
+            web.post(f"{SIM_PREFIX}/history/compact", self._compact),
+            web.post(f"{SIM_PREFIX}/faults/unavailable", self._unavailable),
+            web.post(f"{SIM_PREFIX}/faults/latency", self._latency),
+            web.post(f"{SIM_PREFIX}/seed", self._seed),
+        ]
+
+    @staticmethod
+    def _json(data: object, status: int = 200) -> web.Response:
+        return web.Response(body=orjson.dumps(data), status=status,
+                            content_type="application/json")
+
+    @staticmethod
+    def _seconds(request: web.Request) -> float:
+        try:
+            return max(0.0, float(request.query.get("seconds", "0")))
+        except ValueError:
+            raise web.HTTPBadRequest(text="seconds must be a number") from None
+
+    async def _get_counters(self, request: web.Request) -> web.Response:
+        return self._json(self.counters())
+
+    async def _reset_counters(self, request: web.Request) -> web.Response:
+        self.reset_counters()
+        return self._json(self.counters())
+
+    async def _close_watches(self, request: web.Request) -> web.Response:
+        return self._json({"closed": self.close_watches()})
+
+    async def _compact(self, request: web.Request) -> web.Response:
+        return self._json({"compactedResourceVersion": str(self.compact())})
+
+    async def _unavailable(self, request: web.Request) -> web.Response:
+        seconds = self._seconds(request)
+        try:
+            self.set_unavailable(seconds, request.query.get("mode", "503"))
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+        return self._json({"seconds": seconds, "mode": self._unavailable_mode})
+
+    async def _latency(self, request: web.Request) -> web.Response:
+        self.latency = self._seconds(request)
+        return self._json({"seconds": self.latency})
+
+    async def _seed(self, request: web.Request) -> web.Response:
+        try:
+            spec = orjson.loads(await request.read())
+            created = self.store.seed(spec["resource"], int(spec["count"]),
+                                      namespace=spec.get("namespace", "default"),
+                                      template=spec.get("template"),
+                                      name_prefix=spec.get("namePrefix"))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise web.HTTPBadRequest(text=f"bad seed request: {exc!r}") from None
+        except StatusError as exc:
+            return web.Response(body=exc.encode(), status=exc.code,
+                                content_type="application/json")
+        return self._json({"created": created,
+                           "resourceVersion": str(self.store.resource_version)})

@@ -1,0 +1,406 @@
+"""The resource REST handlers: URL → (resource, namespace, name, subresource) → verb.
+
+Paths are the API server's: ``/api/v1/[namespaces/{ns}/]{plural}[/{name}[/{subresource}]]``
+and ``/apis/{group}/{version}/...``; ``GET`` is get / list / watch (``?watch=true``, any
+case, as kubernetes_asyncio sends ``True``), ``POST`` create, ``PUT`` update, ``PATCH`` patch,
+``DELETE`` delete or deletecollection. Query parameters honoured: ``labelSelector``,
+``fieldSelector``, ``limit``, ``continue``, ``resourceVersion``, ``resourceVersionMatch``,
+``watch``, ``allowWatchBookmarks``, ``sendInitialEvents``, ``timeoutSeconds``, ``dryRun``,
+``fieldValidation`` (Ignore / Warn, the default / Strict: unknown top-level and metadata
+fields are dropped, warned about in a ``Warning`` header, or refused), ``fieldManager``
+(accepted), ``propagationPolicy``, ``gracePeriodSeconds``, ``orphanDependents``; DELETE also
+reads a ``DeleteOptions`` body.
+
+Built-in subresources: ``status`` (get/update/patch) for types that have one and
+``pods/binding`` (create). More are added with ``Api.register_subresource``; part 2 adds
+``pods/log`` that way::
+
+    async def pod_log(request: web.Request, target: Target) -> web.StreamResponse: ...
+    api.register_subresource("pods", "log", pod_log, verbs=("get",), kind="Pod")
+
+The handler receives the resolved ``Target`` after the object's existence is checked (404
+otherwise); discovery lists the subresource, and counters count it as ``pods/log``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import orjson
+import yaml
+from aiohttp import web
+
+from gpuctl_async.sim import status as st
+from gpuctl_async.sim.faults import Faults
+from gpuctl_async.sim.history import Entry
+from gpuctl_async.sim.patch import PATCH_TYPES
+from gpuctl_async.sim.resources import BY_GROUP_VERSION, ResourceType, resource
+from gpuctl_async.sim.selectors import parse_field_selector, parse_label_selector
+from gpuctl_async.sim.status import StatusError
+from gpuctl_async.sim.store import Store
+from gpuctl_async.sim.validation import unknown_fields
+from gpuctl_async.sim.watch import WatchRegistry, serve_watch
+
+_TRUE = {"1", "t", "true"}
+_FALSE = {"0", "f", "false"}
+
+
+@dataclass
+class Target:
+    rt: ResourceType
+    namespace: str | None
+    name: str | None
+    subresource: str | None
+    verb: str
+
+    @property
+    def counter_name(self) -> str:
+        return f"{self.rt.plural}/{self.subresource}" if self.subresource else self.rt.plural
+
+
+SubresourceHandler = Callable[[web.Request, Target], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class Subresource:
+    rt: ResourceType
+    name: str
+    handler: SubresourceHandler
+    verbs: tuple[str, ...]
+    kind: str
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    value = request.query.get(name)
+    if value is None or value == "":
+        return False
+    lowered = value.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise st.bad_request(f"invalid boolean value for {name}: {value!r}")
+
+
+def _int(request: web.Request, name: str) -> int | None:
+    value = request.query.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise st.bad_request(f"invalid value for {name}: {value!r}") from None
+
+
+def _json_response(body: bytes, status: int = 200, headers: dict | None = None) -> web.Response:
+    return web.Response(body=body, status=status, content_type="application/json",
+                        headers=headers)
+
+
+def status_response(error: StatusError) -> web.Response:
+    return _json_response(error.encode(), error.code)
+
+
+class Api:
+    """The resource endpoints of one simulated API server."""
+
+    def __init__(self, store: Store, watches: WatchRegistry, faults: Faults, *,
+                 bookmark_interval: float = 60.0, max_watch_seconds: float = 1800.0):
+        self.store = store
+        self.watches = watches
+        self.faults = faults
+        self.bookmark_interval = bookmark_interval
+        self.max_watch_seconds = max_watch_seconds
+        self._subresources: dict[tuple[str, str], Subresource] = {}
+        for rt in BY_GROUP_VERSION[("", "v1")].values():
+            if rt.plural == "pods":
+                self.register_subresource(rt, "binding", self._binding, ("create",), "Binding")
+        for versions in BY_GROUP_VERSION.values():
+            for rt in versions.values():
+                if rt.has_status:
+                    self.register_subresource(rt, "status", self._status,
+                                              ("get", "patch", "update"), rt.kind)
+
+    def register_subresource(self, rt: ResourceType | str, name: str,
+                             handler: SubresourceHandler, verbs: tuple[str, ...] = ("get",),
+                             kind: str | None = None) -> None:
+        rt = resource(rt)
+        self._subresources[(rt.key, name)] = Subresource(rt, name, handler, tuple(verbs),
+                                                         kind or rt.kind)
+
+    def subresources(self) -> list[tuple[ResourceType, str, str, list[str]]]:
+        return [(s.rt, s.name, s.kind, list(s.verbs)) for s in self._subresources.values()]
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.route("*", "/api/{tail:.+}", self.handle),
+                web.route("*", "/apis/{tail:.+}", self.handle)]
+
+    # -- dispatch -------------------------------------------------------------------------
+
+    def _resolve(self, request: web.Request) -> Target:
+        parts = [p for p in request.path.split("/") if p]
+        if parts[0] == "api":
+            group, version, rest = "", parts[1], parts[2:]
+        elif len(parts) >= 3:
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            raise st.path_not_found()
+        types = BY_GROUP_VERSION.get((group, version))
+        if types is None or not rest:
+            raise st.path_not_found()
+        namespace = None
+        if rest[0] == "namespaces" and len(rest) >= 3 and rest[2] in types \
+                and types[rest[2]].namespaced:
+            namespace, rest = rest[1], rest[2:]
+        rt = types.get(rest[0])
+        if rt is None or len(rest) > 3:
+            raise st.path_not_found()
+        name = rest[1] if len(rest) > 1 else None
+        subresource = rest[2] if len(rest) > 2 else None
+        method = request.method
+        if method == "GET":
+            verb = "get" if name else ("watch" if _flag(request, "watch") else "list")
+        elif method == "POST":
+            verb = "create"
+        elif method == "PUT":
+            verb = "update"
+        elif method == "PATCH":
+            verb = "patch"
+        elif method == "DELETE":
+            verb = "delete" if name else "deletecollection"
+        else:
+            raise st.method_not_allowed(rt, method)
+        if rt.namespaced and not namespace and (name or verb in ("create",
+                                                                  "deletecollection")):
+            raise st.path_not_found()
+        if name is None and verb in ("update", "patch") or (
+                name is not None and subresource is None and verb == "create"):
+            raise st.method_not_allowed(rt, verb)
+        return Target(rt, namespace, name, subresource, verb)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        try:
+            target = self._resolve(request)
+            self.faults.count(target.verb, target.counter_name)
+            if target.subresource is not None:
+                sub = self._subresources.get((target.rt.key, target.subresource))
+                if sub is None:
+                    raise st.path_not_found()
+                if target.verb not in sub.verbs:
+                    raise st.method_not_allowed(target.rt, target.verb)
+                self.store.get_entry(target.rt, target.namespace, target.name)
+                return await sub.handler(request, target)
+            return await getattr(self, f"_{target.verb}")(request, target)
+        except StatusError as error:
+            return status_response(error)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    @staticmethod
+    def _dry_run(request: web.Request) -> bool:
+        values = request.query.getall("dryRun", [])
+        for value in values:
+            if value != "All":
+                raise st.bad_request(f'Invalid dryRun value: "{value}"; supported values: '
+                                     f'"All"')
+        return bool(values)
+
+    @staticmethod
+    async def _body(request: web.Request, rt: ResourceType) -> object:
+        raw = await request.read()
+        content_type = request.content_type
+        try:
+            if content_type in ("application/yaml", "application/apply-patch+yaml"):
+                return yaml.safe_load(raw)
+            return orjson.loads(raw)
+        except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
+            raise st.bad_request(f"the object provided is unrecognized (must be of type "
+                                 f"{rt.kind}): couldn't get version/kind; json parse error: "
+                                 f"{exc}") from None
+
+    @staticmethod
+    def _field_validation(request: web.Request, rt: ResourceType, obj: object) -> list[str]:
+        """Drop unknown fields per ``fieldValidation``; returns Warning header values."""
+        directive = request.query.get("fieldValidation") or "Warn"
+        if directive not in ("Ignore", "Warn", "Strict"):
+            raise st.bad_request(f"fieldValidation parameter unsupported: {directive}; "
+                                 f"supported values: Ignore, Warn, Strict")
+        if not isinstance(obj, dict):
+            return []
+        unknown = unknown_fields(rt, obj)
+        if not unknown:
+            return []
+        if directive == "Strict":
+            listed = ", ".join(f'unknown field "{u}"' for u in unknown)
+            raise st.bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a '
+                                 f"{rt.kind}: strict decoding error: {listed}")
+        for path in unknown:
+            if path.startswith("metadata."):
+                obj["metadata"].pop(path[len("metadata."):], None)
+            else:
+                obj.pop(path, None)
+        if directive == "Ignore":
+            return []
+        return [f'299 - "unknown field \\"{u}\\""' for u in unknown]
+
+    @staticmethod
+    def _object_response(entry: Entry, status: int = 200,
+                         warnings: list[str] | None = None) -> web.Response:
+        headers = {"Warning": ", ".join(warnings)} if warnings else None
+        return _json_response(entry.raw, status, headers)
+
+    def _list_body(self, rt: ResourceType, entries: list[Entry], rv: int,
+                   token: str | None = None, remaining: int | None = None) -> bytes:
+        meta: dict = {"resourceVersion": str(rv)}
+        if token:
+            meta["continue"] = token
+        if remaining is not None:
+            meta["remainingItemCount"] = remaining
+        head = orjson.dumps({"kind": rt.list_kind, "apiVersion": rt.api_version,
+                             "metadata": meta})
+        return b"%s,\"items\":[%s]}" % (head[:-1], b",".join(e.raw for e in entries))
+
+    def _selectors(self, request: web.Request, rt: ResourceType):
+        label_text = request.query.get("labelSelector")
+        return (parse_label_selector(label_text),
+                parse_field_selector(request.query.get("fieldSelector"), rt, label_text))
+
+    # -- verbs ----------------------------------------------------------------------------
+
+    async def _get(self, request: web.Request, target: Target) -> web.Response:
+        return self._object_response(
+            self.store.get_entry(target.rt, target.namespace, target.name))
+
+    async def _list(self, request: web.Request, target: Target) -> web.Response:
+        label, field = self._selectors(request, target.rt)
+        limit = _int(request, "limit") or 0
+        result = self.store.list_entries(
+            target.rt, target.namespace, label=label, field=field, limit=max(limit, 0),
+            continue_token=request.query.get("continue") or None,
+            resource_version=request.query.get("resourceVersion"),
+            resource_version_match=request.query.get("resourceVersionMatch"))
+        return _json_response(self._list_body(target.rt, result.entries,
+                                              result.resource_version,
+                                              result.continue_token, result.remaining))
+
+    async def _watch(self, request: web.Request, target: Target) -> web.StreamResponse:
+        label, field = self._selectors(request, target.rt)
+        timeout = _int(request, "timeoutSeconds")
+        return await serve_watch(
+            request, self.store, self.watches, target.rt, target.namespace, label=label,
+            field=field, resource_version=request.query.get("resourceVersion"),
+            bookmarks=_flag(request, "allowWatchBookmarks"),
+            timeout=float(timeout) if timeout and timeout > 0 else self.max_watch_seconds,
+            send_initial_events=_flag(request, "sendInitialEvents"),
+            bookmark_interval=self.bookmark_interval)
+
+    async def _create(self, request: web.Request, target: Target) -> web.Response:
+        dry_run = self._dry_run(request)
+        obj = await self._body(request, target.rt)
+        warnings = self._field_validation(request, target.rt, obj)
+        entry = self.store.create_entry(target.rt, obj, target.namespace, dry_run=dry_run)
+        return self._object_response(entry, 201, warnings)
+
+    async def _update(self, request: web.Request, target: Target,
+                      subresource: str | None = None) -> web.Response:
+        dry_run = self._dry_run(request)
+        obj = await self._body(request, target.rt)
+        warnings = self._field_validation(request, target.rt, obj)
+        entry = self.store.update_entry(target.rt, obj, target.namespace, target.name,
+                                        subresource=subresource, dry_run=dry_run)
+        return self._object_response(entry, 200, warnings)
+
+    async def _patch(self, request: web.Request, target: Target,
+                     subresource: str | None = None) -> web.Response:
+        dry_run = self._dry_run(request)
+        content_type = request.content_type
+        if content_type not in PATCH_TYPES:
+            raise st.unsupported_media_type(content_type, list(PATCH_TYPES))
+        patch = await self._body(request, target.rt)
+        warnings = self._field_validation(request, target.rt, patch) \
+            if content_type != PATCH_TYPES[0] else []
+        entry = self.store.patch_entry(target.rt, target.namespace, target.name, content_type,
+                                       patch, subresource=subresource, dry_run=dry_run)
+        return self._object_response(entry, 200, warnings)
+
+    async def _delete_options(self, request: web.Request) -> dict:
+        raw = await request.read()
+        options: dict = {}
+        if raw.strip():
+            try:
+                options = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise st.bad_request(f"invalid DeleteOptions: {exc}") from None
+            if not isinstance(options, dict):
+                raise st.bad_request("invalid DeleteOptions: not an object")
+        if "propagationPolicy" in request.query:
+            options["propagationPolicy"] = request.query["propagationPolicy"]
+        grace = _int(request, "gracePeriodSeconds")
+        if grace is not None:
+            options["gracePeriodSeconds"] = grace
+        if "orphanDependents" in request.query:
+            options["orphanDependents"] = _flag(request, "orphanDependents")
+        if options.get("propagationPolicy") is None and options.get("orphanDependents") \
+                is not None:
+            options["propagationPolicy"] = "Orphan" if options["orphanDependents"] \
+                else "Background"
+        if request.query.getall("dryRun", []):
+            options["dryRun"] = request.query.getall("dryRun")
+        for value in options.get("dryRun") or []:
+            if value != "All":
+                raise st.bad_request(f'Invalid dryRun value: "{value}"; supported values: '
+                                     f'"All"')
+        return options
+
+    def _delete_one(self, target: Target, name: str, options: dict) -> tuple[Entry, bool]:
+        grace = options.get("gracePeriodSeconds")
+        return self.store.delete_entry(
+            target.rt, target.namespace, name,
+            propagation_policy=options.get("propagationPolicy"),
+            grace_period_seconds=int(grace) if grace is not None else None,
+            preconditions=options.get("preconditions"), dry_run=bool(options.get("dryRun")))
+
+    async def _delete(self, request: web.Request, target: Target) -> web.Response:
+        options = await self._delete_options(request)
+        entry, gone = self._delete_one(target, target.name, options)
+        if gone and not target.rt.delete_returns_object:
+            return _json_response(orjson.dumps(st.success(
+                target.rt, target.name, entry.obj["metadata"]["uid"])))
+        return self._object_response(entry)
+
+    async def _deletecollection(self, request: web.Request, target: Target) -> web.Response:
+        options = await self._delete_options(request)
+        label, field = self._selectors(request, target.rt)
+        listed = self.store.list_entries(target.rt, target.namespace, label=label, field=field)
+        deleted = []
+        for entry in listed.entries:
+            try:
+                deleted.append(self._delete_one(target, entry.obj["metadata"]["name"],
+                                                options)[0])
+            except StatusError as error:
+                if error.code != 404:  # deleted meanwhile (e.g. by the garbage collector)
+                    raise
+        return _json_response(self._list_body(target.rt, deleted, self.store.resource_version))
+
+    # -- built-in subresources ------------------------------------------------------------
+
+    async def _status(self, request: web.Request, target: Target) -> web.Response:
+        if target.verb == "get":
+            return await self._get(request, target)
+        if target.verb == "update":
+            return await self._update(request, target, "status")
+        return await self._patch(request, target, "status")
+
+    async def _binding(self, request: web.Request, target: Target) -> web.Response:
+        binding = await self._body(request, target.rt)
+        node = ((binding or {}).get("target") or {}).get("name") if isinstance(
+            binding, dict) else None
+        if not node:
+            raise st.invalid(target.rt, target.name or "",
+                             [st.FieldError.required("target.name")])
+        self.store.bind_entry(target.namespace or "", target.name or "", node,
+                              dry_run=self._dry_run(request))
+        return _json_response(orjson.dumps({"kind": "Status", "apiVersion": "v1",
+                                            "metadata": {}, "status": "Success",
+                                            "code": 201}), 201)

@@ -1,0 +1,84 @@
+"""Assemble the simulated API server: discovery, resources, ``/_sim`` faults, auth, errors.
+
+``create_app(store, token=...)`` returns the aiohttp application; ``API_KEY``, ``FAULTS_KEY``
+and ``STORE_KEY`` give access to its parts (part 2 registers subresources such as
+``pods/log`` on ``app[API_KEY]``). Serve it with ``web.AppRunner(app,
+handler_cancellation=True)`` so a watch whose client went away is cancelled at once rather
+than at its next write (``testing.SimCluster`` and ``cli`` do).
+
+Middlewares, outermost first: errors (any 404/405 aiohttp raises becomes a ``Status``, as
+for unknown paths on a real server), bearer-token auth (401 ``Unauthorized`` Status; only
+when a token is configured; ``/_sim`` and health checks are exempt), then faults (latency,
+outages).
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from aiohttp import web
+
+from gpuctl_async.sim import status as st
+from gpuctl_async.sim.discovery import Discovery
+from gpuctl_async.sim.faults import SIM_PREFIX, Faults
+from gpuctl_async.sim.rest import Api, status_response
+from gpuctl_async.sim.store import Store
+from gpuctl_async.sim.watch import WatchRegistry
+
+API_KEY = web.AppKey("sim_api", Api)
+FAULTS_KEY = web.AppKey("sim_faults", Faults)
+STORE_KEY = web.AppKey("sim_store", Store)
+_UNAUTHENTICATED = (SIM_PREFIX, "/healthz", "/livez", "/readyz")
+# Kubernetes accepts objects up to about 3 MiB; seeding and lists need more headroom.
+MAX_BODY = 32 * 1024 * 1024
+
+
+@web.middleware
+async def _errors(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        return status_response(st.path_not_found())
+    except web.HTTPMethodNotAllowed as exc:
+        return status_response(st.StatusError(405, "MethodNotAllowed",
+                                              f"the server does not allow this method on "
+                                              f"the requested resource ({exc.method})", {}))
+
+
+def _auth(token: str):
+    expected = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def middleware(request: web.Request, handler) -> web.StreamResponse:
+        if not request.path.startswith(_UNAUTHENTICATED):
+            given = request.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                return status_response(st.unauthorized())
+        return await handler(request)
+
+    return middleware
+
+
+def create_app(store: Store, *, token: str | None = None, bookmark_interval: float = 60.0,
+               max_watch_seconds: float = 1800.0) -> web.Application:
+    watches = WatchRegistry()
+    faults = Faults(store, watches)
+    api = Api(store, watches, faults, bookmark_interval=bookmark_interval,
+              max_watch_seconds=max_watch_seconds)
+    middlewares = [_errors]
+    if token:
+        middlewares.append(_auth(token))
+    middlewares.append(faults.middleware)
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY)
+    app[API_KEY] = api
+    app[FAULTS_KEY] = faults
+    app[STORE_KEY] = store
+    app.add_routes(faults.routes())
+    app.add_routes(Discovery(api.subresources).routes())
+    app.add_routes(api.routes())
+
+    async def close_watches(app: web.Application) -> None:
+        watches.close_all()
+
+    app.on_shutdown.append(close_watches)
+    return app

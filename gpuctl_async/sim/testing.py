@@ -1,0 +1,112 @@
+"""``SimCluster``: a simulated Kubernetes API server in the current event loop, for tests.
+
+::
+
+    async with SimCluster(token=None, history_window=1000) as sim:
+        sim.url                        # http://127.0.0.1:<ephemeral port>
+        sim.write_kubeconfig(path)     # for kubernetes_asyncio load_kube_config and kubectl
+        sim.store.create("pods", {...}, namespace="default")   # in-process seeding
+        sim.app[API_KEY].register_subresource(...)             # extensions (part 2)
+        sim.close_watches(); sim.compact(); sim.set_unavailable(5); sim.set_latency(0.1)
+        sim.counters(); sim.request_count("list", "pods"); sim.reset_counters()
+        sim.seed("pods", 10_000, namespace="bench")
+
+Options: ``token``, ``history_window`` (events kept per resource for watch resumption),
+``bookmark_interval`` (seconds between watch bookmarks), ``max_watch_seconds`` (watch length
+without ``timeoutSeconds``), ``max_grace_seconds`` (how long graceful pod deletion takes;
+None leaves it to a simulated kubelet), ``host``, ``port`` (0: ephemeral). Leaving the
+block ends every watch, stops the server and the store's deferred work: no tasks remain.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from aiohttp import web
+
+from gpuctl_async.sim.kubeconfig import write_kubeconfig
+from gpuctl_async.sim.server import API_KEY, FAULTS_KEY, create_app
+from gpuctl_async.sim.store import Store
+
+__all__ = ["SimCluster", "API_KEY"]
+
+
+class SimCluster:
+    def __init__(self, *, token: str | None = None, history_window: int = 20_000,
+                 bookmark_interval: float = 60.0, max_watch_seconds: float = 1800.0,
+                 max_grace_seconds: float | None = 1.0, host: str = "127.0.0.1",
+                 port: int = 0):
+        self.token = token
+        self._options = {"history_window": history_window,
+                         "max_grace_seconds": max_grace_seconds}
+        self._app_options = {"bookmark_interval": bookmark_interval,
+                             "max_watch_seconds": max_watch_seconds}
+        self._host, self._port = host, port
+        self._runner: web.AppRunner | None = None
+        self.store: Store
+        self.app: web.Application
+        self.url = ""
+
+    async def start(self) -> SimCluster:
+        self.store = Store(**self._options)
+        self.app = create_app(self.store, token=self.token, **self._app_options)
+        self._runner = web.AppRunner(self.app, handler_cancellation=True, access_log=None,
+                                     shutdown_timeout=5.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}"
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+            self.store.close()
+
+    async def __aenter__(self) -> SimCluster:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    def write_kubeconfig(self, path: str | os.PathLike) -> Path:
+        return write_kubeconfig(path, self.url, token=self.token)
+
+    # -- mirrors of /_sim -------------------------------------------------------------------
+
+    @property
+    def _faults(self):
+        return self.app[FAULTS_KEY]
+
+    def close_watches(self) -> int:
+        return self._faults.close_watches()
+
+    def compact(self) -> int:
+        return self._faults.compact()
+
+    def set_unavailable(self, seconds: float, mode: str = "503") -> None:
+        self._faults.set_unavailable(seconds, mode)
+
+    def set_latency(self, seconds: float) -> None:
+        self._faults.latency = seconds
+
+    def counters(self) -> dict:
+        return self._faults.counters()
+
+    def request_count(self, verb: str, resource: str) -> int:
+        return self._faults.counters()["requests"].get(verb, {}).get(resource, 0)
+
+    def open_watches(self, resource: str | None = None) -> int:
+        counts = self._faults.counters()["watches"]["open"]
+        return counts.get(resource, 0) if resource else sum(counts.values())
+
+    def reset_counters(self) -> None:
+        self._faults.reset_counters()
+
+    def seed(self, resource: str, count: int, *, namespace: str = "default",
+             template: dict | None = None, name_prefix: str | None = None) -> int:
+        return self.store.seed(resource, count, namespace=namespace, template=template,
+                               name_prefix=name_prefix)
