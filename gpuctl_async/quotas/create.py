@@ -1,0 +1,265 @@
+"""Creating the quotas of one ``kind: quota`` document, all or nothing.
+
+1. Check every namespace against the caches before writing anything: a namespace that already
+   has a gpuctl quota is a conflict (409) unless the request asks to ``replace`` it; so is a
+   namespace being deleted, or a ResourceQuota of the same name that gpuctl does not own.
+2. For each namespace in document order: create it with the gpuctl marker label when missing,
+   or add the marker to an existing one (never to ``default``, which gpuctl does not own);
+   then create its ResourceQuota. With ``replace``, a gpuctl quota of the same name gets the
+   new limits, and gpuctl quotas of other names there are deleted once the new one exists.
+3. If any write fails, every write already done is undone in reverse order (created objects
+   deleted, replaced limits and deleted quotas restored, added markers removed) before the
+   error is raised.
+
+Writes of one app are serialised by a lock, so two requests cannot both pass the
+one-quota-per-namespace check for the same namespace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from gpuctl_async.errors import Conflict, GpuctlError
+from gpuctl_async.k8s import labels
+from gpuctl_async.k8s.cache import ClusterCache
+from gpuctl_async.k8s.client import KubeApiError, KubeClient
+from gpuctl_async.k8s.informer import Obj
+from gpuctl_async.k8s.resources import NAMESPACES, RESOURCE_QUOTAS
+from gpuctl_async.quotas.limits import QuotaTarget, quota_targets
+from gpuctl_async.quotas.usage import is_gpuctl_quota
+from gpuctl_async.spec import parse_document
+from gpuctl_async.spec.jobs import DEFAULT_NAMESPACE
+
+log = logging.getLogger(__name__)
+
+CREATED_MESSAGE = "Quota created successfully"
+DRY_RUN_MESSAGE = "Dry run: the quota is valid and nothing was created"
+MERGE_PATCH = "application/merge-patch+json"
+_BACKGROUND = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"}
+
+
+class _Journal:
+    """What one request has written, and how to take each write back."""
+
+    def __init__(self) -> None:
+        self._undo: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+
+    def record(self, what: str, undo: Callable[[], Awaitable[Any]]) -> None:
+        self._undo.append((what, undo))
+
+    async def rollback(self) -> None:
+        for what, undo in reversed(self._undo):
+            try:
+                # Shielded: a cancelled request must still leave nothing half-done.
+                await asyncio.shield(undo())
+            except GpuctlError as exc:
+                log.error("Could not undo %s: %s", what, exc.message)
+            else:
+                log.info("Undid %s", what)
+
+
+def _hard_patch(old: Mapping[str, str], new: Mapping[str, str]) -> dict:
+    """A merge patch turning ``spec.hard`` ``old`` into exactly ``new``."""
+    return {"spec": {"hard": {**{key: None for key in old if key not in new}, **new}}}
+
+
+def _recreatable(quota: Obj) -> dict:
+    """A deleted quota as it can be created again."""
+    meta = quota["metadata"]
+    return {"apiVersion": "v1", "kind": "ResourceQuota",
+            "metadata": {key: meta[key] for key in ("name", "namespace", "labels", "annotations")
+                         if key in meta},
+            "spec": quota.get("spec", {})}
+
+
+class QuotaCreator:
+    """Creates quota documents. Build one per request; ``lock`` is shared by the app."""
+
+    def __init__(self, kube: KubeClient, cache: ClusterCache, lock: asyncio.Lock, *,
+                 settle_timeout: float = 5.0):
+        self.kube = kube
+        self.cache = cache
+        self.lock = lock
+        self.settle_timeout = settle_timeout
+
+    async def create(self, yaml_text: str, *, replace: bool = False,
+                     dry_run: bool = False) -> dict[str, Any]:
+        document = parse_document(yaml_text, allowed_kinds=("quota",))
+        targets = quota_targets(document.spec)
+        async with self.lock:
+            existing = self._check(targets, replace)
+            if dry_run:
+                entries = [t.summary(self._status(t, existing[t.namespace])) for t in targets]
+                return {"message": DRY_RUN_MESSAGE, "name": document.name, "created": entries,
+                        "dryRun": True}
+            journal = _Journal()
+            try:
+                entries = [await self._apply(target, existing[target.namespace], journal)
+                           for target in targets]
+            except BaseException:
+                await journal.rollback()
+                await self._settle_rollback(targets, existing)
+                raise
+        await self._settle(targets, existing)
+        log.info("Created quota %s in %s", document.name,
+                 ", ".join(target.namespace for target in targets))
+        return {"message": CREATED_MESSAGE, "name": document.name, "created": entries}
+
+    # -- checks (caches only) ------------------------------------------------------------
+
+    def _check(self, targets: list[QuotaTarget], replace: bool) -> dict[str, list[Obj]]:
+        """gpuctl quotas already in each target namespace; Conflict if any namespace can't
+        take the new quota."""
+        problems: dict[str, list[str]] = {}
+        existing: dict[str, list[Obj]] = {}
+        for target in targets:
+            namespace = self.cache.namespaces.get("", target.namespace)
+            quotas = [q for q in self.cache.quotas.in_namespace(target.namespace)
+                      if is_gpuctl_quota(q)]
+            same_name = self.cache.quotas.get(target.namespace, target.object_name)
+            existing[target.namespace] = quotas
+            if namespace is not None and namespace["metadata"].get("deletionTimestamp"):
+                problems[target.field] = [f"Namespace {target.namespace} is being deleted."]
+            elif same_name is not None and not is_gpuctl_quota(same_name):
+                problems[target.field] = [
+                    f"Namespace {target.namespace} already has a ResourceQuota named "
+                    f"'{target.object_name}' that gpuctl does not manage."]
+            elif quotas and not replace:
+                current = quotas[0]["metadata"]["labels"][labels.QUOTA]
+                problems[target.field] = [
+                    f"Namespace {target.namespace} already has a quota '{current}'. Only one "
+                    "quota is allowed per namespace; send replace: true to replace it."]
+        if problems:
+            first = next(iter(problems.values()))[0]
+            more = len(problems) - 1
+            raise Conflict(f"{first} (and {more} more)" if more else first, details=problems)
+        return existing
+
+    @staticmethod
+    def _status(target: QuotaTarget, existing: list[Obj]) -> str:
+        return "updated" if existing else "created"
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def _apply(self, target: QuotaTarget, existing: list[Obj], journal: _Journal) -> dict:
+        await self._prepare_namespace(target.namespace, journal)
+        same = next((q for q in existing if q["metadata"]["name"] == target.object_name), None)
+        if same is not None:
+            await self._set_hard(same, target.hard(), journal)
+        else:
+            await self._create_quota(target, journal)
+        for old in existing:
+            if old is not same:
+                await self._delete_quota(old, journal)
+        return target.summary(self._status(target, existing))
+
+    async def _prepare_namespace(self, name: str, journal: _Journal) -> None:
+        namespace = self.cache.namespaces.get("", name)
+        if namespace is None:
+            body = {"apiVersion": "v1", "kind": "Namespace",
+                    "metadata": {"name": name,
+                                 "labels": {labels.NAMESPACE: labels.NAMESPACE_MARKER}}}
+            try:
+                await self.kube.request("POST", NAMESPACES.path(), body=body)
+            except KubeApiError as exc:
+                if not exc.is_already_exists:
+                    raise
+                # Created since the cache last heard: read it to see whether it is marked.
+                namespace = await self.kube.request("GET", NAMESPACES.path(name=name))
+            else:
+                journal.record(f"creation of namespace {name}", lambda: self._delete(
+                    NAMESPACES.path(name=name)))
+                log.info("Created namespace %s", name)
+                return
+        marker = namespace["metadata"].get("labels", {}).get(labels.NAMESPACE)
+        if name == DEFAULT_NAMESPACE or marker == labels.NAMESPACE_MARKER:
+            return
+        await self._patch_namespace_marker(name, labels.NAMESPACE_MARKER)
+        journal.record(f"gpuctl marker on namespace {name}",
+                       lambda: self._patch_namespace_marker(name, marker))
+
+    async def _patch_namespace_marker(self, name: str, value: str | None) -> None:
+        await self.kube.request("PATCH", NAMESPACES.path(name=name),
+                                body={"metadata": {"labels": {labels.NAMESPACE: value}}},
+                                content_type=MERGE_PATCH)
+
+    async def _create_quota(self, target: QuotaTarget, journal: _Journal) -> None:
+        namespace, name = target.namespace, target.object_name
+        try:
+            await self.kube.request("POST", RESOURCE_QUOTAS.path(namespace), body=target.manifest())
+        except KubeApiError as exc:
+            if exc.is_already_exists:
+                raise Conflict(f"ResourceQuota '{name}' already exists in namespace "
+                               f"'{namespace}'", details={target.field: [exc.message]}) from None
+            raise
+        journal.record(f"creation of ResourceQuota {namespace}/{name}",
+                       lambda: self._delete(RESOURCE_QUOTAS.path(namespace, name)))
+
+    async def _set_hard(self, quota: Obj, hard: dict[str, str], journal: _Journal) -> None:
+        meta = quota["metadata"]
+        path = RESOURCE_QUOTAS.path(meta["namespace"], meta["name"])
+        old = dict(quota.get("spec", {}).get("hard") or {})
+        await self.kube.request("PATCH", path, body=_hard_patch(old, hard),
+                                content_type=MERGE_PATCH)
+        journal.record(f"new limits of ResourceQuota {meta['namespace']}/{meta['name']}",
+                       lambda: self.kube.request("PATCH", path, body=_hard_patch(hard, old),
+                                                 content_type=MERGE_PATCH))
+
+    async def _delete_quota(self, quota: Obj, journal: _Journal) -> None:
+        meta = quota["metadata"]
+        await self._delete(RESOURCE_QUOTAS.path(meta["namespace"], meta["name"]))
+        journal.record(f"deletion of ResourceQuota {meta['namespace']}/{meta['name']}",
+                       lambda: self.kube.request("POST", RESOURCE_QUOTAS.path(meta["namespace"]),
+                                                 body=_recreatable(quota)))
+
+    async def _delete(self, path: str) -> None:
+        try:
+            await self.kube.request("DELETE", path, body=_BACKGROUND)
+        except KubeApiError as exc:
+            if not exc.is_not_found:
+                raise
+
+    # -- read-your-writes ----------------------------------------------------------------
+
+    async def _settle(self, targets: list[QuotaTarget], existing: dict[str, list[Obj]]) -> None:
+        quotas, namespaces = self.cache.quotas, self.cache.namespaces
+        replaced = [(q["metadata"]["namespace"], q["metadata"]["name"])
+                    for t in targets for q in existing[t.namespace]
+                    if q["metadata"]["name"] != t.object_name]
+
+        def quotas_written() -> bool:
+            return all((quotas.get(t.namespace, t.object_name) or {}).get("spec", {})
+                       .get("hard") == t.hard() for t in targets) \
+                and all(quotas.get(ns, name) is None for ns, name in replaced)
+
+        def namespaces_marked() -> bool:
+            return all(_is_ready_namespace(namespaces.get("", t.namespace)) for t in targets)
+
+        await quotas.wait_for(quotas_written, self.settle_timeout)
+        await namespaces.wait_for(namespaces_marked, self.settle_timeout)
+
+
+    async def _settle_rollback(self, targets: list[QuotaTarget],
+                               existing: dict[str, list[Obj]]) -> None:
+        quotas = self.cache.quotas
+
+        def hard_by_name(objs: list[Obj]) -> dict[str, Any]:
+            return {q["metadata"]["name"]: q.get("spec", {}).get("hard") for q in objs}
+
+        def restored() -> bool:
+            return all(
+                hard_by_name([q for q in quotas.in_namespace(t.namespace) if is_gpuctl_quota(q)])
+                == hard_by_name(existing[t.namespace]) for t in targets)
+
+        await quotas.wait_for(restored, self.settle_timeout)
+
+
+def _is_ready_namespace(namespace: Obj | None) -> bool:
+    if namespace is None:
+        return False
+    meta = namespace["metadata"]
+    return meta["name"] == DEFAULT_NAMESPACE \
+        or meta.get("labels", {}).get(labels.NAMESPACE) == labels.NAMESPACE_MARKER
