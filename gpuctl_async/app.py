@@ -11,6 +11,8 @@ from aiohttp_apigami import validation_middleware
 from gpuctl_async.api.meta import setup_meta
 from gpuctl_async.api.openapi import setup_openapi
 from gpuctl_async.api.jobs import setup_job_routes
+from gpuctl_async.api.namespaces import setup_namespace_routes
+from gpuctl_async.api.quotas import setup_quota_routes
 from gpuctl_async.appkeys import CACHE, KUBE, READINESS, SETTINGS, SUBMITTER
 from gpuctl_async.jobs.create import JobSubmitter
 from gpuctl_async.k8s.cache import ClusterCache
@@ -56,5 +58,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(kubernetes_ctx)
     setup_meta(app)
     setup_job_routes(app)
+    setup_quota_routes(app)
+    setup_namespace_routes(app)
     setup_openapi(app)
     return app
