@@ -1,0 +1,60 @@
+"""Helpers for the simulated cluster's tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import orjson
+from kubernetes_asyncio import client, config
+
+from gpuctl_async.sim.testing import SimCluster
+
+POD = {"apiVersion": "v1", "kind": "Pod",
+       "spec": {"containers": [{"name": "main", "image": "busybox:1.36"}]}}
+
+
+def pod(name: str, labels: dict | None = None, **spec: object) -> dict:
+    body = orjson.loads(orjson.dumps(POD))
+    body["metadata"] = {"name": name, "labels": labels or {}}
+    body["spec"].update(spec)
+    return body
+
+
+async def raw(call: Awaitable) -> dict:
+    """The JSON body of a kubernetes_asyncio call made with ``_preload_content=False``."""
+    response = await call
+    try:
+        return orjson.loads(await response.read())
+    finally:
+        response.release()
+
+
+async def wait_for(predicate: Callable[[], object], timeout: float = 5.0) -> None:
+    """Poll ``predicate`` (sync or async) until truthy; fail after ``timeout`` seconds."""
+    async with asyncio.timeout(timeout):
+        while True:
+            result = predicate()
+            if asyncio.iscoroutine(result):
+                result = await result
+            if result:
+                return
+            await asyncio.sleep(0.01)
+
+
+class Clients:
+    def __init__(self, api: client.ApiClient):
+        self.api = api
+        self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
+        self.batch = client.BatchV1Api(api)
+        self.scheduling = client.SchedulingV1Api(api)
+
+
+async def make_clients(sim: SimCluster, tmp_path, token: str | None = "") -> Clients:
+    configuration = client.Configuration()
+    path = sim.write_kubeconfig(tmp_path / "kubeconfig")
+    await config.load_kube_config(config_file=str(path), client_configuration=configuration)
+    if token != "":
+        configuration.api_key = {"authorization": f"Bearer {token}"} if token else {}
+    return Clients(client.ApiClient(configuration))
