@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import orjson
 from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from gpuctl_async.sim.testing import SimCluster
 
@@ -22,12 +23,20 @@ def pod(name: str, labels: dict | None = None, **spec: object) -> dict:
 
 
 async def raw(call: Awaitable) -> dict:
-    """The JSON body of a kubernetes_asyncio call made with ``_preload_content=False``."""
+    """The JSON body of a kubernetes_asyncio call made with ``_preload_content=False``.
+
+    Such calls do not raise on error statuses; this does, as the preloading calls would.
+    """
     response = await call
     try:
-        return orjson.loads(await response.read())
+        body = await response.read()
     finally:
         response.release()
+    if response.status >= 400:
+        error = ApiException(status=response.status, reason=response.reason)
+        error.body = body.decode()
+        raise error
+    return orjson.loads(body)
 
 
 async def wait_for(predicate: Callable[[], object], timeout: float = 5.0) -> None:
