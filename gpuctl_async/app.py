@@ -11,6 +11,9 @@ from aiohttp_apigami import validation_middleware
 from gpuctl_async.api.meta import setup_meta
 from gpuctl_async.api.openapi import setup_openapi
 from gpuctl_async.api.jobs import setup_job_routes
+from gpuctl_async.api.labels import setup_label_routes
+from gpuctl_async.api.nodes import setup_node_routes
+from gpuctl_async.api.pools import setup_pool_routes
 from gpuctl_async.api.namespaces import setup_namespace_routes
 from gpuctl_async.api.quotas import setup_quota_routes
 from gpuctl_async.appkeys import CACHE, KUBE, READINESS, SETTINGS, SUBMITTER
@@ -58,6 +61,9 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(kubernetes_ctx)
     setup_meta(app)
     setup_job_routes(app)
+    setup_pool_routes(app)
+    setup_label_routes(app)  # before the node routes: /nodes/labels is not a node
+    setup_node_routes(app)
     setup_quota_routes(app)
     setup_namespace_routes(app)
     setup_openapi(app)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gpuctl_async.jobs.create import JobSubmitter
+from gpuctl_async.jobs.listing import JobListing
 from gpuctl_async.k8s.cache import ClusterCache
 from gpuctl_async.k8s.client import KubeClient
 from gpuctl_async.readiness import Readiness
@@ -15,3 +16,4 @@ KUBE = web.AppKey("kube", KubeClient)
 CACHE = web.AppKey("cache", ClusterCache)
 READINESS = web.AppKey("readiness", Readiness)
 SUBMITTER = web.AppKey("submitter", JobSubmitter)
+LISTING = web.AppKey("listing", JobListing)

@@ -13,6 +13,7 @@ from gpuctl_async import __version__
 from gpuctl_async.k8s.client import KubeConfigError
 from gpuctl_async.logsetup import configure_logging
 from gpuctl_async.settings import SettingsError, load_settings
+from gpuctl_async.sim import cli as sim_cli
 
 log = logging.getLogger("gpuctl_async")
 
@@ -62,13 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim = commands.add_parser(
         "sim", help="run the simulated Kubernetes cluster alone (for kubectl and tests)"
     )
-    try:  # TEMPORARY until gpuctl_async.sim lands
-        from gpuctl_async.sim import cli as sim_cli
-    except ImportError:
-        sim.set_defaults(run=lambda args: _fail("the simulated cluster is not available yet"))
-    else:
-        sim_cli.add_arguments(sim)
-        sim.set_defaults(run=sim_cli.run)
+    sim_cli.add_arguments(sim)
+    sim.set_defaults(run=sim_cli.run)
     return parser
 
 

@@ -44,3 +44,28 @@ def unreachable_settings(unused_tcp_port: int) -> Settings:
 async def offline_client(aiohttp_client, unreachable_settings):
     """The app, with a Kubernetes API that never answers (for routes that need none)."""
     return await aiohttp_client(create_app(unreachable_settings))
+
+
+@pytest.fixture
+async def sim():
+    """A simulated cluster on an ephemeral port, in this test's event loop."""
+    from gpuctl_async.sim.testing import SimCluster
+
+    async with SimCluster() as cluster:
+        yield cluster
+
+
+def sim_settings(sim, tmp_path, **changes) -> Settings:
+    """Settings that reach ``sim`` through a kubeconfig file, as a real cluster would be."""
+    kubeconfig = sim.write_kubeconfig(tmp_path / "kubeconfig")
+    return Settings(kubeconfig=str(kubeconfig), access_log=False, **changes)
+
+
+@pytest.fixture
+async def api(aiohttp_client, sim, tmp_path):
+    """The app, connected to ``sim``, with every cache synced."""
+    from gpuctl_async.appkeys import CACHE
+
+    client = await aiohttp_client(create_app(sim_settings(sim, tmp_path)))
+    assert await client.app[CACHE].wait_synced(timeout=10), "caches did not sync"
+    return client

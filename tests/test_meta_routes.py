@@ -76,3 +76,9 @@ async def test_body_over_limit_is_413(aiohttp_client, unreachable_settings):
     resp = await client.post("/echo", data=b"x" * 4096)
     assert resp.status == 413
     assert await resp.json() == {"error": "Request body is larger than the limit of 2048 bytes"}
+
+
+async def test_ready_once_kubernetes_answers_and_caches_synced(api):
+    resp = await api.get("/ready")
+    assert resp.status == 200
+    assert await resp.json() == {"status": "ready"}

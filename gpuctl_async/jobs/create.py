@@ -33,13 +33,7 @@ class JobSubmitter:
         self._priority_lock = asyncio.Lock()
 
     def parse(self, yaml_text: str) -> ParsedDocument:
-        document = parse_document(yaml_text)
-        if not document.is_job:
-            raise ValidationFailed(
-                f"Unsupported kind for a job: {document.kind}",
-                details={"kind": [f"must be one of {', '.join(JOB_KINDS)} to submit a job"]},
-            )
-        return document
+        return parse_document(yaml_text, allowed_kinds=JOB_KINDS)
 
     async def submit(self, yaml_text: str, *, dry_run: bool = False) -> dict[str, Any]:
         document = self.parse(yaml_text)
@@ -51,7 +45,7 @@ class JobSubmitter:
             return await self._dry_run(document, manifests)
         await self._ensure_namespace(namespace)
         await self._ensure_priority_classes()
-        await self._create_all(manifests)
+        await self._create_all(manifests, job_name=name)
         controller = manifests[0]
         informer = self.cache.controller_informer(controller["kind"])
         await informer.wait_for(lambda: informer.get(namespace, name) is not None,
@@ -118,12 +112,19 @@ class JobSubmitter:
                     lambda n=name: self.cache.priority_classes.get("", n) is not None,
                     self.settle_timeout)
 
-    async def _create_all(self, manifests: list[dict]) -> None:
+    async def _create_all(self, manifests: list[dict], *, job_name: str) -> None:
         """Create in order; if one fails, delete what was created before re-raising."""
         created: list[dict] = []
         try:
             for manifest in manifests:
-                await self._create(manifest)
+                try:
+                    await self._create(manifest)
+                except Conflict:
+                    if created:  # the Service clashed with an object we did not make
+                        raise
+                    namespace = manifest["metadata"]["namespace"]
+                    raise Conflict(f"Job '{job_name}' already exists in namespace "
+                                   f"'{namespace}'") from None
                 created.append(manifest)
         except BaseException:
             for manifest in reversed(created):

@@ -1,0 +1,114 @@
+"""``WS /api/v1/jobs/ws``: a live job list for dashboards.
+
+The first frame is ``{"type": "snapshot", "items": [JobItem...]}``: what ``GET /api/v1/jobs``
+would list with the same filters. Then ``{"type": "ADDED"|"MODIFIED"|"DELETED", "item":
+JobItem}`` as jobs change. Bursts are coalesced: a job's changes within one window are sent as
+its latest state, so a client gets at most one frame per job per window. Pings keep idle
+connections alive through proxies; on shutdown the socket closes with 1001 (going away).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import weakref
+from datetime import datetime, timezone
+
+from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp_apigami import docs, querystring_schema
+from marshmallow import Schema, fields, validate
+
+from gpuctl_async.api.job_views import JobItemSchema
+from gpuctl_async.api.openapi import error_responses, json_content
+from gpuctl_async.api.responses import dumps
+from gpuctl_async.appkeys import LISTING
+from gpuctl_async.jobs.listing import Row
+from gpuctl_async.spec import JOB_KINDS
+
+COALESCE_SECONDS = 0.2
+HEARTBEAT_SECONDS = 25.0
+FEED_SOCKETS = web.AppKey("job_feed_sockets", weakref.WeakSet)
+
+
+class JobFeedQuerySchema(Schema):
+    namespace = fields.String()
+    kind = fields.String(validate=validate.OneOf(JOB_KINDS))
+    pool = fields.String()
+
+
+class JobFeedFrameSchema(Schema):
+    type = fields.String(required=True, metadata={
+        "description": "snapshot, ADDED, MODIFIED or DELETED"})
+    items = fields.List(fields.Nested(JobItemSchema), metadata={"description": "snapshot only"})
+    item = fields.Nested(JobItemSchema, metadata={"description": "ADDED/MODIFIED/DELETED"})
+
+
+def _matches(row: Row, filters: dict[str, str]) -> bool:
+    return all((row.pool if key == "pool" else row.item.get(key)) == value
+               for key, value in filters.items())
+
+
+@docs(tags=["jobs"], summary="Live job list (WebSocket)",
+      description=__doc__,
+      responses={101: json_content(JobFeedFrameSchema, "WebSocket; each frame is JSON"),
+                 **error_responses(400)})
+@querystring_schema(JobFeedQuerySchema)
+async def job_feed(request: web.Request) -> web.WebSocketResponse:
+    filters = {k: v for k, v in request["querystring"].items() if v}
+    listing = request.app[LISTING]
+    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS)
+    await ws.prepare(request)
+    request.app[FEED_SOCKETS].add(ws)
+
+    pending: dict[tuple[str, str], tuple[str, Row]] = {}
+    wake = asyncio.Event()
+
+    def on_change(event: str, row: Row) -> None:
+        if not _matches(row, filters):
+            return
+        key = (row.item["namespace"], row.item["jobId"])
+        earlier = pending.get(key)
+        if earlier is not None and earlier[0] == "ADDED" and event != "DELETED":
+            event = "ADDED"  # the client has not heard of it yet
+        pending[key] = (event, row)
+        wake.set()
+
+    async def send_changes() -> None:
+        while True:
+            await wake.wait()
+            wake.clear()
+            batch = list(pending.values())
+            pending.clear()
+            now = datetime.now(timezone.utc)
+            for event, row in batch:
+                await ws.send_str(dumps({"type": event, "item": row.render(now)}).decode())
+            await asyncio.sleep(COALESCE_SECONDS)  # the coalescing window, not a wait
+
+    stop_listening = listing.listen(on_change)
+    sender: asyncio.Task[None] | None = None
+    try:
+        snapshot = listing.items(**filters)
+        await ws.send_str(dumps({"type": "snapshot", "items": snapshot}).decode())
+        sender = asyncio.create_task(send_changes())
+        async for message in ws:
+            if message.type == WSMsgType.ERROR:
+                break
+    finally:
+        stop_listening()
+        if sender is not None:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
+                await sender
+        request.app[FEED_SOCKETS].discard(ws)
+    return ws
+
+
+async def _close_feeds(app: web.Application) -> None:
+    for ws in list(app[FEED_SOCKETS]):
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+
+
+def setup_job_feed_routes(app: web.Application) -> None:
+    app[FEED_SOCKETS] = weakref.WeakSet()
+    app.on_shutdown.append(_close_feeds)
+    app.router.add_get("/api/v1/jobs/ws", job_feed, allow_head=False)

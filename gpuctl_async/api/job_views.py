@@ -1,0 +1,146 @@
+"""Job reads: the job list and a job's detail, served from the caches (no API calls)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp_apigami import docs, querystring_schema
+from marshmallow import Schema, fields, validate
+
+from gpuctl_async.api.openapi import error_responses, json_content
+from gpuctl_async.api.responses import json_response
+from gpuctl_async.appkeys import CACHE, LISTING
+from gpuctl_async.jobs.lookup import find_job
+from gpuctl_async.jobs.views import job_detail
+from gpuctl_async.spec import JOB_KINDS
+
+TAGS = ["jobs"]
+
+
+class JobListQuerySchema(Schema):
+    kind = fields.String(validate=validate.OneOf(JOB_KINDS), metadata={"description": "Job kind"})
+    pool = fields.String(metadata={"description": "Resource pool name"})
+    status = fields.String(metadata={
+        "description": "Shown status or pod phase, case-insensitive (e.g. running, "
+                       "ImagePullBackOff, succeeded)"})
+    namespace = fields.String(metadata={"description": "Only this namespace"})
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    pageSize = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
+class JobItemSchema(Schema):
+    jobId = fields.String(required=True, metadata={
+        "description": "Pod name (or the controller's name while the job has no pods)",
+        "example": "my-inference-854c6c5cd-76ztc"})
+    name = fields.String(required=True, metadata={"example": "my-inference"})
+    namespace = fields.String(required=True, metadata={"example": "default"})
+    kind = fields.String(required=True, metadata={"example": "inference"})
+    status = fields.String(required=True, metadata={"example": "Running"})
+    ready = fields.String(required=True, metadata={"example": "1/1"})
+    node = fields.String(required=True, metadata={"example": "node-1"})
+    ip = fields.String(required=True, metadata={"example": "10.42.0.43"})
+    age = fields.String(required=True, metadata={"example": "2h"})
+
+
+class JobListSchema(Schema):
+    total = fields.Integer(required=True)
+    items = fields.List(fields.Nested(JobItemSchema), required=True)
+
+
+class JobDetailQuerySchema(Schema):
+    namespace = fields.String(metadata={
+        "description": "Namespace of the job; without it every namespace is searched"})
+
+
+class EventSchema(Schema):
+    age = fields.String()
+    type = fields.String()
+    reason = fields.String()
+    from_ = fields.String(data_key="from")
+    object = fields.String(metadata={"example": "Pod/my-notebook-job-0"})
+    message = fields.String()
+    count = fields.Integer()
+    lastTimestamp = fields.String(allow_none=True)
+
+
+class ResourcesSchema(Schema):
+    cpu = fields.String(allow_none=True)
+    memory = fields.String(allow_none=True)
+    gpu = fields.Integer()
+
+
+class PodAccessSchema(Schema):
+    pod_ip = fields.String(allow_none=True)
+    port = fields.Integer(allow_none=True)
+    url = fields.String(allow_none=True)
+
+
+class NodePortAccessSchema(Schema):
+    node_ip = fields.String(allow_none=True)
+    node_port = fields.Integer(allow_none=True)
+    url = fields.String(allow_none=True)
+
+
+class AccessMethodsSchema(Schema):
+    pod_ip_access = fields.Nested(PodAccessSchema)
+    node_port_access = fields.Nested(NodePortAccessSchema)
+
+
+class JobPodSchema(Schema):
+    name = fields.String()
+    status = fields.String()
+    node = fields.String(allow_none=True)
+
+
+class JobDetailSchema(Schema):
+    job_id = fields.String(required=True)
+    name = fields.String(required=True)
+    namespace = fields.String(required=True)
+    kind = fields.String(required=True)
+    resource_type = fields.String(required=True, metadata={
+        "description": "Job, Deployment, StatefulSet, or Pod for a job whose controller is gone"})
+    status = fields.String(required=True)
+    age = fields.String(required=True)
+    started = fields.String(allow_none=True)
+    completed = fields.String(allow_none=True)
+    priority = fields.String()
+    pool = fields.String()
+    resources = fields.Nested(ResourcesSchema)
+    metrics = fields.Dict()
+    yaml_content = fields.Dict(metadata={
+        "description": "A gpuctl document that would recreate the job"})
+    events = fields.List(fields.Nested(EventSchema), metadata={
+        "description": "The controller's, its ReplicaSets' and its pods' events, newest first, "
+                       "repeats folded into one with their count, at most 50"})
+    access_methods = fields.Nested(AccessMethodsSchema, allow_none=True, metadata={
+        "description": "For inference, notebook and compute jobs; null for training"})
+    pods = fields.List(fields.Nested(JobPodSchema))
+
+
+@docs(tags=TAGS, summary="List jobs",
+      description="One item per pod of every gpuctl job, plus one for a job whose controller "
+                  "has no pods (e.g. waiting for quota). Newest first, then namespace and name.",
+      responses={200: json_content(JobListSchema, "A page of jobs"), **error_responses(400)})
+@querystring_schema(JobListQuerySchema)
+async def list_jobs(request: web.Request) -> web.Response:
+    query = request["querystring"]
+    total, items = request.app[LISTING].page(
+        page=query["page"], page_size=query["pageSize"], namespace=query.get("namespace"),
+        kind=query.get("kind"), pool=query.get("pool"), status=query.get("status"),
+    )
+    return json_response({"total": total, "items": items})
+
+
+@docs(tags=TAGS, summary="Get a job's details",
+      description="`jobId` is a job name or one of its pod names.",
+      responses={200: json_content(JobDetailSchema, "The job"), **error_responses(404, 409)})
+@querystring_schema(JobDetailQuerySchema)
+async def get_job(request: web.Request) -> web.Response:
+    cache = request.app[CACHE]
+    job_id = request.match_info["jobId"]
+    job = find_job(cache, job_id, request["querystring"].get("namespace"))
+    return json_response(job_detail(cache, job, job_id))
+
+
+def setup_job_view_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/jobs", list_jobs, allow_head=False)
+    app.router.add_get("/api/v1/jobs/{jobId}", get_job, allow_head=False)

@@ -1,0 +1,246 @@
+"""The job list, kept sorted as the caches change, so a page costs O(page size).
+
+Rows are at pod level (``jobId`` = pod name), as in the original gpuctl, plus one row for a
+job whose controller has no pods (yet, or at all: e.g. refused by a quota), so a submitted job
+never disappears from view. Rows are ordered newest first, then by namespace and name, which
+keeps pages stable while the cluster changes. Each row's fields except ``age`` are computed
+when its object changes; ``age`` is computed when a page is rendered.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from gpuctl_async.jobs import status as job_status
+from gpuctl_async.k8s import labels
+from gpuctl_async.k8s.cache import ClusterCache
+from gpuctl_async.k8s.informer import DELETED, Obj, object_key
+
+RowKey = tuple[float, str, str, str]  # (-created, namespace, name, kind of row)
+Listener = Callable[[str, "Row"], None]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+@dataclass
+class Row:
+    item: dict[str, Any]
+    """The JobItem without ``age``."""
+    created: str | None
+    phase: str
+    job_key: str  # "<namespace>/<job name>"
+    pool: str
+
+    def render(self, now: datetime) -> dict[str, Any]:
+        return {**self.item, "age": job_status.format_age(self.created, now)}
+
+
+def _sort_key(obj: Obj, row_kind: str) -> RowKey:
+    meta = obj["metadata"]
+    created = job_status.parse_time(meta.get("creationTimestamp")) or _EPOCH
+    return (-created.timestamp(), meta.get("namespace", ""), meta["name"], row_kind)
+
+
+def pod_row(pod: Obj) -> Row:
+    meta, spec, st = pod["metadata"], pod.get("spec", {}), pod.get("status", {})
+    pod_labels = meta.get("labels", {})
+    name = pod_labels.get(labels.JOB_NAME, meta["name"])
+    return Row(
+        item={
+            "jobId": meta["name"],
+            "name": name,
+            "namespace": meta.get("namespace", ""),
+            "kind": pod_labels.get(labels.JOB_TYPE, "unknown"),
+            "status": job_status.pod_status(pod),
+            "ready": job_status.pod_ready(pod),
+            "node": spec.get("nodeName") or "N/A",
+            "ip": st.get("podIP") or "N/A",
+        },
+        created=meta.get("creationTimestamp"),
+        phase=st.get("phase") or "Unknown",
+        job_key=f"{meta.get('namespace', '')}/{name}",
+        pool=pod_labels.get(labels.POOL, labels.DEFAULT_POOL),
+    )
+
+
+def controller_row(controller: Obj, status: str) -> Row:
+    meta = controller["metadata"]
+    ctl_labels = meta.get("labels", {})
+    name = ctl_labels.get(labels.JOB_NAME, meta["name"])
+    return Row(
+        item={
+            "jobId": meta["name"],
+            "name": name,
+            "namespace": meta.get("namespace", ""),
+            "kind": ctl_labels.get(labels.JOB_TYPE, "unknown"),
+            "status": status,
+            "ready": "0/0",
+            "node": "N/A",
+            "ip": "N/A",
+        },
+        created=meta.get("creationTimestamp"),
+        phase=status,
+        job_key=f"{meta.get('namespace', '')}/{name}",
+        pool=ctl_labels.get(labels.POOL, labels.DEFAULT_POOL),
+    )
+
+
+class JobListing:
+    """Sorted rows for ``GET /api/v1/jobs`` and the live job feed, fed by the caches."""
+
+    def __init__(self, cache: ClusterCache, controller_status: Callable[[Obj], str]):
+        self._cache = cache
+        self._controller_status = controller_status
+        self._keys: list[RowKey] = []
+        self._rows: dict[RowKey, Row] = {}
+        self._pod_keys: dict[tuple[str, str], RowKey] = {}
+        self._controller_keys: dict[tuple[str, str, str], RowKey] = {}
+        self._listeners: list[Listener] = []
+        self._unsubscribe: list[Callable[[], None]] = []
+
+    def start(self) -> None:
+        """Subscribe to the caches (rows for objects already cached are added at once)."""
+        self._unsubscribe.append(self._cache.pods.subscribe(self._on_pod))
+        for informer in self._cache.controllers():
+            self._unsubscribe.append(informer.subscribe(self._on_controller))
+        self._unsubscribe.append(self._cache.events.subscribe(self._on_event))
+        for pod in self._cache.pods.items():
+            self._on_pod("ADDED", None, pod)
+        for informer in self._cache.controllers():
+            for controller in informer.items():
+                self._on_controller("ADDED", None, controller)
+
+    def stop(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe.clear()
+
+    def listen(self, listener: Listener) -> Callable[[], None]:
+        """``listener(event_type, row)`` for every row added, changed or removed."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    # -- queries --------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def rows(self, *, namespace: str | None = None, kind: str | None = None,
+             pool: str | None = None, status: str | None = None) -> Iterator[Row]:
+        """Rows in order, filtered; ``status`` matches the shown status or the phase."""
+        wanted = status.lower() if status else None
+        for key in self._keys:
+            row = self._rows[key]
+            item = row.item
+            if namespace is not None and item["namespace"] != namespace:
+                continue
+            if kind is not None and item["kind"] != kind:
+                continue
+            if pool is not None and row.pool != pool:
+                continue
+            if wanted is not None and wanted not in (item["status"].lower(), row.phase.lower()):
+                continue
+            yield row
+
+    def page(self, *, page: int, page_size: int, **filters: str | None) -> tuple[int, list[dict]]:
+        now = datetime.now(timezone.utc)
+        start = (page - 1) * page_size
+        if not any(filters.values()):
+            keys = self._keys[start:start + page_size]
+            return len(self._keys), [self._rows[k].render(now) for k in keys]
+        matching = list(self.rows(**filters))
+        return len(matching), [row.render(now) for row in matching[start:start + page_size]]
+
+    def items(self, **filters: str | None) -> list[dict]:
+        now = datetime.now(timezone.utc)
+        return [row.render(now) for row in self.rows(**filters)]
+
+    # -- maintenance ----------------------------------------------------------------------
+
+    def _on_pod(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        obj = new or old
+        assert obj is not None
+        ident = object_key(obj)
+        if event == DELETED:
+            self._remove(self._pod_keys.pop(ident, None))
+        else:
+            self._put(self._pod_keys, ident, _sort_key(obj, "pod"), pod_row(obj))
+        self._refresh_job(obj)
+
+    def _on_controller(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        obj = new or old
+        assert obj is not None
+        ident = (obj["kind"], *object_key(obj))
+        if event == DELETED:
+            self._remove(self._controller_keys.pop(ident, None))
+            return
+        self._refresh_controller(obj)
+
+    def _on_event(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        """A controller's status also shows why it has no pods (FailedCreate events)."""
+        involved = (new or old or {}).get("involvedObject", {})
+        kind, namespace, name = involved.get("kind"), involved.get("namespace", ""), involved.get("name")
+        if kind == "ReplicaSet":
+            replica_set = self._cache.replica_sets.get(namespace, name)
+            owner = next((ref for ref in (replica_set or {}).get("metadata", {}).get(
+                "ownerReferences", ()) if ref.get("kind") == "Deployment"), None)
+            if owner is None:
+                return
+            kind, name = "Deployment", owner["name"]
+        if kind in ("Job", "Deployment", "StatefulSet"):
+            controller = self._cache.controller_informer(kind).get(namespace, name)
+            if controller is not None:
+                self._refresh_controller(controller)
+
+    def _refresh_job(self, pod: Obj) -> None:
+        """A pod came or went: its job's controller row shows only while it has no pods."""
+        meta = pod["metadata"]
+        job_name = meta.get("labels", {}).get(labels.JOB_NAME)
+        if not job_name:
+            return
+        for informer in self._cache.controllers():
+            controller = informer.get(meta.get("namespace", ""), job_name)
+            if controller is not None:
+                self._refresh_controller(controller)
+
+    def _refresh_controller(self, controller: Obj) -> None:
+        ident = (controller["kind"], *object_key(controller))
+        namespace, name = object_key(controller)
+        job_name = controller["metadata"].get("labels", {}).get(labels.JOB_NAME, name)
+        has_pods = bool(self._cache.pods.by_index("job", f"{namespace}/{job_name}"))
+        if has_pods:
+            self._remove(self._controller_keys.pop(ident, None))
+            return
+        row = controller_row(controller, self._controller_status(controller))
+        self._put(self._controller_keys, ident, _sort_key(controller, "controller"), row)
+
+    def _put(self, index: dict, ident: Any, key: RowKey, row: Row) -> None:
+        previous = index.get(ident)
+        if previous is not None and previous != key:
+            self._remove(previous, notify=False)
+            previous = None
+        old_row = self._rows.get(key)
+        if previous is None:
+            bisect.insort(self._keys, key)
+        index[ident] = key
+        self._rows[key] = row
+        if old_row is None or old_row.item != row.item:
+            self._notify("MODIFIED" if old_row is not None else "ADDED", row)
+
+    def _remove(self, key: RowKey | None, *, notify: bool = True) -> None:
+        if key is None:
+            return
+        row = self._rows.pop(key, None)
+        position = bisect.bisect_left(self._keys, key)
+        if position < len(self._keys) and self._keys[position] == key:
+            del self._keys[position]
+        if notify and row is not None:
+            self._notify("DELETED", row)
+
+    def _notify(self, event: str, row: Row) -> None:
+        for listener in list(self._listeners):
+            listener(event, row)
