@@ -16,8 +16,12 @@ from gpuctl_async.api.nodes import setup_node_routes
 from gpuctl_async.api.pools import setup_pool_routes
 from gpuctl_async.api.namespaces import setup_namespace_routes
 from gpuctl_async.api.quotas import setup_quota_routes
-from gpuctl_async.appkeys import CACHE, KUBE, READINESS, SETTINGS, SUBMITTER
+from gpuctl_async.api.job_feed import setup_job_feed_routes
+from gpuctl_async.api.job_views import setup_job_view_routes
+from gpuctl_async.appkeys import CACHE, KUBE, LISTING, READINESS, SETTINGS, SUBMITTER
 from gpuctl_async.jobs.create import JobSubmitter
+from gpuctl_async.jobs.listing import JobListing
+from gpuctl_async.jobs.views import controller_status
 from gpuctl_async.k8s.cache import ClusterCache
 from gpuctl_async.k8s.client import KubeClient, KubeConfigError, build_api_client
 from gpuctl_async.middleware import error_middleware
@@ -42,11 +46,15 @@ async def kubernetes_ctx(app: web.Application) -> AsyncIterator[None]:
     app[CACHE] = cache
     app[READINESS] = readiness
     app[SUBMITTER] = JobSubmitter(kube, cache, settle_timeout=settings.read_your_writes_timeout)
+    listing = JobListing(cache, lambda controller: controller_status(cache, controller))
+    app[LISTING] = listing
     log.info("Using Kubernetes API at %s (%s)", target.host, target.source)
+    listing.start()
     cache.start()
     try:
         yield
     finally:
+        listing.stop()
         await cache.stop()
         await readiness.close()
         await kube.close()
@@ -60,11 +68,13 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app.cleanup_ctx.append(kubernetes_ctx)
     setup_meta(app)
+    setup_job_feed_routes(app)  # before the routes with {jobId}: "ws" is not a job
     setup_job_routes(app)
     setup_pool_routes(app)
     setup_label_routes(app)  # before the node routes: /nodes/labels is not a node
     setup_node_routes(app)
     setup_quota_routes(app)
     setup_namespace_routes(app)
+    setup_job_view_routes(app)
     setup_openapi(app)
     return app
