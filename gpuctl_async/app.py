@@ -39,7 +39,8 @@ async def kubernetes_ctx(app: web.Application) -> AsyncIterator[None]:
     api_client, target = await build_api_client(settings)
     kube = KubeClient(api_client, request_timeout=settings.kube_request_timeout)
     cache = ClusterCache(kube, event_retention=settings.event_retention,
-                         inactivity_timeout=settings.watch_inactivity_timeout)
+                         inactivity_timeout=settings.watch_inactivity_timeout,
+                         backoff_max=settings.watch_backoff_max)
     readiness = Readiness(kube, probe_interval=settings.ready_probe_interval)
     readiness.add_check("caches", cache.not_ready_reason)
     app[KUBE] = kube

@@ -74,6 +74,9 @@ class Settings:
     watch_inactivity_timeout: float = 120.0
     """Seconds without a byte on a watch stream before it is taken for dead and reopened."""
 
+    watch_backoff_max: float = 30.0
+    """Longest pause between attempts to reopen a failed watch (the backoff is capped here)."""
+
     read_your_writes_timeout: float = 5.0
     """After a write, how long a response waits for the cache to show it."""
 

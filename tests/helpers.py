@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
 
 
-async def eventually(probe: Callable[[], Awaitable[T]], check: Callable[[T], bool], *,
+async def eventually(probe: Callable[[], Awaitable[T] | T], check: Callable[[T], bool], *,
                      timeout: float = 10.0, interval: float = 0.02) -> T:
-    """Call ``probe`` until ``check`` holds on its result; fail with the last result on timeout."""
+    """Call ``probe`` (sync or async) until ``check`` holds on its result; fail with the last
+    result on timeout."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        result = await probe()
+        result = probe()
+        if inspect.isawaitable(result):
+            result = await result
         if check(result):
             return result
         if loop.time() >= deadline:
