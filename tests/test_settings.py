@@ -60,3 +60,16 @@ def test_bad_values_name_the_setting(tmp_path, content, environ, message):
 def test_missing_explicit_config_file_is_an_error(tmp_path):
     with pytest.raises(SettingsError, match="cannot read config file"):
         load_settings(config_file=tmp_path / "nope.yaml", environ={})
+
+
+def test_every_setting_is_documented_in_the_config_file_and_readme():
+    from pathlib import Path
+
+    from gpuctl_async.settings import FIELDS
+
+    root = Path(__file__).resolve().parent.parent
+    config = (root / "config" / "gpuctl.yaml").read_text()
+    readme = (root / "README.md").read_text()
+    for name in FIELDS:
+        assert f"# {name}:" in config, f"config/gpuctl.yaml does not list {name}"
+        assert f"`GPUCTL_{name.upper()}`" in readme, f"README does not list GPUCTL_{name.upper()}"
