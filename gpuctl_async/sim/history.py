@@ -38,10 +38,6 @@ class Entry:
             self._raw = orjson.dumps(self.obj)
         return self._raw
 
-    @property
-    def rv(self) -> int:
-        return int(self.obj["metadata"]["resourceVersion"])
-
 
 class WatchEvent:
     """A committed change: ``entry`` is the new state (the final state for DELETED),

@@ -140,6 +140,8 @@ class Api:
 
     def _resolve(self, request: web.Request) -> Target:
         parts = [p for p in request.path.split("/") if p]
+        if len(parts) < 2:
+            raise st.path_not_found()
         if parts[0] == "api":
             group, version, rest = "", parts[1], parts[2:]
         elif len(parts) >= 3:

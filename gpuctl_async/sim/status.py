@@ -176,11 +176,6 @@ def unsupported_media_type(content_type: str, accepted: list[str]) -> StatusErro
                                     "message": content_type}]})
 
 
-def internal(message: str) -> StatusError:
-    return StatusError(500, "InternalError", f"Internal error occurred: {message}",
-                       {"causes": [{"message": message}]})
-
-
 def success(rt: ResourceType, name: str, uid: str) -> dict:
     """What DELETE answers for types that do not return the deleted object."""
     details = _details(rt, name)

@@ -61,6 +61,7 @@ import orjson
 from gpuctl_async.sim import status as st
 from gpuctl_async.sim.allocators import ServiceAllocator
 from gpuctl_async.sim.defaults import apply_defaults, reset_status_on_create
+from gpuctl_async.sim.gc import GarbageCollector
 from gpuctl_async.sim.history import (
     ADDED,
     DELETED,
@@ -139,8 +140,6 @@ class Store:
         self._timers: set[asyncio.TimerHandle] = set()
         self.max_grace_seconds = max_grace_seconds
         self.services = ServiceAllocator()
-        from gpuctl_async.sim.gc import GarbageCollector  # gc builds on the store's API
-
         self.gc = GarbageCollector(self)
         for name in ("default", "kube-system"):
             self.create_entry(BY_KEY["namespaces"], {"metadata": {"name": name}})

@@ -105,7 +105,8 @@ def _containers(path: str, containers: object, required: bool) -> list[FieldErro
         if not name:
             errors.append(FieldError.required(f"{at}.name"))
         else:
-            errors += [FieldError.invalid(f"{at}.name", name, p) for p in dns1123_label_errors(name)]
+            errors += [FieldError.invalid(f"{at}.name", name, p)
+                       for p in dns1123_label_errors(name)]
             if name in seen:
                 errors.append(FieldError.duplicate(f"{at}.name", name))
             seen.add(name)

@@ -47,7 +47,8 @@ async def labelled(k8s):
 @pytest.mark.parametrize("selector,expected", [
     ("app=web", ["a", "b"]), ("app==web", ["a", "b"]), ("app!=web", ["c", "d"]),
     ("app in (db, web),tier", ["a", "c"]), ("tier notin (front)", ["b", "c", "d"]),
-    ("tier", ["a", "c"]), ("!tier", ["b", "d"]), ("app=web,!tier", ["b"]), ("", ["a", "b", "c", "d"]),
+    ("tier", ["a", "c"]), ("!tier", ["b", "d"]), ("app=web,!tier", ["b"]),
+    ("", ["a", "b", "c", "d"]),
 ])
 async def test_label_selectors(k8s, labelled, selector, expected):
     assert names(await list_pods(k8s, label_selector=selector)) == expected
