@@ -23,10 +23,11 @@ from gpuctl_async.jobs.create import JobSubmitter
 from gpuctl_async.jobs.listing import JobListing
 from gpuctl_async.jobs.views import controller_status
 from gpuctl_async.k8s.cache import ClusterCache
-from gpuctl_async.k8s.client import KubeClient, KubeConfigError, build_api_client
+from gpuctl_async.k8s.client import KubeClient, build_api_client
 from gpuctl_async.middleware import error_middleware
 from gpuctl_async.readiness import Readiness
 from gpuctl_async.settings import Settings
+from gpuctl_async.simulate import simulated_cluster_ctx
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,6 @@ log = logging.getLogger(__name__)
 async def kubernetes_ctx(app: web.Application) -> AsyncIterator[None]:
     """Own the Kubernetes client for the app's lifetime; close it on shutdown."""
     settings = app[SETTINGS]
-    if settings.simulate:
-        raise KubeConfigError("--simulate is not available yet")
     api_client, target = await build_api_client(settings)
     kube = KubeClient(api_client, request_timeout=settings.kube_request_timeout)
     cache = ClusterCache(kube, event_retention=settings.event_retention,
@@ -67,6 +66,7 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[error_middleware, validation_middleware],
     )
     app[SETTINGS] = settings
+    app.cleanup_ctx.append(simulated_cluster_ctx)
     app.cleanup_ctx.append(kubernetes_ctx)
     setup_meta(app)
     setup_job_feed_routes(app)  # before the routes with {jobId}: "ws" is not a job

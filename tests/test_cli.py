@@ -65,3 +65,33 @@ async def test_bad_setting_is_one_clear_line(tmp_path):
     assert code != 0
     assert err.strip() == ("gpuctl-async: error: setting 'port' has an invalid value 'eighty': "
                            "invalid literal for int() with base 10: 'eighty'")
+
+
+async def test_serve_simulate_becomes_ready(tmp_path, unused_tcp_port):
+    """`serve --simulate` starts the simulated cluster in-process and turns /ready 200."""
+    import aiohttp
+
+    from tests.helpers import eventually
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gpuctl_async", "serve", "--simulate", "--port",
+        str(unused_tcp_port), "--no-access-log",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        env=clean_env(tmp_path), cwd=tmp_path,
+    )
+    try:
+        async with aiohttp.ClientSession() as session:
+            async def ready_status():
+                try:
+                    async with session.get(f"http://127.0.0.1:{unused_tcp_port}/ready") as resp:
+                        return resp.status
+                except aiohttp.ClientConnectionError:
+                    return None
+            await eventually(ready_status, lambda status: status == 200, timeout=30)
+    finally:
+        proc.terminate()
+        _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+    assert proc.returncode == 0, err.decode()
+    log = err.decode()
+    assert "SIMULATED cluster" in log and "kubectl --kubeconfig" in log
+    assert "Traceback" not in log
