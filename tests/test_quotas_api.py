@@ -3,6 +3,8 @@ nothing), list, detail with utilization, delete."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from gpuctl_async.appkeys import CACHE
@@ -237,3 +239,27 @@ async def test_list_filters_by_namespace_and_pages(api, sim):
     resp = await api.get(QUOTAS, params={"pageSize": 0})
     assert resp.status == 400
     assert "pageSize" in (await resp.json())["details"]
+
+
+async def test_namespace_being_deleted_is_409(api, sim):
+    add_namespace(sim, "team-t", {MARKER: "true"})
+    # A finalizer keeps the namespace Terminating while its contents wait to go.
+    sim.store.create("configmaps", {"metadata": {"name": "held", "finalizers": ["test/hold"]}},
+                     namespace="team-t")
+    sim.store.delete("namespaces", "team-t")
+    namespaces = api.app[CACHE].namespaces
+    assert await namespaces.wait_for(
+        lambda: (namespaces.get("", "team-t") or {}).get("metadata", {}).get("deletionTimestamp"),
+        timeout=5)
+    resp = await post_quota(api, quota_doc("q", {"team-t": "{cpu: 1}"}))
+    assert resp.status == 409
+    assert (await resp.json())["details"] == {
+        "namespace.team-t": ["Namespace team-t is being deleted."]}
+
+
+async def test_concurrent_creates_for_one_namespace_leave_one_quota(api, sim):
+    first, second = await asyncio.gather(
+        post_quota(api, quota_doc("one", {"team-r": "{cpu: 1}"})),
+        post_quota(api, quota_doc("two", {"team-r": "{cpu: 2}"})))
+    assert sorted([first.status, second.status]) == [201, 409]
+    assert len(gpuctl_quotas_in(sim, "team-r")) == 1

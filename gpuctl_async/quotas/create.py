@@ -103,7 +103,8 @@ class QuotaCreator:
                 await journal.rollback()
                 await self._settle_rollback(targets, existing)
                 raise
-        await self._settle(targets, existing)
+            # Still under the lock: the next request's checks must see these writes.
+            await self._settle(targets, existing)
         log.info("Created quota %s in %s", document.name,
                  ", ".join(target.namespace for target in targets))
         return {"message": CREATED_MESSAGE, "name": document.name, "created": entries}

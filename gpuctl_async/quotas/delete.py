@@ -39,8 +39,9 @@ async def delete_namespace_quota(kube: KubeClient, cache: ClusterCache, lock: as
                 deleted.append(name)
         if not deleted:
             raise not_found(namespace)
-    await cache.quotas.wait_for(
-        lambda: all(cache.quotas.get(namespace, name) is None for name in names), settle_timeout)
+        await cache.quotas.wait_for(
+            lambda: all(cache.quotas.get(namespace, name) is None for name in names),
+            settle_timeout)
     log.info("Deleted quota %s in namespace %s", ", ".join(deleted), namespace)
     # ``jobId`` carries the namespace, as in the original's response.
     return {"jobId": namespace, "namespace": namespace, "deleted": deleted,
