@@ -28,6 +28,7 @@ from gpuctl_async.k8s.cache import ClusterCache
 from gpuctl_async.k8s.client import KubeApiError, KubeClient
 from gpuctl_async.k8s.informer import Obj
 from gpuctl_async.k8s.resources import NAMESPACES, RESOURCE_QUOTAS
+from gpuctl_async.quantity import parse_quantity
 from gpuctl_async.quotas.limits import QuotaTarget, quota_targets
 from gpuctl_async.quotas.usage import is_gpuctl_quota
 from gpuctl_async.spec import parse_document
@@ -232,8 +233,8 @@ class QuotaCreator:
                     if q["metadata"]["name"] != t.object_name]
 
         def quotas_written() -> bool:
-            return all((quotas.get(t.namespace, t.object_name) or {}).get("spec", {})
-                       .get("hard") == t.hard() for t in targets) \
+            return all(_same_hard((quotas.get(t.namespace, t.object_name) or {})
+                                  .get("spec", {}).get("hard"), t.hard()) for t in targets) \
                 and all(quotas.get(ns, name) is None for ns, name in replaced)
 
         def namespaces_marked() -> bool:
@@ -256,6 +257,17 @@ class QuotaCreator:
                 == hard_by_name(existing[t.namespace]) for t in targets)
 
         await quotas.wait_for(restored, self.settle_timeout)
+
+
+def _same_hard(stored: Mapping[str, str] | None, written: Mapping[str, str]) -> bool:
+    """Whether the API server holds these limits; it may rewrite a quantity in canonical
+    form (``1000M`` → ``1G``)."""
+    if stored is None or stored.keys() != written.keys():
+        return False
+    try:
+        return all(parse_quantity(stored[key]) == parse_quantity(written[key]) for key in written)
+    except ValueError:
+        return stored == written
 
 
 def _is_ready_namespace(namespace: Obj | None) -> bool:
