@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from gpuctl_async.errors import Forbidden, NotFound
-from gpuctl_async.jobs.lookup import job_pods
-from gpuctl_async.jobs.status import format_age, job_status, replicated_status
+from gpuctl_async.jobs.status import format_age
+from gpuctl_async.jobs.views import controller_status
 from gpuctl_async.k8s import labels
 from gpuctl_async.k8s.cache import ClusterCache
 from gpuctl_async.k8s.client import KubeApiError, KubeClient
@@ -51,17 +51,10 @@ def namespace_summary(namespace: Mapping) -> dict[str, Any]:
     }
 
 
-def _controller_status(cache: ClusterCache, controller: Obj) -> str:
-    if controller["kind"] == "Job":
-        return job_status(controller)
-    meta = controller["metadata"]
-    name = meta.get("labels", {}).get(labels.JOB_NAME, meta["name"])
-    return replicated_status(controller, job_pods(cache, meta["namespace"], name))
-
-
 def job_counts(cache: ClusterCache, namespace: str) -> dict[str, Any]:
-    """gpuctl jobs (controllers) in ``namespace`` and how many are in each status."""
-    statuses = Counter(_controller_status(cache, controller)
+    """gpuctl jobs (controllers) in ``namespace`` and how many are in each status, as the
+    job routes show it (a job whose pods a quota refuses counts as ``FailedCreate``)."""
+    statuses = Counter(controller_status(cache, controller)
                        for informer in cache.controllers()
                        for controller in informer.in_namespace(namespace))
     return {"total": sum(statuses.values()), "byStatus": dict(sorted(statuses.items()))}
