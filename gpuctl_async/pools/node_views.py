@@ -9,8 +9,8 @@ from gpuctl_async.k8s import labels
 from gpuctl_async.k8s.cache import NODE_INDEX, ClusterCache
 from gpuctl_async.k8s.informer import Obj
 from gpuctl_async.pools.accounting import (
-    bound_pods, capacity_of, gpu_total, node_gpu_type, node_labels, node_name, node_pool, node_status,
-    node_usage, pod_gpus)
+    bound_pods, capacity_of, gpu_total, node_gpu_type, node_labels, node_name, node_pool,
+    node_status, node_usage, pod_gpus)
 from gpuctl_async.pools.labels import get_node
 from gpuctl_async.quantity import format_bytes
 
