@@ -3,6 +3,8 @@ delete with their all-or-nothing checks, and read-your-writes."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from gpuctl_async.appkeys import CACHE
@@ -250,3 +252,13 @@ async def test_delete_unknown_or_default_pool(cluster):
     assert (await cluster.delete(f"{POOLS}/nope")).status == 404
     resp = await cluster.delete(f"{POOLS}/default")
     assert resp.status == 400 and "default" in (await resp.json())["error"]
+
+
+async def test_concurrent_creates_cannot_both_take_a_node(cluster, sim):
+    first, second = await asyncio.gather(
+        cluster.post(POOLS, json={"name": "p1", "nodes": ["d1"]}),
+        cluster.post(POOLS, json={"name": "p2", "nodes": ["d2", "d1"]}))
+    assert sorted([first.status, second.status]) == [201, 409]
+    winner = "p1" if first.status == 201 else "p2"
+    assert node_meta(sim, "d1")["labels"][POOL] == winner
+    assert POOL not in node_meta(sim, "d2")["labels"] or winner == "p2"
