@@ -62,8 +62,11 @@ def sim_settings(sim, tmp_path, **changes) -> Settings:
 
 
 @pytest.fixture
-async def api(aiohttp_client, sim, tmp_path):
-    """The app, connected to ``sim``, with every cache synced."""
+async def api(sim, aiohttp_client, tmp_path):
+    """The app, connected to ``sim``, with every cache synced.
+
+    ``sim`` comes before ``aiohttp_client`` so that teardown (in reverse) stops the app before
+    the cluster it watches; the other way round the cluster waits for the app's watches."""
     from gpuctl_async.appkeys import CACHE
 
     client = await aiohttp_client(create_app(sim_settings(sim, tmp_path)))
