@@ -6,6 +6,7 @@ from aiohttp import web
 from aiohttp_apigami import docs, querystring_schema
 from marshmallow import Schema, fields, validate
 
+from gpuctl_async.api.pagination import PageQuerySchema
 from gpuctl_async.api.openapi import error_responses, json_content
 from gpuctl_async.api.responses import json_response
 from gpuctl_async.appkeys import CACHE, LISTING
@@ -16,15 +17,13 @@ from gpuctl_async.spec import JOB_KINDS
 TAGS = ["jobs"]
 
 
-class JobListQuerySchema(Schema):
+class JobListQuerySchema(PageQuerySchema):
     kind = fields.String(validate=validate.OneOf(JOB_KINDS), metadata={"description": "Job kind"})
     pool = fields.String(metadata={"description": "Resource pool name"})
     status = fields.String(metadata={
         "description": "Shown status or pod phase, case-insensitive (e.g. running, "
                        "ImagePullBackOff, succeeded)"})
     namespace = fields.String(metadata={"description": "Only this namespace"})
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
-    pageSize = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
 
 class JobItemSchema(Schema):

@@ -10,7 +10,8 @@ from aiohttp import web
 from aiohttp_apigami import docs, querystring_schema, request_schema
 from marshmallow import INCLUDE, Schema, fields, validate
 
-from gpuctl_async.api.nodes import LabelPairSchema, PaginationSchema, page_of
+from gpuctl_async.api.nodes import LabelPairSchema
+from gpuctl_async.api.pagination import PageQuerySchema, paginate
 from gpuctl_async.api.openapi import error_responses, json_content
 from gpuctl_async.api.pools import node_writer
 from gpuctl_async.api.responses import json_response
@@ -105,7 +106,7 @@ class LabelsOverviewSchema(Schema):
         unknown = INCLUDE
 
 
-class LabelQuerySchema(PaginationSchema):
+class LabelQuerySchema(PageQuerySchema):
     key = fields.String(required=True, metadata=_KEY.metadata)
 
 
@@ -215,16 +216,16 @@ async def node_labels(request: web.Request) -> web.Response:
 @querystring_schema(LabelQuerySchema)
 async def nodes_with_label(request: web.Request) -> web.Response:
     query = request["querystring"]
-    return json_response(page_of(labels.nodes_with_label(request.app[CACHE], query["key"]),
+    return json_response(paginate(labels.nodes_with_label(request.app[CACHE], query["key"]),
                                  query))
 
 
 @docs(tags=TAGS, summary="GPU labels and pool of every node",
       responses={200: json_content(GpuLabelsSchema, "A page of nodes"),
                  **error_responses(400, 503)})
-@querystring_schema(PaginationSchema)
+@querystring_schema(PageQuerySchema)
 async def gpu_labels(request: web.Request) -> web.Response:
-    return json_response(page_of(labels.gpu_labels(request.app[CACHE]),
+    return json_response(paginate(labels.gpu_labels(request.app[CACHE]),
                                  request["querystring"]))
 
 

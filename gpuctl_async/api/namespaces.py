@@ -7,7 +7,8 @@ from aiohttp_apigami import docs, querystring_schema
 from marshmallow import Schema, fields
 
 from gpuctl_async.api.openapi import error_responses, json_content
-from gpuctl_async.api.quotas import PageQuerySchema, QuotaInfoSchema, paginate
+from gpuctl_async.api.pagination import PageQuerySchema, paginate
+from gpuctl_async.api.quotas import QuotaInfoSchema
 from gpuctl_async.api.responses import json_response
 from gpuctl_async.appkeys import CACHE, KUBE, SETTINGS
 from gpuctl_async.quotas.namespaces import (

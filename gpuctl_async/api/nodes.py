@@ -12,29 +12,18 @@ from marshmallow import Schema, fields, validate
 from gpuctl_async.api.openapi import error_responses, json_content
 from gpuctl_async.api.pools import node_writer
 from gpuctl_async.api.responses import json_response
+from gpuctl_async.api.pagination import PageQuerySchema, paginate
 from gpuctl_async.appkeys import CACHE
 from gpuctl_async.pools import membership, node_views
 from gpuctl_async.pools.accounting import ACTIVE, NOT_READY
 from gpuctl_async.spec.fields import selectable_label_value
 
 TAGS = ["nodes"]
-MAX_PAGE_SIZE = 100
 
 
 # -- schemas ----------------------------------------------------------------------------
 
-class PaginationSchema(Schema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
-    pageSize = fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_PAGE_SIZE))
-
-
-def page_of(items: list, query: dict) -> dict:
-    """``{"total", "items"}``: one page of ``items``; a page past the end is empty."""
-    start = (query["page"] - 1) * query["pageSize"]
-    return {"total": len(items), "items": items[start:start + query["pageSize"]]}
-
-
-class NodeListQuerySchema(PaginationSchema):
+class NodeListQuerySchema(PageQuerySchema):
     pool = fields.String(metadata={"description": "Pool name; `default`: nodes without one"})
     gpuType = fields.String(metadata={"description": "GPU type, from the node's labels"})
     status = fields.String(validate=validate.OneOf([ACTIVE, NOT_READY]), metadata={
@@ -162,7 +151,7 @@ async def list_nodes(request: web.Request) -> web.Response:
     query = request["querystring"]
     nodes = node_views.list_nodes(request.app[CACHE], pool=query.get("pool"),
                                   gpu_type=query.get("gpuType"), status=query.get("status"))
-    return json_response(page_of(nodes, query))
+    return json_response(paginate(nodes, query))
 
 
 @docs(tags=TAGS, summary="GPU occupancy of every node",
@@ -170,9 +159,9 @@ async def list_nodes(request: web.Request) -> web.Response:
                   "bound to the node (any pod), the rest are free.",
       responses={200: json_content(GpuDetailSchema, "A page of nodes"),
                  **error_responses(400, 503)})
-@querystring_schema(PaginationSchema)
+@querystring_schema(PageQuerySchema)
 async def gpu_detail(request: web.Request) -> web.Response:
-    return json_response(page_of(node_views.gpu_detail(request.app[CACHE]),
+    return json_response(paginate(node_views.gpu_detail(request.app[CACHE]),
                                  request["querystring"]))
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import Any
 
 from aiohttp import web
 from aiohttp_apigami import docs, querystring_schema, request_schema
 from marshmallow import Schema, fields, validate
 
+from gpuctl_async.api.pagination import PageQuerySchema, paginate
 from gpuctl_async.api.openapi import error_responses, json_content, request_examples
 from gpuctl_async.api.responses import json_response
 from gpuctl_async.appkeys import CACHE, KUBE, SETTINGS
@@ -21,21 +20,6 @@ from gpuctl_async.spec.examples import EXAMPLES
 TAGS = ["quotas"]
 QUOTA_WRITES = web.AppKey("quota_writes", asyncio.Lock)
 """Serialises quota writes, so two requests never both pass the one-quota-per-namespace check."""
-
-
-# -- shared by the list routes ----------------------------------------------------------
-
-class PageQuerySchema(Schema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1), metadata={
-        "description": "Page number, from 1"})
-    pageSize = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100), metadata={
-        "description": "Items per page (1-100)"})
-
-
-def paginate(items: Sequence[Any], query: dict) -> dict[str, Any]:
-    """``{total, items}`` for one page; a page past the end has no items."""
-    start = (query["page"] - 1) * query["pageSize"]
-    return {"total": len(items), "items": list(items[start:start + query["pageSize"]])}
 
 
 # -- schemas ----------------------------------------------------------------------------
