@@ -81,3 +81,14 @@ def job_pod(job: dict, suffix: str = "abcde", *, node: str | None = None,
         "status": {"phase": phase},
     }
     return pod
+
+
+async def add_nodes(api, sim, *manifests: dict) -> None:
+    """Create nodes in the sim and wait until the app's cache has them all."""
+    from gpuctl_async.appkeys import CACHE
+
+    for manifest in manifests:
+        sim.store.create("nodes", manifest)
+    nodes = api.app[CACHE].nodes
+    names = [m["metadata"]["name"] for m in manifests]
+    assert await nodes.wait_for(lambda: all(nodes.get("", n) for n in names), timeout=5)

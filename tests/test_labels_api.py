@@ -8,19 +8,11 @@ import asyncio
 
 import pytest
 
-from gpuctl_async.appkeys import CACHE
-from tests.helpers import node_manifest
+from tests.helpers import add_nodes, node_manifest
 
 NODES = "/api/v1/nodes"
 POOL = "runwhere.ai/pool"
 
-
-async def add_nodes(api, sim, *manifests: dict) -> None:
-    for manifest in manifests:
-        sim.store.create("nodes", manifest)
-    nodes = api.app[CACHE].nodes
-    names = [m["metadata"]["name"] for m in manifests]
-    assert await nodes.wait_for(lambda: all(nodes.get("", n) for n in names), timeout=5)
 
 
 def sim_labels(sim, node: str) -> dict:

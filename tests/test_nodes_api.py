@@ -5,19 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from gpuctl_async.appkeys import CACHE
-from tests.helpers import eventually, node_manifest
+from tests.helpers import add_nodes, eventually, node_manifest
 
 NODES = "/api/v1/nodes"
 POOL = "runwhere.ai/pool"
 
-
-async def add_nodes(api, sim, *manifests: dict) -> None:
-    for manifest in manifests:
-        sim.store.create("nodes", manifest)
-    nodes = api.app[CACHE].nodes
-    names = [m["metadata"]["name"] for m in manifests]
-    assert await nodes.wait_for(lambda: all(nodes.get("", n) for n in names), timeout=5)
 
 
 def add_pod(sim, name: str, *, node: str, gpus: int = 0, cpu: str = "1", memory: str = "1Gi",

@@ -7,23 +7,14 @@ import asyncio
 
 import pytest
 
-from gpuctl_async.appkeys import CACHE
 from gpuctl_async.sim import status as st
-from tests.helpers import eventually, job_yaml, node_manifest
+from tests.helpers import add_nodes, eventually, job_yaml, node_manifest
 
 POOLS = "/api/v1/pools"
 POOL = "runwhere.ai/pool"
 DESCRIPTION = "runwhere.ai/pool-description"
 GPU_TYPE = "runwhere.ai/gpu-type"
 
-
-async def add_nodes(api, sim, *manifests: dict) -> None:
-    """Create nodes in the sim and wait until the app's cache has them all."""
-    for manifest in manifests:
-        sim.store.create("nodes", manifest)
-    nodes = api.app[CACHE].nodes
-    names = [m["metadata"]["name"] for m in manifests]
-    assert await nodes.wait_for(lambda: all(nodes.get("", n) for n in names), timeout=5)
 
 
 def add_pod(sim, name: str, *, gpus: int, node: str | None, namespace: str = "default",

@@ -12,7 +12,8 @@ from gpuctl_async.k8s import labels
 from gpuctl_async.k8s.cache import ClusterCache
 from gpuctl_async.k8s.client import KubeApiError, KubeClient
 from gpuctl_async.k8s.manifests import build_manifests
-from gpuctl_async.k8s.resources import NAMESPACES, PRIORITY_CLASSES, resource_for
+from gpuctl_async.k8s.namespaces import create_marked_namespace
+from gpuctl_async.k8s.resources import PRIORITY_CLASSES, resource_for
 from gpuctl_async.spec import JOB_KINDS, ParsedDocument, parse_document
 
 log = logging.getLogger(__name__)
@@ -80,15 +81,7 @@ class JobSubmitter:
     async def _ensure_namespace(self, namespace: str) -> None:
         if self.cache.namespaces.get("", namespace) is not None:
             return
-        body = {"apiVersion": "v1", "kind": "Namespace",
-                "metadata": {"name": namespace,
-                             "labels": {labels.NAMESPACE: labels.NAMESPACE_MARKER}}}
-        try:
-            await self.kube.request("POST", NAMESPACES.path(), body=body)
-        except KubeApiError as exc:
-            if not exc.is_already_exists:
-                raise
-        else:
+        if await create_marked_namespace(self.kube, namespace):
             log.info("Created namespace %s", namespace)
 
     async def _ensure_priority_classes(self) -> None:

@@ -27,6 +27,7 @@ from gpuctl_async.k8s import labels
 from gpuctl_async.k8s.cache import ClusterCache
 from gpuctl_async.k8s.client import KubeApiError, KubeClient
 from gpuctl_async.k8s.informer import Obj
+from gpuctl_async.k8s.namespaces import create_marked_namespace
 from gpuctl_async.k8s.resources import NAMESPACES, RESOURCE_QUOTAS
 from gpuctl_async.quantity import parse_quantity
 from gpuctl_async.quotas.limits import QuotaTarget, quota_targets
@@ -161,14 +162,7 @@ class QuotaCreator:
     async def _prepare_namespace(self, name: str, journal: _Journal) -> None:
         namespace = self.cache.namespaces.get("", name)
         if namespace is None:
-            body = {"apiVersion": "v1", "kind": "Namespace",
-                    "metadata": {"name": name,
-                                 "labels": {labels.NAMESPACE: labels.NAMESPACE_MARKER}}}
-            try:
-                await self.kube.request("POST", NAMESPACES.path(), body=body)
-            except KubeApiError as exc:
-                if not exc.is_already_exists:
-                    raise
+            if not await create_marked_namespace(self.kube, name):
                 # Created since the cache last heard: read it to see whether it is marked.
                 namespace = await self.kube.request("GET", NAMESPACES.path(name=name))
             else:
