@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Callable
 
 import orjson
 from aiohttp import web
@@ -57,6 +58,8 @@ class Faults:
         self._unavailable_mode = "503"
         self._requests: defaultdict[str, defaultdict[str, int]] = defaultdict(
             lambda: defaultdict(int))
+        # More sections of /_sim/counters, e.g. "logs" from sim.logs (open log streams).
+        self.counter_sections: dict[str, Callable[[], dict]] = {}
 
     # -- counters -------------------------------------------------------------------------
 
@@ -65,7 +68,8 @@ class Faults:
 
     def counters(self) -> dict:
         return {"requests": {verb: dict(by) for verb, by in self._requests.items()},
-                "watches": {"open": self.watches.counts()}}
+                "watches": {"open": self.watches.counts()},
+                **{name: section() for name, section in self.counter_sections.items()}}
 
     def reset_counters(self) -> None:
         self._requests.clear()

@@ -21,6 +21,7 @@ from aiohttp import web
 from gpuctl_async.sim import status as st
 from gpuctl_async.sim.discovery import Discovery
 from gpuctl_async.sim.faults import SIM_PREFIX, Faults
+from gpuctl_async.sim.logs import PodLogs
 from gpuctl_async.sim.rest import Api, status_response
 from gpuctl_async.sim.store import Store
 from gpuctl_async.sim.watch import WatchRegistry
@@ -28,6 +29,7 @@ from gpuctl_async.sim.watch import WatchRegistry
 API_KEY = web.AppKey("sim_api", Api)
 FAULTS_KEY = web.AppKey("sim_faults", Faults)
 STORE_KEY = web.AppKey("sim_store", Store)
+LOGS_KEY = web.AppKey("sim_logs", PodLogs)
 _UNAUTHENTICATED = (SIM_PREFIX, "/healthz", "/livez", "/readyz")
 # Kubernetes accepts objects up to about 3 MiB; seeding and lists need more headroom.
 MAX_BODY = 32 * 1024 * 1024
@@ -60,7 +62,8 @@ def _auth(token: str):
 
 
 def create_app(store: Store, *, token: str | None = None, bookmark_interval: float = 60.0,
-               max_watch_seconds: float = 1800.0) -> web.Application:
+               max_watch_seconds: float = 1800.0, log_lines_per_second: float = 2.0,
+               log_buffer_lines: int = 10_000) -> web.Application:
     watches = WatchRegistry()
     faults = Faults(store, watches)
     api = Api(store, watches, faults, bookmark_interval=bookmark_interval,
@@ -73,7 +76,12 @@ def create_app(store: Store, *, token: str | None = None, bookmark_interval: flo
     app[API_KEY] = api
     app[FAULTS_KEY] = faults
     app[STORE_KEY] = store
+    logs = app[LOGS_KEY] = PodLogs(store, lines_per_second=log_lines_per_second,
+                                   buffer_lines=log_buffer_lines)
+    api.register_subresource("pods", "log", logs.handle, ("get",), "Pod")
+    faults.counter_sections["logs"] = lambda: {"open": logs.open_streams()}
     app.add_routes(faults.routes())
+    app.add_routes(logs.routes())
     app.add_routes(Discovery(api.subresources).routes())
     app.add_routes(api.routes())
 
@@ -81,4 +89,5 @@ def create_app(store: Store, *, token: str | None = None, bookmark_interval: flo
         watches.close_all()
 
     app.on_shutdown.append(close_watches)
+    app.on_shutdown.append(logs.on_shutdown)
     return app

@@ -8,14 +8,17 @@
         sim.store.create("pods", {...}, namespace="default")   # in-process seeding
         sim.app[API_KEY].register_subresource(...)             # extensions (part 2)
         sim.close_watches(); sim.compact(); sim.set_unavailable(5); sim.set_latency(0.1)
+        sim.close_log_streams("eof" | "reset"); sim.open_log_streams("ns/pod")
         sim.counters(); sim.request_count("list", "pods"); sim.reset_counters()
         sim.seed("pods", 10_000, namespace="bench")
 
 Options: ``token``, ``history_window`` (events kept per resource for watch resumption),
 ``bookmark_interval`` (seconds between watch bookmarks), ``max_watch_seconds`` (watch length
 without ``timeoutSeconds``), ``max_grace_seconds`` (how long graceful pod deletion takes;
-None leaves it to a simulated kubelet), ``host``, ``port`` (0: ephemeral). Leaving the
-block ends every watch, stops the server and the store's deferred work: no tasks remain.
+None leaves it to a simulated kubelet), ``log_lines_per_second`` and ``log_buffer_lines``
+(what every running container logs, see ``sim.logs``), ``host``, ``port`` (0: ephemeral).
+Leaving the block ends every watch and log stream, stops the server and the store's deferred
+work: no tasks remain.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from pathlib import Path
 from aiohttp import web
 
 from gpuctl_async.sim.kubeconfig import write_kubeconfig
-from gpuctl_async.sim.server import API_KEY, FAULTS_KEY, create_app
+from gpuctl_async.sim.server import API_KEY, FAULTS_KEY, LOGS_KEY, create_app
 from gpuctl_async.sim.store import Store
 
 __all__ = ["SimCluster", "API_KEY"]
@@ -35,13 +38,15 @@ __all__ = ["SimCluster", "API_KEY"]
 class SimCluster:
     def __init__(self, *, token: str | None = None, history_window: int = 20_000,
                  bookmark_interval: float = 60.0, max_watch_seconds: float = 1800.0,
-                 max_grace_seconds: float | None = 1.0, host: str = "127.0.0.1",
-                 port: int = 0):
+                 max_grace_seconds: float | None = 1.0, log_lines_per_second: float = 2.0,
+                 log_buffer_lines: int = 10_000, host: str = "127.0.0.1", port: int = 0):
         self.token = token
         self._options = {"history_window": history_window,
                          "max_grace_seconds": max_grace_seconds}
         self._app_options = {"bookmark_interval": bookmark_interval,
-                             "max_watch_seconds": max_watch_seconds}
+                             "max_watch_seconds": max_watch_seconds,
+                             "log_lines_per_second": log_lines_per_second,
+                             "log_buffer_lines": log_buffer_lines}
         self._host, self._port = host, port
         self._runner: web.AppRunner | None = None
         self.store: Store
@@ -102,6 +107,14 @@ class SimCluster:
     def open_watches(self, resource: str | None = None) -> int:
         counts = self._faults.counters()["watches"]["open"]
         return counts.get(resource, 0) if resource else sum(counts.values())
+
+    def close_log_streams(self, mode: str = "eof") -> int:
+        return self.app[LOGS_KEY].cut(mode)
+
+    def open_log_streams(self, pod: str | None = None) -> int:
+        """Open ``follow`` log streams, of one pod (``"<ns>/<name>"``) or in all."""
+        counts = self.app[LOGS_KEY].open_streams()
+        return counts.get(pod, 0) if pod else sum(counts.values())
 
     def reset_counters(self) -> None:
         self._faults.reset_counters()
