@@ -12,11 +12,18 @@
         sim.counters(); sim.request_count("list", "pods"); sim.reset_counters()
         sim.seed("pods", 10_000, namespace="bench")
 
+    async with SimCluster(workloads=True, nodes=default_nodes(), timing=Timing.fast()) as sim:
+        sim.workloads.scheduler / .kubelet / .quota / .events / .controllers
+        sim.seed_running_jobs(jobs=1000, pods_per_job=10, namespaces=10)
+
 Options: ``token``, ``history_window`` (events kept per resource for watch resumption),
 ``bookmark_interval`` (seconds between watch bookmarks), ``max_watch_seconds`` (watch length
 without ``timeoutSeconds``), ``max_grace_seconds`` (how long graceful pod deletion takes;
 None leaves it to a simulated kubelet), ``log_lines_per_second`` and ``log_buffer_lines``
-(what every running container logs, see ``sim.logs``), ``host``, ``port`` (0: ephemeral).
+(what every running container logs, see ``sim.logs``), ``host``, ``port`` (0: ephemeral),
+``workloads`` (run controllers, scheduler, kubelets, quota and events: ``sim.cluster``;
+default False, a bare API server), ``nodes`` (Node objects to register, e.g.
+``sim.topology.default_nodes()``) and ``timing`` (``sim.timing.Timing``; with workloads).
 Leaving the block ends every watch and log stream, stops the server and the store's deferred
 work: no tasks remain.
 """
@@ -28,9 +35,12 @@ from pathlib import Path
 
 from aiohttp import web
 
+from gpuctl_async.sim.cluster import Workloads
 from gpuctl_async.sim.kubeconfig import write_kubeconfig
 from gpuctl_async.sim.server import API_KEY, FAULTS_KEY, LOGS_KEY, create_app
 from gpuctl_async.sim.store import Store
+from gpuctl_async.sim.timing import Timing
+from gpuctl_async.sim.topology import seed_nodes
 
 __all__ = ["SimCluster", "API_KEY"]
 
@@ -39,8 +49,12 @@ class SimCluster:
     def __init__(self, *, token: str | None = None, history_window: int = 20_000,
                  bookmark_interval: float = 60.0, max_watch_seconds: float = 1800.0,
                  max_grace_seconds: float | None = 1.0, log_lines_per_second: float = 2.0,
-                 log_buffer_lines: int = 10_000, host: str = "127.0.0.1", port: int = 0):
+                 log_buffer_lines: int = 10_000, host: str = "127.0.0.1", port: int = 0,
+                 workloads: bool = False, nodes: list[dict] | None = None,
+                 timing: Timing | None = None):
         self.token = token
+        self._workloads, self._nodes, self._timing = workloads, nodes, timing
+        self.workloads: Workloads | None = None
         self._options = {"history_window": history_window,
                          "max_grace_seconds": max_grace_seconds}
         self._app_options = {"bookmark_interval": bookmark_interval,
@@ -56,6 +70,12 @@ class SimCluster:
     async def start(self) -> SimCluster:
         self.store = Store(**self._options)
         self.app = create_app(self.store, token=self.token, **self._app_options)
+        if self._workloads:
+            self.workloads = Workloads(self.store, timing=self._timing, nodes=self._nodes)
+            self.app.add_routes(self.workloads.routes())
+            self.workloads.start()
+        elif self._nodes:
+            seed_nodes(self.store, self._nodes)
         self._runner = web.AppRunner(self.app, handler_cancellation=True, access_log=None,
                                      shutdown_timeout=5.0)
         await self._runner.setup()
@@ -66,6 +86,9 @@ class SimCluster:
         return self
 
     async def stop(self) -> None:
+        if self.workloads is not None:
+            await self.workloads.stop()
+            self.workloads = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -123,3 +146,9 @@ class SimCluster:
              template: dict | None = None, name_prefix: str | None = None) -> int:
         return self.store.seed(resource, count, namespace=namespace, template=template,
                                name_prefix=name_prefix)
+
+    def seed_running_jobs(self, **options: object) -> dict:
+        """Bulk Running gpuctl training jobs (``sim.seeding``); needs ``workloads=True``."""
+        if self.workloads is None:
+            raise RuntimeError("seed_running_jobs needs SimCluster(workloads=True)")
+        return self.workloads.seed_running_jobs(**options)  # type: ignore[arg-type]

@@ -1,0 +1,75 @@
+"""Bulk seeding for benchmarks: gpuctl training jobs whose pods are already Running.
+
+``seed_running_jobs(store, kubelet, jobs=1000, pods_per_job=10, namespaces=10)`` creates
+namespaces ``<prefix>-<n>``, gpuctl's PriorityClasses if missing, and per job the Job gpuctl
+would create for a training job (``gpuctl_async.k8s.manifests``: labels
+``runwhere.ai/job-type``, ``runwhere.ai/job-name``, ``runwhere.ai/pool``, ...), with
+``parallelism`` = ``completions`` = ``pods_per_job`` so the Job controller keeps them all,
+and its pods bound round-robin to the nodes that match their pool and shown Running and
+Ready. Everything goes through the store's normal write path (admission, change
+notifications), so controllers, quota and watchers see a consistent cluster. Seeded pods run
+until deleted.
+"""
+
+from __future__ import annotations
+
+import time
+
+from gpuctl_async.k8s import labels
+from gpuctl_async.k8s.manifests import build_controller
+from gpuctl_async.sim.controller import pod_from_template
+from gpuctl_async.sim.kubelet import Kubelet
+from gpuctl_async.sim.scheduler import matches_node_affinity
+from gpuctl_async.sim.status import StatusError
+from gpuctl_async.sim.store import Store
+
+
+def _training_spec(name: str, namespace: str, pool: str, gpus: int) -> dict:
+    return {"kind": "training",
+            "job": {"name": name, "namespace": namespace, "priority": "medium",
+                    "description": "seeded for benchmarks"},
+            "resources": {"pool": pool, "gpu": gpus, "cpu": "1", "memory": "2Gi"},
+            "environment": {"image": "pytorch/pytorch:2.4.0-cuda12.1-cudnn9-runtime",
+                            "command": ["python", "train.py"], "args": [], "env": []},
+            "storage": {"workdirs": []}}
+
+
+def seed_running_jobs(store: Store, kubelet: Kubelet, *, jobs: int = 1000,
+                      pods_per_job: int = 10, namespaces: int = 10, prefix: str = "bench",
+                      pool: str = "training-pool", gpus_per_pod: int = 0) -> dict:
+    """Create ``jobs`` Jobs with ``pods_per_job`` Running pods each; returns counts and
+    the seconds it took."""
+    started = time.perf_counter()
+    for priority_class in labels.PRIORITY_CLASSES:
+        try:
+            store.create("priorityclasses", priority_class)
+        except StatusError:
+            pass  # already there
+    for n in range(namespaces):
+        try:
+            store.create("namespaces", {"metadata": {"name": f"{prefix}-{n}"}})
+        except StatusError:
+            pass
+    nodes = store.list("nodes")
+    pods = 0
+    for index in range(jobs):
+        namespace = f"{prefix}-{index % namespaces}"
+        manifest = build_controller(_training_spec(f"{prefix}-job-{index:05d}", namespace,
+                                                   pool, gpus_per_pod))
+        manifest["spec"].update(parallelism=pods_per_job, completions=pods_per_job)
+        job = store.create("jobs", manifest, namespace=namespace)
+        template = job["spec"]["template"]
+        fitting = [n["metadata"]["name"] for n in nodes if matches_node_affinity(
+            template, n)] or [n["metadata"]["name"] for n in nodes]
+        for replica in range(pods_per_job):
+            pod = pod_from_template(job, template)
+            if fitting:
+                pod["spec"]["nodeName"] = fitting[(index * pods_per_job + replica)
+                                                  % len(fitting)]
+            pod = store.create("pods", pod, namespace=namespace)
+            if fitting:
+                pod["status"] = kubelet.running_status(pod)
+                store.update("pods", pod, subresource="status")
+            pods += 1
+    return {"jobs": jobs, "pods": pods, "namespaces": namespaces,
+            "seconds": round(time.perf_counter() - started, 3)}
