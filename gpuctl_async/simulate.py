@@ -1,8 +1,10 @@
 """``serve --simulate``: run the simulated cluster in-process and point the service at it.
 
-The service then connects through a kubeconfig file, exactly the path a real cluster takes;
-only where the API server lives differs. The log says how to reach the same cluster with
-kubectl.
+The simulated cluster runs workloads (controllers, scheduler, kubelets, quota, events; see
+``sim.cluster``) on the default topology of ``sim.topology``: two 8 x A100 nodes in
+``training-pool``, one 4 x T4 node in ``inference-pool``, one 2 x L4 node without a pool. The
+service then connects through a kubeconfig file, exactly the path a real cluster takes; only
+where the API server lives differs. The log says how to reach the same cluster with kubectl.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from aiohttp import web
 
 from gpuctl_async.appkeys import SETTINGS
 from gpuctl_async.sim.testing import SimCluster
+from gpuctl_async.sim.topology import default_nodes
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +34,7 @@ async def simulated_cluster_ctx(app: web.Application) -> AsyncIterator[None]:
         return
     workdir = Path(tempfile.mkdtemp(prefix="gpuctl-sim-"))
     try:
-        async with SimCluster() as sim:
+        async with SimCluster(workloads=True, nodes=default_nodes()) as sim:
             kubeconfig = sim.write_kubeconfig(workdir / "kubeconfig")
             app[SIM] = sim
             app[SETTINGS] = settings.replace(kubeconfig=str(kubeconfig), context=None,

@@ -1,7 +1,11 @@
 """``gpuctl-async sim``: run the simulated cluster standalone until SIGINT/SIGTERM.
 
 ``add_arguments(parser)`` declares ``--host``, ``--port`` (0: ephemeral), ``--token``,
-``--kubeconfig-out FILE``, ``--history-window`` and ``--bookmark-interval``; ``run(args)``
+``--kubeconfig-out FILE``, ``--history-window``, ``--bookmark-interval``, and for the
+workloads: ``--nodes FILE`` (YAML list, see ``sim.topology``), ``--node SPEC`` (repeatable,
+``name=n,pool=p,gpuType=a100,gpus=8,cpu=64,memoryGi=512``; either replaces the default
+4-node GPU topology), ``--timing human|fast`` and ``--no-workloads`` (a bare API server with
+no nodes unless given: no controllers, scheduler or kubelets); ``run(args)``
 serves, prints ``gpuctl-async sim listening on http://HOST:PORT`` (one line, flushed, so a
 parent process can read the port), writes the kubeconfig if asked, and returns 0 after a
 clean stop.
@@ -13,7 +17,16 @@ import argparse
 import asyncio
 import signal
 
+import yaml
+
 from gpuctl_async.sim.testing import SimCluster
+from gpuctl_async.sim.timing import Timing
+from gpuctl_async.sim.topology import (
+    build_node,
+    default_nodes,
+    load_nodes,
+    parse_node_flag,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +40,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="watch events kept per resource for resumption")
     parser.add_argument("--bookmark-interval", type=float, default=60.0,
                         help="seconds between watch bookmarks")
+    parser.add_argument("--nodes", metavar="FILE", default=None,
+                        help="YAML list of nodes to register instead of the default topology")
+    parser.add_argument("--node", metavar="SPEC", action="append", default=[],
+                        help="a node, as name=n,pool=p,gpuType=a100,gpus=8,cpu=64,memoryGi=512 "
+                             "(repeatable; replaces the default topology)")
+    parser.add_argument("--timing", choices=("human", "fast"), default="human",
+                        help="pace of pod start-up, job runs and back-offs")
+    parser.add_argument("--no-workloads", dest="workloads", action="store_false",
+                        help="serve a bare API server: no controllers, scheduler or kubelets")
+
+
+def _nodes(args: argparse.Namespace) -> list[dict]:
+    try:
+        nodes = load_nodes(args.nodes) if args.nodes else []
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise SystemExit(f"gpuctl-async sim: cannot read --nodes {args.nodes}: {exc}") from None
+    for spec in args.node:
+        try:
+            nodes.append(build_node(parse_node_flag(spec), len(nodes)))
+        except (TypeError, ValueError) as exc:
+            raise SystemExit(f"gpuctl-async sim: bad --node {spec!r}: {exc}") from None
+    if not nodes and args.workloads and not args.nodes:
+        nodes = default_nodes()
+    return nodes
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -37,7 +74,9 @@ async def _serve(args: argparse.Namespace) -> int:
     try:
         async with SimCluster(token=args.token, history_window=args.history_window,
                               bookmark_interval=args.bookmark_interval, host=args.host,
-                              port=args.port) as sim:
+                              port=args.port, workloads=args.workloads, nodes=_nodes(args),
+                              timing=Timing.fast() if args.timing == "fast" else Timing()
+                              ) as sim:
             if args.kubeconfig_out:
                 sim.write_kubeconfig(args.kubeconfig_out)
             print(f"gpuctl-async sim listening on {sim.url}", flush=True)
