@@ -12,18 +12,20 @@ from gpuctl_async.api.meta import setup_meta
 from gpuctl_async.api.openapi import setup_openapi
 from gpuctl_async.api.jobs import setup_job_routes
 from gpuctl_async.api.labels import setup_label_routes
+from gpuctl_async.api.logs import setup_log_routes
 from gpuctl_async.api.nodes import setup_node_routes
 from gpuctl_async.api.pools import setup_pool_routes
 from gpuctl_async.api.namespaces import setup_namespace_routes
 from gpuctl_async.api.quotas import setup_quota_routes
 from gpuctl_async.api.job_feed import setup_job_feed_routes
 from gpuctl_async.api.job_views import setup_job_view_routes
-from gpuctl_async.appkeys import CACHE, KUBE, LISTING, READINESS, SETTINGS, SUBMITTER
+from gpuctl_async.appkeys import CACHE, KUBE, LISTING, LOG_HUB, READINESS, SETTINGS, SUBMITTER
 from gpuctl_async.jobs.create import JobSubmitter
 from gpuctl_async.jobs.listing import JobListing
 from gpuctl_async.jobs.views import controller_status
 from gpuctl_async.k8s.cache import ClusterCache
 from gpuctl_async.k8s.client import KubeClient, build_api_client
+from gpuctl_async.logs.hub import LogHub
 from gpuctl_async.middleware import error_middleware
 from gpuctl_async.readiness import Readiness
 from gpuctl_async.settings import Settings
@@ -49,11 +51,16 @@ async def kubernetes_ctx(app: web.Application) -> AsyncIterator[None]:
     listing = JobListing(cache, lambda controller: controller_status(cache, controller))
     app[LISTING] = listing
     log.info("Using Kubernetes API at %s (%s)", target.host, target.source)
+    hub = app[LOG_HUB] = LogHub(kube, cache, max_streams=settings.log_max_streams,
+                                linger=settings.log_stream_linger,
+                                batch_window=settings.log_batch_window)
     listing.start()
+    hub.start()
     cache.start()
     try:
         yield
     finally:
+        await hub.close()
         listing.stop()
         await cache.stop()
         await readiness.close()
@@ -71,6 +78,7 @@ def create_app(settings: Settings) -> web.Application:
     setup_meta(app)
     setup_job_feed_routes(app)  # before the routes with {jobId}: "ws" is not a job
     setup_job_routes(app)
+    setup_log_routes(app)  # before the job view routes, which take any {jobId}
     setup_pool_routes(app)
     setup_label_routes(app)  # before the node routes: /nodes/labels is not a node
     setup_node_routes(app)

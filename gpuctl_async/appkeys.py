@@ -8,6 +8,7 @@ from gpuctl_async.jobs.create import JobSubmitter
 from gpuctl_async.jobs.listing import JobListing
 from gpuctl_async.k8s.cache import ClusterCache
 from gpuctl_async.k8s.client import KubeClient
+from gpuctl_async.logs.hub import LogHub
 from gpuctl_async.readiness import Readiness
 from gpuctl_async.settings import Settings
 
@@ -17,3 +18,4 @@ CACHE = web.AppKey("cache", ClusterCache)
 READINESS = web.AppKey("readiness", Readiness)
 SUBMITTER = web.AppKey("submitter", JobSubmitter)
 LISTING = web.AppKey("listing", JobListing)
+LOG_HUB = web.AppKey("log_hub", LogHub)

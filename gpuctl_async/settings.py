@@ -80,6 +80,24 @@ class Settings:
     read_your_writes_timeout: float = 5.0
     """After a write, how long a response waits for the cache to show it."""
 
+    log_queue_lines: int = 1000
+    """Lines a log WebSocket client may have waiting; beyond, the oldest are dropped."""
+
+    log_stall_timeout: float = 30.0
+    """Seconds a log WebSocket client may accept nothing before it is disconnected."""
+
+    log_max_streams: int = 1000
+    """Most upstream Kubernetes log streams open at once (one per followed container)."""
+
+    log_stream_linger: float = 1.0
+    """Seconds an upstream log stream stays open after its last subscriber left."""
+
+    log_batch_window: float = 0.02
+    """Longest wait (seconds, at most 0.05) to gather log lines into one WebSocket frame."""
+
+    log_heartbeat: float = 25.0
+    """Seconds between pings on an idle log WebSocket (at most 30)."""
+
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
@@ -161,4 +179,10 @@ def load_settings(
         raise SettingsError(f"setting 'port' must be between 0 and 65535, not {settings.port}")
     if settings.max_body_bytes < 1024:
         raise SettingsError("setting 'max_body_bytes' must be at least 1024")
+    if not 0 <= settings.log_batch_window <= 0.05:
+        raise SettingsError("setting 'log_batch_window' must be between 0 and 0.05")
+    if not 0 < settings.log_heartbeat <= 30:
+        raise SettingsError("setting 'log_heartbeat' must be more than 0 and at most 30")
+    if settings.log_queue_lines < 1 or settings.log_max_streams < 1:
+        raise SettingsError("settings 'log_queue_lines' and 'log_max_streams' must be at least 1")
     return settings.replace(log_level=settings.log_level.upper())

@@ -1,0 +1,221 @@
+"""Job logs: ``GET /api/v1/jobs/{jobId}/logs`` (a tail) and ``WS .../logs/ws`` (live)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+
+from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp_apigami import docs, querystring_schema
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from gpuctl_async.api.openapi import error_responses, json_content
+from gpuctl_async.api.responses import json_response
+from gpuctl_async.appkeys import CACHE, KUBE, LOG_HUB, SETTINGS
+from gpuctl_async.errors import BadRequest, Conflict, GpuctlError, NotFound
+from gpuctl_async.jobs.lookup import find_job
+from gpuctl_async.logs.hub import TooManyStreams
+from gpuctl_async.logs.lines import parse_ts
+from gpuctl_async.logs.session import FollowOptions, JobLogSession, SessionFailed
+from gpuctl_async.logs.sink import Sink
+from gpuctl_async.logs.tail import job_tail
+
+log = logging.getLogger(__name__)
+
+TAGS = ["jobs"]
+LOG_SOCKETS = web.AppKey("log_sockets", weakref.WeakSet)
+CLOSE_NOT_FOUND = 4404
+CLOSE_AMBIGUOUS = 4409
+
+WS_DESCRIPTION = """\
+Streams the job's logs: the tail first (`tail` lines of the running pods merged in time order,
+or with `since` every line after that timestamp), then live lines as they are written. Pods
+that start later (a restart, a new replica, a retried Job pod) join the stream.
+
+Frames are JSON text:
+
+- `{"type": "log", "data": "<line>", "pod": "<pod>", "ts": "<RFC3339Nano>"}`: one line
+  (`data` starts with the timestamp unless `timestamps=false`);
+- `{"type": "logs", "lines": [{"data", "pod", "ts"}, ...]}`: consecutive lines batched
+  together when they arrive faster than the client reads;
+- `{"type": "dropped", "count": N}`: the client read too slowly and N lines were skipped;
+- `{"type": "pod-ended", "pod": "<pod>"}`: that pod's stream ended;
+- `{"type": "end"}`: every container of the job has terminated and the job will start no
+  more; the server then closes normally (1000);
+- `{"type": "error", "data": "<message>"}`, then a close: 1011 for a failure, 4404 for an
+  unknown job or pod, 4409 for a name found in several namespaces, 1013 when the server
+  follows too many log streams already (try again later).
+
+The server closes with 1001 when it shuts down, and disconnects a client that accepts
+nothing for a while. Pings go out regularly. To resume after a disconnect, reconnect with
+`since=<ts of the last line received>`: nothing is missed and nothing repeated.
+"""
+
+
+class RFC3339(fields.String):
+    """A timestamp such as ``2024-01-01T12:00:00.123456789Z``, loaded as nanoseconds."""
+
+    def _deserialize(self, value, attr, data, **kwargs) -> int:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return parse_ts(text)
+        except ValueError:
+            raise ValidationError("must be an RFC3339 timestamp, e.g. "
+                                  "2024-01-01T12:00:00Z") from None
+
+
+class LogQuerySchema(Schema):
+    namespace = fields.String(metadata={
+        "description": "Namespace of the job; without it every namespace is searched"})
+    pod = fields.String(metadata={"description": "Only this pod of the job"})
+    container = fields.String(metadata={
+        "description": "Container name; default: the pod's default (first) container"})
+    tail = fields.Integer(load_default=100, validate=validate.Range(min=1, max=10000),
+                          metadata={"description": "How many of the last lines"})
+    sinceSeconds = fields.Integer(validate=validate.Range(min=1), metadata={
+        "description": "Only lines of the last N seconds"})
+    sinceTime = RFC3339(metadata={"description": "Only lines at or after this RFC3339 time"})
+    timestamps = fields.Boolean(load_default=True, metadata={
+        "description": "Start each line with its RFC3339Nano timestamp"})
+
+    @validates_schema
+    def _one_since(self, data: dict, **kwargs) -> None:
+        if "sinceSeconds" in data and "sinceTime" in data:
+            raise ValidationError("give sinceSeconds or sinceTime, not both", "sinceTime")
+
+
+class TailQuerySchema(LogQuerySchema):
+    follow = fields.Boolean(load_default=False, metadata={
+        "description": "Not supported here: use the WebSocket route to follow"})
+
+
+class StreamQuerySchema(LogQuerySchema):
+    since = RFC3339(metadata={
+        "description": "Resume: every line after this timestamp (the `ts` of the last frame "
+                       "seen), instead of the tail"})
+
+
+class LogsResponseSchema(Schema):
+    logs = fields.List(fields.String(), required=True, metadata={
+        "example": ["2024-01-01T12:00:00.000000000Z epoch 1 loss 0.42"]})
+    lastTimestamp = fields.String(required=True, allow_none=True, metadata={
+        "description": "Timestamp of the last line, or null without lines"})
+    pods = fields.List(fields.String(), required=True, metadata={
+        "description": "The pods whose logs were read"})
+
+
+class LogFrameSchema(Schema):
+    type = fields.String(required=True, metadata={
+        "description": "log, logs, dropped, pod-ended, end or error"})
+    data = fields.String(metadata={"description": "log: the line; error: the message"})
+    pod = fields.String()
+    ts = fields.String(metadata={"description": "RFC3339Nano timestamp of the line"})
+    lines = fields.List(fields.Dict(), metadata={"description": "logs: [{data, pod, ts}]"})
+    count = fields.Integer(metadata={"description": "dropped: lines skipped"})
+
+
+def _follow_options(query: dict) -> FollowOptions:
+    return FollowOptions(pod=query.get("pod"), container=query.get("container"),
+                         tail=query["tail"], since_ns=query.get("since"),
+                         since_time_ns=query.get("sinceTime"),
+                         since_seconds=query.get("sinceSeconds"))
+
+
+@docs(tags=TAGS, summary="Get a job's logs",
+      description="The last `tail` lines of the job's pods, merged in time order (or of one "
+                  "`pod`). `jobId` is a job name or one of its pod names. A container that "
+                  "has not started yet answers 409 with Kubernetes' reason. To follow the "
+                  "logs use the WebSocket route; `follow=true` here is a 400.",
+      responses={200: json_content(LogsResponseSchema, "The lines"),
+                 **error_responses(400, 404, 409, 503)})
+@querystring_schema(TailQuerySchema)
+async def get_logs(request: web.Request) -> web.Response:
+    query = request["querystring"]
+    if query["follow"]:
+        raise BadRequest("Use WebSocket for follow mode")
+    job = find_job(request.app[CACHE], request.match_info["jobId"], query.get("namespace"))
+    pod = query.get("pod")
+    tail = await job_tail(request.app[KUBE], job, pod=pod, container=query.get("container"),
+                          tail=query["tail"], since_ns=query.get("sinceTime"),
+                          since_seconds=query.get("sinceSeconds"))
+    timestamps = query["timestamps"]
+    return json_response({"logs": [line.data(timestamps) for line in tail.lines],
+                          "lastTimestamp": tail.lines[-1].ts if tail.lines else None,
+                          "pods": tail.pods})
+
+
+@docs(tags=TAGS, summary="Stream a job's logs (WebSocket)", description=WS_DESCRIPTION,
+      responses={101: json_content(LogFrameSchema, "WebSocket; each frame is JSON"),
+                 **error_responses(400)})
+@querystring_schema(StreamQuerySchema)
+async def stream_logs(request: web.Request) -> web.WebSocketResponse:
+    settings = request.app[SETTINGS]
+    query = request["querystring"]
+    ws = web.WebSocketResponse(heartbeat=settings.log_heartbeat, compress=False)
+    await ws.prepare(request)
+    sockets = request.app[LOG_SOCKETS]
+    sockets.add(ws)
+    sink = Sink(ws, request, timestamps=query["timestamps"],
+                max_lines=settings.log_queue_lines, stall_timeout=settings.log_stall_timeout)
+    follower: asyncio.Task[None] | None = None
+    try:
+        try:
+            job = find_job(request.app[CACHE], request.match_info["jobId"],
+                           query.get("namespace"))
+            pod = query.get("pod")
+            if pod is not None and all(p["metadata"]["name"] != pod for p in job.pods):
+                raise NotFound(f"Pod '{pod}' not found in job '{job.name}'")
+        except (NotFound, Conflict) as exc:
+            code = CLOSE_NOT_FOUND if isinstance(exc, NotFound) else CLOSE_AMBIGUOUS
+            await _close_with_error(ws, sink, exc.message, code)
+            return ws
+        session = JobLogSession(request.app[LOG_HUB], job, sink, _follow_options(query))
+        follower = asyncio.create_task(_follow(ws, sink, session), name="log session")
+        async for message in ws:
+            if message.type == WSMsgType.ERROR:
+                break
+    finally:
+        if follower is not None:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+        await sink.close()
+        sockets.discard(ws)
+    return ws
+
+
+async def _follow(ws: web.WebSocketResponse, sink: Sink, session: JobLogSession) -> None:
+    try:
+        await session.run()
+    except TooManyStreams as exc:
+        await _close_with_error(ws, sink, exc.message, WSCloseCode.TRY_AGAIN_LATER)
+    except (SessionFailed, GpuctlError) as exc:
+        await _close_with_error(ws, sink, str(exc), WSCloseCode.INTERNAL_ERROR)
+    except Exception:
+        log.exception("log stream of %s failed", session.job.name)
+        await _close_with_error(ws, sink, "internal error while streaming logs",
+                                WSCloseCode.INTERNAL_ERROR)
+    else:
+        await sink.flush()
+        await ws.close()
+
+
+async def _close_with_error(ws: web.WebSocketResponse, sink: Sink, message: str,
+                            code: int) -> None:
+    sink.control("error", data=message)
+    await sink.flush()
+    await ws.close(code=code, message=message.encode()[:120])
+
+
+async def _close_sockets(app: web.Application) -> None:
+    await asyncio.gather(*(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+                           for ws in list(app[LOG_SOCKETS])), return_exceptions=True)
+
+
+def setup_log_routes(app: web.Application) -> None:
+    app[LOG_SOCKETS] = weakref.WeakSet()
+    app.on_shutdown.append(_close_sockets)
+    app.router.add_get("/api/v1/jobs/{jobId}/logs", get_logs, allow_head=False)
+    app.router.add_get("/api/v1/jobs/{jobId}/logs/ws", stream_logs, allow_head=False)

@@ -1,0 +1,296 @@
+"""Following one job's logs for one WebSocket client.
+
+The session listens to the shared stream of each pod's container (the hub's), and reads the
+tail itself once that stream is open, so the tail and the live lines meet without a gap: a
+live line is passed on only if it is newer than the last line this client got from that pod.
+The tail of the pods running when the client connects is merged in time order and cut to
+``tail`` lines (or, when resuming, is every line after ``since``); a pod that starts later
+(a restart, a new replica, a retried Job pod) joins with all its lines. When a pod's stream
+ends the client gets ``pod-ended``; when every pod is over and the job will start no more
+(a Job that completed or failed, a controller that is gone, or the one pod asked for), it
+gets ``end``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+from dataclasses import dataclass
+
+from gpuctl_async.errors import GpuctlError
+from gpuctl_async.jobs.lookup import JobRef, job_pods
+from gpuctl_async.k8s.client import KubeApiError
+from gpuctl_async.k8s.informer import Obj
+from gpuctl_async.logs import pods as podinfo
+from gpuctl_async.logs.frames import Batch
+from gpuctl_async.logs.hub import LogHub, Stream
+from gpuctl_async.logs.lines import Line
+from gpuctl_async.logs.reader import read_log
+from gpuctl_async.logs.sink import Sink
+
+# How long the first tail waits for a running container's stream to open before going on
+# without it (it then joins like a new pod).
+READY_TIMEOUT = 5.0
+MAX_CONCURRENT_READS = 16
+
+
+@dataclass(frozen=True)
+class FollowOptions:
+    pod: str | None = None
+    container: str | None = None
+    tail: int = 100
+    since_ns: int | None = None
+    """Resume: only lines strictly after this timestamp, every one of them."""
+    since_time_ns: int | None = None
+    since_seconds: int | None = None
+
+
+class SessionFailed(Exception):
+    """The session cannot go on; the message is for the client."""
+
+
+class _Subscription:
+    """One pod's stream as seen by one session."""
+
+    __slots__ = ("session", "pod", "stream", "live", "pending", "position", "ended",
+                 "announced")
+
+    def __init__(self, session: JobLogSession, pod: str):
+        self.session = session
+        self.pod = pod
+        self.stream: Stream | None = None
+        self.live = False
+        self.pending: list[Line] = []
+        self.position: int | None = None
+        self.ended = False
+        self.announced = False
+
+    def on_lines(self, stream: Stream, batch: Batch) -> None:
+        if not self.live:
+            self.pending.extend(batch.lines)
+            return
+        if self.position is not None and batch.lines[0].ns <= self.position:
+            self.deliver([line for line in batch.lines if line.ns > self.position])
+        else:
+            self.position = batch.lines[-1].ns
+            self.session.sink.batch(batch)
+
+    def deliver(self, lines: list[Line]) -> None:
+        if self.position is not None:
+            lines = [line for line in lines if line.ns > self.position]
+        if lines:
+            self.position = lines[-1].ns
+            self.session.sink.lines(lines)
+
+    def on_end(self, stream: Stream) -> None:
+        self.ended = True
+        self.session._ended(self)
+
+    def on_error(self, stream: Stream, message: str) -> None:
+        self.session._fail(message)
+
+
+class JobLogSession:
+    """Streams one job's logs into one client's sink until the job ends or fails."""
+
+    def __init__(self, hub: LogHub, job: JobRef, sink: Sink, options: FollowOptions):
+        self.hub = hub
+        self.job = job
+        self.sink = sink
+        self.options = options
+        self._subs: dict[str, _Subscription] = {}
+        self._joins: set[asyncio.Task[None]] = set()
+        self._reads = asyncio.Semaphore(MAX_CONCURRENT_READS)
+        self._started = False
+        self._done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._stop_watching = hub.watch_job(f"{job.namespace}/{job.name}", self)
+
+    async def run(self) -> None:
+        """Send the tail, follow, and return at the job's end; SessionFailed on failure."""
+        try:
+            await self._start()
+            self._check_end()
+            await self._done
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        self._stop_watching()
+        for task in self._joins:
+            task.cancel()
+        await asyncio.gather(*self._joins, return_exceptions=True)
+        for sub in self._subs.values():
+            if sub.stream is not None:
+                sub.stream.remove(sub)
+        self._subs.clear()
+
+    # -- the first tail ---------------------------------------------------------------------
+
+    def _pods(self) -> list[Obj]:
+        if self.options.pod:
+            pod = self.hub.cache.pods.get(self.job.namespace, self.options.pod)
+            return [pod] if pod is not None else []
+        return job_pods(self.hub.cache, self.job.namespace, self.job.name)
+
+    def _container(self, pod: Obj) -> str | None:
+        return self.options.container or podinfo.default_container(pod)
+
+    async def _start(self) -> None:
+        first: list[tuple[_Subscription, Obj]] = []
+        for pod in sorted(self._pods(), key=lambda p: p["metadata"]["name"]):
+            sub = self._add(pod, join=False)
+            if sub is not None and (sub.stream is None or podinfo.container_state(
+                    pod, self._container(pod) or "") in (podinfo.RUNNING, podinfo.TERMINATED)):
+                first.append((sub, pod))
+            elif sub is not None:
+                self._join_later(sub, pod)
+        ready = [s.stream.ready.wait() for s, _ in first if s.stream is not None]
+        if ready:
+            try:
+                async with asyncio.timeout(READY_TIMEOUT):
+                    await asyncio.gather(*ready)
+            except TimeoutError:
+                pass  # whoever is not open yet joins later
+        tails = await asyncio.gather(*(self._read(sub, pod, first=True) for sub, pod in first))
+        merged = list(heapq.merge(*tails, key=lambda line: line.ns))
+        if self.options.since_ns is None and len(merged) > self.options.tail:
+            merged = merged[-self.options.tail:]
+        for (sub, _), tail in zip(first, tails):
+            sub.position = tail[-1].ns if tail else None
+        self.sink.lines(merged)
+        self._started = True
+        self._go_live([sub for sub, _ in first])
+
+    def _add(self, pod: Obj, *, join: bool) -> _Subscription | None:
+        name = pod["metadata"]["name"]
+        container = self._container(pod)
+        if name in self._subs or container is None:
+            return None
+        sub = self._subs[name] = _Subscription(self, name)
+        if podinfo.pod_over(pod):
+            sub.ended = sub.announced = True  # over before we came: its tail is all there is
+        else:
+            sub.stream = self.hub.subscribe((self.job.namespace, name, container), sub)
+        if join:
+            self._join_later(sub, pod)
+        return sub
+
+    def _join_later(self, sub: _Subscription, pod: Obj) -> None:
+        task = asyncio.create_task(self._join(sub, pod), name=f"log join {sub.pod}")
+        self._joins.add(task)
+        task.add_done_callback(self._joins.discard)
+
+    async def _join(self, sub: _Subscription, pod: Obj) -> None:
+        try:
+            if sub.stream is not None:
+                await sub.stream.ready.wait()
+            lines = await self._read(sub, pod, first=False)
+        except SessionFailed as exc:
+            self._fail(str(exc))
+            return
+        sub.deliver(lines)
+        self._go_live([sub])
+        self._joins.discard(asyncio.current_task())  # so that the end check counts it done
+        self._check_end()
+
+    async def _read(self, sub: _Subscription, pod: Obj, *, first: bool) -> list[Line]:
+        container = self._container(pod)
+        if container is None or not podinfo.on_node(pod):
+            return []
+        options = self.options
+        async with self._reads:
+            try:
+                if options.since_ns is not None:
+                    lines = await read_log(self.hub.kube, self.job.namespace, sub.pod,
+                                           container, since_ns=options.since_ns)
+                    return [line for line in lines if line.ns > options.since_ns]
+                if not first:
+                    return await read_log(self.hub.kube, self.job.namespace, sub.pod,
+                                          container)
+                return await read_log(self.hub.kube, self.job.namespace, sub.pod, container,
+                                      tail=options.tail, since_ns=options.since_time_ns,
+                                      since_seconds=options.since_seconds)
+            except KubeApiError as exc:
+                if exc.code in (400, 404):
+                    return []  # not started yet, or gone: its stream tells the rest
+                raise SessionFailed(exc.message) from None
+            except GpuctlError as exc:
+                raise SessionFailed(exc.message) from None
+
+    def _go_live(self, subs: list[_Subscription]) -> None:
+        backlog = []
+        for sub in subs:
+            pending, sub.pending, sub.live = sub.pending, [], True
+            if sub.position is not None:
+                pending = [line for line in pending if line.ns > sub.position]
+            if pending:
+                sub.position = pending[-1].ns
+                backlog.append(pending)
+        self.sink.lines(list(heapq.merge(*backlog, key=lambda line: line.ns)))
+        for sub in subs:
+            if sub.ended and not sub.announced:
+                self._announce(sub)
+
+    # -- following --------------------------------------------------------------------------
+
+    def on_pod(self, pod: Obj) -> None:
+        """A pod of the job changed in the cache (the hub calls this)."""
+        name = pod["metadata"]["name"]
+        known = self._subs.get(name)
+        current = self.hub.cache.pods.get(self.job.namespace, name)
+        if known is not None and known.ended and known.announced and current is not None \
+                and not podinfo.pod_over(current) and not self.options.pod:
+            del self._subs[name]  # a new pod with an old name (a StatefulSet's ordinal)
+            known = None
+        if not self._started or known is not None or self.options.pod:
+            self._check_end()
+            return
+        if current is not None:
+            try:
+                self._add(current, join=True)
+            except GpuctlError as exc:
+                self._fail(exc.message)
+                return
+        self._check_end()
+
+    def on_job_change(self) -> None:
+        self._check_end()
+
+    def _ended(self, sub: _Subscription) -> None:
+        if sub.live:
+            self._announce(sub)
+        self._check_end()
+
+    def _announce(self, sub: _Subscription) -> None:
+        sub.announced = True
+        self.sink.control("pod-ended", pod=sub.pod)
+
+    def _check_end(self) -> None:
+        if not self._started or self._done.done() or self._joins:
+            return
+        if any(not (sub.ended and sub.announced) for sub in self._subs.values()):
+            return
+        if not self.options.pod:
+            if not self._will_not_start_more():
+                return
+            if any(not podinfo.pod_over(pod) for pod in self._pods()):
+                return
+        self.sink.control("end")
+        self._done.set_result(None)
+
+    def _will_not_start_more(self) -> bool:
+        if self.job.controller is None:
+            return True
+        kind = self.job.controller["kind"]
+        controller = self.hub.cache.controller_informer(kind).get(
+            self.job.namespace, self.job.controller["metadata"]["name"])
+        if controller is None:
+            return True
+        if kind != "Job":
+            return False
+        return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+                   for c in controller.get("status", {}).get("conditions") or ())
+
+    def _fail(self, message: str) -> None:
+        if not self._done.done():
+            self._done.set_exception(SessionFailed(message))

@@ -1,0 +1,147 @@
+"""Jobs, pods and container states written over the simulated cluster as a controller and a
+kubelet would, and a WebSocket reader for the log stream."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+import orjson
+
+from gpuctl_async.appkeys import CACHE
+from gpuctl_async.sim.logs import RATE_ANNOTATION
+from gpuctl_async.sim.patch import MERGE_PATCH
+from gpuctl_async.sim.store import timestamp
+from tests.helpers import eventually, job_pod, job_yaml
+
+KINDS = {"training": "jobs", "inference": "deployments", "notebook": "statefulsets"}
+
+
+async def create_job(api, sim, name: str, kind: str = "training",
+                     namespace: str = "default") -> dict:
+    resp = await api.post("/api/v1/jobs", json={"yamlContent": job_yaml(kind, name,
+                                                                        namespace=namespace)})
+    assert resp.status == 201, await resp.text()
+    return sim.store.get(KINDS[kind], name, namespace=namespace)
+
+
+async def add_pod(api, sim, controller: dict, suffix: str, *, running: bool = True,
+                  started_ago: float = 1.0, rate: float | None = None) -> str:
+    body = job_pod(controller, suffix, node="node-1", phase="Pending")
+    if rate is not None:
+        body["metadata"]["annotations"] = {RATE_ANNOTATION: str(rate)}
+    pod = sim.store.create("pods", body, namespace=controller["metadata"]["namespace"])
+    name = pod["metadata"]["name"]
+    if running:
+        start(sim, pod, started_ago=started_ago)
+    else:
+        wait(sim, pod, "ContainerCreating")
+    await settle(api, sim)
+    return name
+
+
+def _container_status(pod: dict, state: dict, restarts: int = 0) -> dict:
+    return {"name": pod["spec"]["containers"][0]["name"], "image": "busybox:1.36",
+            "ready": "running" in state, "restartCount": restarts, "state": state}
+
+
+def _set(sim, pod: dict | str, phase: str, state: dict, namespace: str = "default") -> None:
+    if isinstance(pod, str):
+        pod = sim.store.get("pods", pod, namespace=namespace)
+    meta = pod["metadata"]
+    sim.store.patch("pods", meta["name"],
+                    {"status": {"phase": phase,
+                                "containerStatuses": [_container_status(pod, state)]}},
+                    namespace=meta["namespace"], patch_type=MERGE_PATCH, subresource="status")
+
+
+def start(sim, pod: dict | str, *, started_ago: float = 1.0) -> None:
+    _set(sim, pod, "Running", {"running": {"startedAt": timestamp(time.time() - started_ago)}})
+
+
+def wait(sim, pod: dict | str, reason: str) -> None:
+    _set(sim, pod, "Pending", {"waiting": {"reason": reason}})
+
+
+def finish(sim, pod: dict | str, phase: str = "Succeeded") -> None:
+    _set(sim, pod, phase, {"terminated": {"exitCode": 0 if phase == "Succeeded" else 1,
+                                          "reason": "Completed", "startedAt": timestamp(),
+                                          "finishedAt": timestamp()}})
+
+
+def complete(sim, job: dict) -> None:
+    meta = job["metadata"]
+    sim.store.patch("jobs", meta["name"], {"status": {"conditions": [
+        {"type": "Complete", "status": "True"}], "succeeded": 1}},
+        namespace=meta["namespace"], patch_type=MERGE_PATCH, subresource="status")
+
+
+async def settle(api, sim, resource: str = "pods") -> None:
+    """Wait until the app's cache of ``resource`` has seen the latest write to it."""
+    informer = getattr(api.app[CACHE], resource)
+    version = sim.store.resource_version
+    await eventually(lambda: int(informer.resource_version or 0) >= version, bool, timeout=5)
+
+
+def number(line: dict) -> int:
+    """The sequence number the simulated container wrote at the end of each line."""
+    return int(line["data"].rsplit(" ", 1)[1])
+
+
+class LogSocket:
+    """A log WebSocket client that keeps every line (flattened) and every other frame."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse):
+        self.ws = ws
+        self.lines: list[dict] = []
+        self.frames: list[dict] = []
+        self.closed: int | None = None
+
+    @classmethod
+    async def open(cls, api, job: str, **params) -> LogSocket:
+        query = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in params.items()}
+        return cls(await api.ws_connect(f"/api/v1/jobs/{job}/logs/ws", params=query))
+
+    async def _read_one(self) -> bool:
+        message = await self.ws.receive()
+        if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
+                            aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.ERROR):
+            self.closed = self.ws.close_code
+            return False
+        frame = orjson.loads(message.data)
+        self.frames.append(frame)
+        if frame["type"] == "log":
+            self.lines.append({k: frame[k] for k in ("data", "pod", "ts")})
+        elif frame["type"] == "logs":
+            self.lines.extend(frame["lines"])
+        return True
+
+    async def until(self, check, timeout: float = 5.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not check(self):
+                if not await self._read_one():
+                    assert check(self), f"closed ({self.closed}) before the condition held"
+                    return
+
+    async def lines_from(self, pod: str, count: int, timeout: float = 5.0) -> list[dict]:
+        await self.until(lambda s: len(s.of(pod)) >= count, timeout)
+        return self.of(pod)
+
+    def of(self, pod: str) -> list[dict]:
+        return [line for line in self.lines if line["pod"] == pod]
+
+    def types(self) -> list[str]:
+        return [frame["type"] for frame in self.frames if frame["type"] not in ("log", "logs")]
+
+    async def to_close(self, timeout: float = 5.0) -> int:
+        await self.until(lambda s: s.closed is not None, timeout)
+        return self.closed
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+def contiguous(lines: list[dict]) -> bool:
+    numbers = [number(line) for line in lines]
+    return numbers == list(range(numbers[0], numbers[0] + len(numbers)))
