@@ -1,0 +1,157 @@
+"""The real kubectl against a simulated cluster that runs workloads (in this test's loop)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from gpuctl_async.sim.testing import SimCluster
+from gpuctl_async.sim.timing import Timing
+from gpuctl_async.sim.topology import default_nodes
+
+from .helpers import wait_for
+
+
+def _find_kubectl() -> str | None:
+    beside = Path(sys.executable).parent / "kubectl"
+    return str(beside) if beside.exists() else shutil.which("kubectl")
+
+
+KUBECTL = _find_kubectl()
+pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+
+JOB = """\
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: train
+spec:
+  template:
+    metadata:
+      annotations: {sim.runwhere.ai/run-seconds: "0.6"}
+    spec:
+      restartPolicy: Never
+      nodeSelector: {runwhere.ai/pool: training-pool}
+      containers:
+      - name: main
+        image: busybox:1.36
+        resources:
+          limits: {nvidia.com/gpu: "4"}
+"""
+COLUMNS = ("custom-columns=NAME:.metadata.name,PHASE:.status.phase,"
+           "WAITING:.status.containerStatuses[0].state.waiting.reason,"
+           "DONE:.status.containerStatuses[0].state.terminated.reason")
+
+
+@pytest.fixture
+async def cluster():
+    timing = Timing.fast().with_changes(image_pull=0.2, container_start=0.1)
+    async with SimCluster(workloads=True, nodes=default_nodes(), timing=timing) as sim:
+        yield sim
+
+
+class Kubectl:
+    def __init__(self, kubeconfig: Path, cache: Path):
+        self.base = (KUBECTL, "--kubeconfig", str(kubeconfig), "--cache-dir", str(cache))
+        self.processes: list[asyncio.subprocess.Process] = []
+
+    async def start(self, *args: str, stdin: bool = False) -> asyncio.subprocess.Process:
+        process = await asyncio.create_subprocess_exec(
+            *self.base, *args, stdin=asyncio.subprocess.PIPE if stdin else
+            asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        self.processes.append(process)
+        return process
+
+    async def run(self, *args: str, stdin: str | None = None) -> tuple[int, str, str]:
+        process = await self.start(*args, stdin=stdin is not None)
+        out, err = await asyncio.wait_for(
+            process.communicate(stdin.encode() if stdin is not None else None), 30)
+        return process.returncode, out.decode(), err.decode()
+
+    async def close(self) -> None:
+        for process in self.processes:
+            if process.returncode is None:
+                process.terminate()
+            try:
+                await asyncio.wait_for(process.communicate(), 10)
+            except TimeoutError:
+                process.kill()
+                await process.communicate()
+
+
+@pytest.fixture
+async def kubectl(cluster, tmp_path):
+    tool = Kubectl(cluster.write_kubeconfig(tmp_path / "kubeconfig"), tmp_path / "cache")
+    yield tool
+    await tool.close()
+
+
+async def test_job_seen_through_get_watch_and_describe(cluster, kubectl):
+    watcher = await kubectl.start("get", "pods", "-w", "-o", COLUMNS)
+    await wait_for(lambda: cluster.open_watches("pods") > 0, 20)
+    rc, out, err = await kubectl.run("create", "-f", "-", stdin=JOB)
+    assert rc == 0, err
+    rows: list[list[str]] = []
+
+    async def until_done() -> None:
+        while not rows or rows[-1][1] != "Succeeded":
+            line = await watcher.stdout.readline()
+            assert line, "kubectl get -w ended early"
+            rows.append(line.decode().split())
+
+    await asyncio.wait_for(until_done(), 20)
+    states = [tuple(row[1:]) for row in rows if row[0].startswith("train-")]
+    assert states[0] == ("Pending", "<none>", "<none>")
+    assert ("Pending", "ContainerCreating", "<none>") in states
+    assert ("Running", "<none>", "<none>") in states
+    assert states[-1] == ("Succeeded", "<none>", "Completed")
+    order = [states.index(s) for s in (("Pending", "ContainerCreating", "<none>"),
+                                       ("Running", "<none>", "<none>"), states[-1])]
+    assert order == sorted(order)
+
+    pod = rows[-1][0]
+    rc, out, err = await kubectl.run("describe", "pod", pod)
+    assert rc == 0, err
+    assert re.search(r"^Status:\s+Succeeded$", out, re.M)
+    assert re.search(r"^Node:\s+train-a100-[01]/10\.0\.0\.1[01]$", out, re.M)
+    assert re.search(r"^Controlled By:\s+Job/train$", out, re.M)
+    assert re.search(r"^\s+Reason:\s+Completed$", out, re.M)
+    assert re.search(r"^\s+Exit Code:\s+0$", out, re.M)
+    events = out[out.index("Events:"):]
+    for reason, source in (("Scheduled", "default-scheduler"), ("Pulling", "kubelet"),
+                           ("Pulled", "kubelet"), ("Created", "kubelet"),
+                           ("Started", "kubelet")):
+        assert re.search(rf"Normal\s+{reason}\s+\S+\s+{source}", events), (reason, events)
+    assert f"Successfully assigned default/{pod} to train-a100-" in events
+
+    rc, out, err = await kubectl.run("describe", "job", "train")
+    assert rc == 0, err
+    assert re.search(r"^Pods Statuses:\s+0 Active \(0 Ready\) / 1 Succeeded / 0 Failed$", out,
+                     re.M)
+    assert re.search(rf"Normal\s+SuccessfulCreate\s+\S+\s+job-controller\s+Created pod: {pod}",
+                     out)
+    assert re.search(r"Normal\s+Completed\s+\S+\s+job-controller\s+Job completed", out)
+
+
+async def test_describe_shows_failed_scheduling_and_aggregated_events(cluster, kubectl):
+    greedy = JOB.replace('"4"', '"16"').replace("name: train", "name: greedy")
+    rc, _, err = await kubectl.run("create", "-f", "-", stdin=greedy)
+    assert rc == 0, err
+    await wait_for(lambda: cluster.store.list("events", "default",
+                                              field_selector="reason=FailedScheduling"))
+    cluster.store.patch("nodes", "infer-t4-0", {"metadata": {"labels": {"touched": "1"}}})
+    await wait_for(lambda: cluster.store.list("events", "default", field_selector=(
+        "reason=FailedScheduling"))[0]["count"] == 2)
+    rc, out, err = await kubectl.run("describe", "pods", "-l", "job-name=greedy")
+    assert rc == 0, err
+    assert re.search(r"Warning\s+FailedScheduling\s+\S+ \(x2 over \S+\)\s+default-scheduler\s+"
+                     r"0/4 nodes are available: 2 Insufficient nvidia.com/gpu, 2 node\(s\) "
+                     r"didn't match Pod's node affinity/selector\.", out), out
+    rc, out, err = await kubectl.run("get", "deployments,jobs", "-o", "name")
+    assert (rc, out.split()) == (0, ["job.batch/greedy"])
