@@ -398,7 +398,7 @@ class Kubelet:
                 return
             restarts += 1
             delay = self._timing.backoff(restarts)
-            self._crash_loop(key, uid, pod, delay)
+            self._crash_loop(key, uid, delay)
             await asyncio.sleep(delay)
 
     @staticmethod
@@ -408,7 +408,7 @@ class Kubelet:
                 container["ready"] = ready
         set_conditions(status, sandbox=True)
 
-    def _crash_loop(self, key: Key, uid: str, pod: dict, delay: float) -> None:
+    def _crash_loop(self, key: Key, uid: str, delay: float) -> None:
         name, namespace = key[1], key[0]
         seconds = f"{delay:g}s" if delay < 60 else f"{int(delay // 60)}m{int(delay % 60)}s"
 

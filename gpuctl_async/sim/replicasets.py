@@ -18,9 +18,14 @@ from gpuctl_async.sim.usage import TERMINAL_PHASES
 def _deletion_rank(pod: dict) -> tuple:
     status = pod.get("status") or {}
     return (bool((pod.get("spec") or {}).get("nodeName")),
-            status.get("phase") == "Running", condition_true(pod, "Ready"),
-            # newer pods go first: invert the creation time's sort order
-            tuple(-ord(ch) for ch in pod["metadata"].get("creationTimestamp", "")))
+            status.get("phase") == "Running", condition_true(pod, "Ready"))
+
+
+def deletion_order(pods: list[dict]) -> list[dict]:
+    """Least established first; the newest first among equals."""
+    newest_first = sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""),
+                          reverse=True)
+    return sorted(newest_first, key=_deletion_rank)
 
 
 def active_pods(pods: list[dict]) -> list[dict]:
@@ -49,7 +54,7 @@ class ReplicaSetController(Controller):
                     break
                 pods.append(pod)
         elif len(pods) > wanted:
-            doomed = sorted(pods, key=_deletion_rank)[:len(pods) - wanted]
+            doomed = deletion_order(pods)[:len(pods) - wanted]
             for pod in doomed:
                 self.delete_child(rs, pod, deleted="Deleted pod: {name}")
             pods = [p for p in pods if p not in doomed]

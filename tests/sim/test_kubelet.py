@@ -80,6 +80,16 @@ async def test_a_pod_starts_with_truthful_status_and_events(cluster):
     assert messages[2].startswith('Successfully pulled image "busybox:1.36" in ')
     assert messages[3:] == ["Created container: main", "Started container main"]
     node_name = node["metadata"]["name"]
+    started_event = events(cluster, "web")[-1]
+    assert started_event["involvedObject"] == {
+        "kind": "Pod", "namespace": "default", "name": "web", "apiVersion": "v1",
+        "uid": get(cluster, "web")["metadata"]["uid"],
+        "resourceVersion": started_event["involvedObject"]["resourceVersion"],
+        "fieldPath": "spec.containers{main}"}
+    assert started_event["type"] == "Normal" and started_event["count"] == 1
+    assert started_event["firstTimestamp"] == started_event["lastTimestamp"]
+    assert started_event["eventTime"].endswith("Z") and "." in started_event["eventTime"]
+    assert started_event["reportingComponent"] == "kubelet"
     assert {e["source"].get("host") for e in events(cluster, "web")[1:]} == {node_name}
 
 

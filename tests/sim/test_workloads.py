@@ -146,6 +146,18 @@ async def test_deployment_scales_and_replaces_a_deleted_pod(cluster, kube):
     await wait_for(lambda: available(1) and len(pods_of(cluster, "app=web")) == 1)
     assert "SuccessfulDelete" in reasons(cluster, name)
 
+    # a new template: a new ReplicaSet takes over, the old one is scaled to zero
+    cluster.store.patch("deployments", "web", {"spec": {"template": {"metadata": {
+        "annotations": {"rev": "2"}}}}}, namespace="default")
+    await wait_for(lambda: len(cluster.store.list("replicasets", "default")) == 2)
+    new_rs = next(rs for rs in cluster.store.list("replicasets", "default")
+                  if rs["metadata"]["name"] != name)
+    assert new_rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"
+    await wait_for(lambda: cluster.store.get("replicasets", name, "default")["spec"][
+        "replicas"] == 0 and [p["metadata"]["name"].rsplit("-", 1)[0]
+                              for p in pods_of(cluster, "app=web")] == [new_rs["metadata"]["name"]])
+    await wait_for(lambda: available(1))
+
 
 async def test_statefulset_keeps_ordinals(cluster, kube):
     await raw(kube.apps.create_namespaced_stateful_set(
