@@ -107,7 +107,8 @@ class LogSocket:
         message = await self.ws.receive()
         if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
                             aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.ERROR):
-            self.closed = self.ws.close_code
+            self.closed = message.data if message.type == aiohttp.WSMsgType.CLOSE \
+                else self.ws.close_code or aiohttp.WSCloseCode.ABNORMAL_CLOSURE
             return False
         frame = orjson.loads(message.data)
         self.frames.append(frame)

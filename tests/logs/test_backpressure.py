@@ -1,0 +1,122 @@
+"""Slow and silent clients: bounded queues, dropped counts, disconnection; pings; the cap."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+
+import aiohttp
+
+from gpuctl_async.api.logs import LOG_SOCKETS
+from gpuctl_async.app import create_app
+from gpuctl_async.appkeys import CACHE
+from tests.conftest import sim_settings
+from tests.helpers import eventually
+from tests.logs.helpers import LogSocket, add_pod, contiguous, create_job, number
+
+FAST = 20_000  # lines per second: fills socket buffers in a moment
+
+
+async def app_client(aiohttp_client, sim, tmp_path, **settings):
+    client = await aiohttp_client(create_app(sim_settings(sim, tmp_path, **settings)))
+    assert await client.app[CACHE].wait_synced(timeout=10)
+    return client
+
+
+def _small_buffer_socket(addr_info) -> socket.socket:
+    family, kind, proto, _, _ = addr_info
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: no autotuning
+    return sock
+
+
+@contextlib.asynccontextmanager
+async def slow_session():
+    """A client whose sockets buffer little, so that the server's buffers fill up fast."""
+    connector = aiohttp.TCPConnector(socket_factory=_small_buffer_socket)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        yield session
+
+
+async def open_slow(session, api, job: str, **params) -> LogSocket:
+    url = api.make_url(f"/api/v1/jobs/{job}/logs/ws")
+    return LogSocket(await session.ws_connect(url, params={k: str(v) for k, v in
+                                                            params.items()}))
+
+
+async def test_slow_client_gets_dropped_counts_and_fast_clients_everything(
+        aiohttp_client, sim, tmp_path):
+    api = await app_client(aiohttp_client, sim, tmp_path, log_queue_lines=50)
+    job = await create_job(api, sim, "train")
+    pod = await add_pod(api, sim, job, "aaaaa", rate=FAST)
+    fast = await LogSocket.open(api, "train", tail=1)
+    async with slow_session() as session:
+        slow = await open_slow(session, api, "train", tail=1)
+        await slow.lines_from(pod, 1)
+        slow.ws._conn.transport.pause_reading()  # the client stops reading
+        await fast.lines_from(pod, FAST * 3, timeout=10)
+        slow.ws._conn.transport.resume_reading()
+        await slow.until(lambda s: "dropped" in s.types()
+                         and s.frames[-1]["type"] in ("log", "logs"), timeout=10)
+        await slow.close()
+    assert contiguous(fast.of(pod))
+    # What the slow client got is in order, and its gaps are exactly the counts it was told.
+    told, numbers = 0, []
+    for frame in slow.frames:
+        if frame["type"] == "dropped":
+            told += frame["count"]
+        elif frame["type"] in ("log", "logs"):
+            numbers += [number(f) for f in frame.get("lines", [frame])]
+    gaps = sum(b - a - 1 for a, b in zip(numbers, numbers[1:]))
+    assert told > 0 and gaps == told
+    await fast.close()
+
+
+async def test_client_that_reads_nothing_is_disconnected(aiohttp_client, sim, tmp_path):
+    api = await app_client(aiohttp_client, sim, tmp_path, log_queue_lines=50,
+                           log_stall_timeout=0.3)
+    job = await create_job(api, sim, "train")
+    pod = await add_pod(api, sim, job, "aaaaa", rate=FAST)
+    fast = await LogSocket.open(api, "train", tail=1)
+    async with slow_session() as session:
+        silent = await open_slow(session, api, "train", tail=1)
+        await silent.lines_from(pod, 1)
+        silent.ws._conn.transport.pause_reading()
+        await eventually(lambda: len(api.app[LOG_SOCKETS]), lambda n: n == 1, timeout=10)
+        silent.ws._conn.transport.resume_reading()
+        await silent.to_close(timeout=10)
+    before = len(fast.lines)
+    await fast.until(lambda s: len(s.lines) > before + FAST // 10)  # unaffected
+    assert contiguous(fast.of(pod))
+    await fast.close()
+
+
+async def test_idle_sockets_are_pinged(aiohttp_client, sim, tmp_path):
+    api = await app_client(aiohttp_client, sim, tmp_path, log_heartbeat=0.1)
+    job = await create_job(api, sim, "train")
+    await add_pod(api, sim, job, "aaaaa", rate=0)
+    async with asyncio.timeout(5):
+        ws = await api.ws_connect("/api/v1/jobs/train/logs/ws", autoping=False)
+        while (message := await ws.receive()).type != aiohttp.WSMsgType.PING:
+            pass
+        await ws.close()
+
+
+async def test_cap_on_upstream_streams_answers_with_an_error_frame(aiohttp_client, sim,
+                                                                   tmp_path):
+    api = await app_client(aiohttp_client, sim, tmp_path, log_max_streams=1)
+    job = await create_job(api, sim, "train")
+    one = await add_pod(api, sim, job, "aaaaa")
+    other = await add_pod(api, sim, job, "bbbbb")
+    first = await LogSocket.open(api, "train", pod=one)
+    await first.lines_from(one, 1)
+    second = await LogSocket.open(api, "train", pod=one)  # shares the open stream
+    await second.lines_from(one, 1)
+    refused = await LogSocket.open(api, "train", pod=other)
+    assert await refused.to_close() == 1013
+    assert refused.frames == [{"type": "error", "data": "Too many log streams are open (1); "
+                                                        "try again later"}]
+    assert sim.open_log_streams() == 1
+    await first.close()
+    await second.close()
