@@ -130,12 +130,12 @@ class Stream:
         opened = False
         try:
             while True:
+                self._changed.clear()  # before reading the pod: no change goes unnoticed
                 pod = self._pod()
                 state = podinfo.container_state(pod, container)
                 signature = podinfo.run_signature(pod, container)
                 if state == podinfo.RUNNING or (state == podinfo.TERMINATED
                                                 and signature != drained):
-                    self._changed.clear()
                     try:
                         got = await self._follow(first=not opened)
                         opened = True

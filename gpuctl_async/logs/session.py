@@ -194,6 +194,7 @@ class JobLogSession:
         self._check_end()
 
     async def _read(self, sub: _Subscription, pod: Obj, *, first: bool) -> list[Line]:
+        pod = self.hub.cache.pods.get(self.job.namespace, sub.pod) or pod  # now on a node?
         container = self._container(pod)
         if container is None or not podinfo.on_node(pod):
             return []

@@ -281,4 +281,4 @@ async def test_kubectl_logs_follow_prints_lines_and_exits_when_the_pod_ends(sim,
     set_state(sim, "p", {"terminated": terminated()}, phase="Succeeded")
     out, err = await asyncio.wait_for(process.communicate(), 10)
     assert process.returncode == 0, err
-    assert out.decode().splitlines()[-1].startswith("p main run 0 line ")
+    assert (first + out).decode().splitlines()[-1].startswith("p main run 0 line ")
