@@ -1,0 +1,332 @@
+"""Log fan-out: many WebSocket clients on few containers, through the service, against the sim.
+
+Starts the simulated cluster and the service as two subprocesses (so the service's CPU and
+memory are its own), makes ``--pods`` running pods each logging ``--rate`` lines a second,
+connects ``--clients`` WebSocket clients spread evenly over the pods, and reads for
+``--seconds``. Prints: upstream log streams open at the sim, per-client delivery (no loss,
+no duplicate, in order), p50/p99 delay from a line's timestamp to its receipt, the
+service's RSS growth per connection and its CPU. Then, with ``--normal`` reading clients,
+adds ``--silent`` clients that never read and compares the reading clients' p99 before and
+after.
+
+    python bench/logs_fanout.py                # 20 pods x 20 lines/s, 2000 clients, 30 s
+    python bench/logs_fanout.py --clients 200 --seconds 5   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+from gpuctl_async.logs.lines import NS, parse_ts
+from gpuctl_async.sim.logs import RATE_ANNOTATION
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rss_bytes(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+async def wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while True:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(url) as resp:
+                    if resp.status == 200:
+                        return
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{url} did not answer 200 within {timeout} s")
+            await asyncio.sleep(0.1)
+
+
+class Client:
+    """One reading WebSocket client: checks order and counts, measures delays."""
+
+    def __init__(self) -> None:
+        self.first: int | None = None
+        self.last: int | None = None
+        self.count = 0
+        self.disorder = 0
+        self.delays: list[float] = []
+        self.measuring = False
+        self.dropped = 0
+
+    def take(self, line: dict, now_ns: int) -> None:
+        seq = int(line["data"].rsplit(" ", 1)[1])
+        if self.last is not None and seq != self.last + 1:
+            self.disorder += 1
+        if self.first is None:
+            self.first = seq
+        self.last = seq
+        self.count += 1
+        if self.measuring:
+            self.delays.append((now_ns - parse_ts(line["ts"])) / 1e6)
+
+    async def run(self, session: aiohttp.ClientSession, url: str, ready: asyncio.Event,
+                  connected: list) -> None:
+        async with session.ws_connect(url, params={"tail": "1", "timestamps": "false"},
+                                      heartbeat=None) as ws:
+            connected.append(self)
+            ready.set()
+            async for message in ws:
+                frame = orjson.loads(message.data)
+                now = time.time_ns()
+                if frame["type"] == "log":
+                    self.take(frame, now)
+                elif frame["type"] == "logs":
+                    for line in frame["lines"]:
+                        self.take(line, now)
+                elif frame["type"] == "dropped":
+                    self.dropped += frame["count"]
+
+
+def client_worker(urls: list[str], count: int, pipe) -> None:
+    """A process holding ``count`` reading clients (one process cannot parse every frame of
+    2,000 clients on time); it measures when told to and sends back what each client saw."""
+    async def work() -> None:
+        loop = asyncio.get_running_loop()
+        tasks: list[asyncio.Task] = []
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+            clients: list[Client] = []
+            took = await connect(session, urls, count, clients, tasks)
+            pipe.send(took)
+            while (command := await loop.run_in_executor(None, pipe.recv)) != "stop":
+                await measure(clients, command)
+                pipe.send([(c.count, c.first, c.last, c.disorder, c.dropped, c.delays)
+                           for c in clients])
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(work())
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+async def connect(session, urls: list[str], count: int, connected: list,
+                  tasks: list) -> float:
+    started = time.monotonic()
+    limit = asyncio.Semaphore(100)
+
+    async def one(url: str) -> None:
+        async with limit:
+            ready = asyncio.Event()
+            client = Client()
+            tasks.append(asyncio.create_task(client.run(session, url, ready, connected)))
+            await ready.wait()
+
+    await asyncio.gather(*(one(urls[i % len(urls)]) for i in range(count)))
+    return time.monotonic() - started
+
+
+async def silent_client(url: str, sockets: list) -> None:
+    """A client that connects and then never reads (small socket buffer, reading paused)."""
+    def small(addr_info):
+        family, kind, proto, _, _ = addr_info
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        return sock
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(socket_factory=small))
+    ws = await session.ws_connect(url, params={"tail": "1"}, autoping=False)
+    ws._conn.transport.pause_reading()
+    sockets.append((session, ws))
+
+
+async def make_pods(sim_url: str, pods: int, rate: float) -> list[str]:
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    names = []
+    async with aiohttp.ClientSession(base_url=sim_url) as session:
+        for i in range(pods):
+            name = f"bench-{i:02d}"
+            labels = {"runwhere.ai/job-type": "training", "runwhere.ai/job-name": name}
+            body = {"metadata": {"name": name, "labels": labels,
+                                 "annotations": {RATE_ANNOTATION: str(rate)}},
+                    "spec": {"nodeName": "bench-node",
+                             "containers": [{"name": "main", "image": "busybox:1.36"}]}}
+            async with session.post("/api/v1/namespaces/default/pods", json=body) as resp:
+                assert resp.status == 201, await resp.text()
+            status = {"status": {"phase": "Running", "containerStatuses": [{
+                "name": "main", "image": "busybox:1.36", "ready": True, "restartCount": 0,
+                "state": {"running": {"startedAt": now}}}]}}
+            async with session.patch(f"/api/v1/namespaces/default/pods/{name}/status",
+                                     data=orjson.dumps(status),
+                                     headers={"Content-Type": "application/merge-patch+json"}
+                                     ) as resp:
+                assert resp.status == 200, await resp.text()
+            names.append(name)
+    return names
+
+
+async def sim_counters(sim_url: str) -> dict:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{sim_url}/_sim/counters") as resp:
+            return await resp.json()
+
+
+def report_clients(clients: list[Client], seconds: float, rate: float) -> dict:
+    expected = [c.last - c.first + 1 for c in clients if c.first is not None]
+    lossless = sum(1 for c in clients if c.first is not None
+                   and c.count == c.last - c.first + 1 and not c.disorder and not c.dropped)
+    delays = [d for c in clients for d in c.delays]
+    return {"clients": len(clients), "lossless_in_order": lossless,
+            "lines_delivered_per_client": statistics.mean(c.count for c in clients),
+            "lines_written_per_client": statistics.mean(expected) if expected else 0,
+            "expected_in_window": seconds * rate,
+            "p50_ms": percentile(delays, 0.50), "p99_ms": percentile(delays, 0.99),
+            "max_ms": max(delays, default=float("nan"))}
+
+
+async def measure(clients: list[Client], seconds: float) -> None:
+    for client in clients:
+        client.delays.clear()
+        client.measuring = True
+    await asyncio.sleep(seconds)  # the measuring window itself
+    for client in clients:
+        client.measuring = False
+
+
+async def main(args: argparse.Namespace) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="logs-fanout-"))
+    kubeconfig = workdir / "kubeconfig"
+    sim_port, app_port = free_port(), free_port()
+    sim_url, app_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{app_port}"
+    env = {**os.environ, "GPUCTL_LOG_MAX_STREAMS": str(max(1000, args.pods))}
+    sim = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gpuctl_async", "sim", "--no-workloads", "--port", str(sim_port),
+        "--kubeconfig-out", str(kubeconfig), stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL)
+    service = None
+    tasks: list[asyncio.Task] = []
+    silent: list = []
+    try:
+        await wait_http(f"{sim_url}/healthz")
+        pods = await make_pods(sim_url, args.pods, args.rate)
+        service = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gpuctl_async", "serve", "--kubeconfig", str(kubeconfig),
+            "--port", str(app_port), "--no-access-log", "--log-level", "WARNING",
+            env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        await wait_http(f"{app_url}/ready")
+        urls = [f"{app_url.replace('http', 'ws')}/api/v1/jobs/{pod}/logs/ws" for pod in pods]
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            rss_before = rss_bytes(service.pid)
+            started = time.monotonic()
+            share = -(-args.clients // args.workers)
+            pipes, workers = [], []
+            for index in range(args.workers):
+                mine, theirs = multiprocessing.Pipe()
+                worker = multiprocessing.Process(target=client_worker, args=(
+                    urls[index::args.workers] or urls,
+                    min(share, args.clients - index * share), theirs), daemon=True)
+                worker.start()
+                pipes.append(mine)
+                workers.append(worker)
+            loop = asyncio.get_running_loop()
+            await asyncio.gather(*(loop.run_in_executor(None, p.recv) for p in pipes))
+            took = time.monotonic() - started
+            await asyncio.sleep(1.0)  # let the tails arrive before measuring
+            rss_after = rss_bytes(service.pid)
+            counters = await sim_counters(sim_url)
+            streams = counters["logs"]["open"]
+            cpu_start, wall_start = cpu_seconds(service.pid), time.monotonic()
+            for pipe in pipes:
+                pipe.send(args.seconds)
+            results = await asyncio.gather(*(loop.run_in_executor(None, p.recv) for p in pipes))
+            cpu = (cpu_seconds(service.pid) - cpu_start) / (time.monotonic() - wall_start)
+            connected = []
+            for seen in (item for result in results for item in result):
+                client = Client()
+                (client.count, client.first, client.last, client.disorder, client.dropped,
+                 client.delays) = seen
+                connected.append(client)
+            for pipe in pipes:
+                pipe.send("stop")
+            for worker in workers:
+                await loop.run_in_executor(None, worker.join)
+            main_report = report_clients(connected, args.seconds, args.rate)
+            print(f"== {args.clients} clients on {args.pods} pods x {args.rate:g} lines/s, "
+                  f"read for {args.seconds:g} s")
+            print(f"connect time:              {took:.2f} s")
+            print(f"upstream log streams:      {sum(streams.values())} open at the sim "
+                  f"({len(streams)} pods, max {max(streams.values(), default=0)} per pod)")
+            print(f"lossless, in order:        {main_report['lossless_in_order']} of "
+                  f"{main_report['clients']} clients")
+            print(f"lines per client:          delivered "
+                  f"{main_report['lines_delivered_per_client']:.1f}, written "
+                  f"{main_report['lines_written_per_client']:.1f} over the same span")
+            print(f"delay ts -> receipt:       p50 {main_report['p50_ms']:.1f} ms, "
+                  f"p99 {main_report['p99_ms']:.1f} ms, max {main_report['max_ms']:.1f} ms")
+            print(f"service RSS growth:        {(rss_after - rss_before) / 1024:.0f} KiB, "
+                  f"{(rss_after - rss_before) / args.clients / 1024:.1f} KiB per connection")
+            print(f"service CPU:               {cpu * 100:.0f}% of one core")
+
+            normal: list[Client] = []
+            await connect(session, urls, args.normal, normal, tasks)
+            await asyncio.sleep(1.0)
+            await measure(normal, args.phase_seconds)
+            before = report_clients(normal, args.phase_seconds, args.rate)
+            await asyncio.gather(*(silent_client(urls[i % len(urls)], silent)
+                                   for i in range(args.silent)))
+            await measure(normal, args.phase_seconds)
+            after = report_clients(normal, args.phase_seconds, args.rate)
+            print(f"== {args.normal} reading clients, then {args.silent} more that never read")
+            print(f"reading clients' p99:      {before['p99_ms']:.1f} ms alone, "
+                  f"{after['p99_ms']:.1f} ms beside the silent ones "
+                  f"(p50 {before['p50_ms']:.1f} -> {after['p50_ms']:.1f} ms)")
+            print(f"reading clients lossless:  {after['lossless_in_order']} of "
+                  f"{after['clients']}")
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        for session, ws in silent:
+            ws._conn.transport.abort()
+            await session.close()
+        for process in (service, sim):
+            if process is not None and process.returncode is None:
+                process.terminate()
+                await process.wait()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pods", type=int, default=20)
+    parser.add_argument("--rate", type=float, default=20.0, help="lines per second per pod")
+    parser.add_argument("--clients", type=int, default=2000)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--normal", type=int, default=100)
+    parser.add_argument("--silent", type=int, default=100)
+    parser.add_argument("--phase-seconds", type=float, default=10.0)
+    parser.add_argument("--workers", type=int, default=2, help="client processes")
+    asyncio.run(main(parser.parse_args()))
