@@ -30,7 +30,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from gpuctl_async.logs.lines import NS, parse_ts
+from gpuctl_async.logs.lines import parse_ts
 from gpuctl_async.sim.logs import RATE_ANNOTATION
 
 PAGE = os.sysconf("SC_PAGE_SIZE")

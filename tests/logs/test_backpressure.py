@@ -98,7 +98,7 @@ async def test_idle_sockets_are_pinged(aiohttp_client, sim, tmp_path):
     await add_pod(api, sim, job, "aaaaa", rate=0)
     async with asyncio.timeout(5):
         ws = await api.ws_connect("/api/v1/jobs/train/logs/ws", autoping=False)
-        while (message := await ws.receive()).type != aiohttp.WSMsgType.PING:
+        while (await ws.receive()).type != aiohttp.WSMsgType.PING:
             pass
         await ws.close()
 

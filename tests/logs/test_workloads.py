@@ -7,10 +7,9 @@ import pytest
 from gpuctl_async.sim.testing import SimCluster
 from gpuctl_async.sim.timing import Timing
 from gpuctl_async.sim.topology import default_nodes
-from tests.helpers import eventually
+from tests.helpers import eventually, job_yaml
 from tests.logs.conftest import RATE
 from tests.logs.helpers import LogSocket, contiguous, number
-from tests.helpers import job_yaml
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from gpuctl_async.sim.patch import MERGE_PATCH
 from gpuctl_async.sim.store import timestamp
 from gpuctl_async.sim.testing import SimCluster
 
-from .helpers import make_clients, pod, wait_for
+from .helpers import pod, wait_for
 
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z ")
 RATE = 50  # lines per second, so tests see many lines quickly
