@@ -260,10 +260,13 @@ async def main(args: argparse.Namespace) -> None:
             counters = await sim_counters(sim_url)
             streams = counters["logs"]["open"]
             cpu_start, wall_start = cpu_seconds(service.pid), time.monotonic()
+            client_cpu_start = sum(cpu_seconds(w.pid) for w in workers)
             for pipe in pipes:
                 pipe.send(args.seconds)
             results = await asyncio.gather(*(loop.run_in_executor(None, p.recv) for p in pipes))
-            cpu = (cpu_seconds(service.pid) - cpu_start) / (time.monotonic() - wall_start)
+            wall = time.monotonic() - wall_start
+            cpu = (cpu_seconds(service.pid) - cpu_start) / wall
+            client_cpu = (sum(cpu_seconds(w.pid) for w in workers) - client_cpu_start) / wall
             connected = []
             for seen in (item for result in results for item in result):
                 client = Client()
@@ -289,7 +292,9 @@ async def main(args: argparse.Namespace) -> None:
                   f"p99 {main_report['p99_ms']:.1f} ms, max {main_report['max_ms']:.1f} ms")
             print(f"service RSS growth:        {(rss_after - rss_before) / 1024:.0f} KiB, "
                   f"{(rss_after - rss_before) / args.clients / 1024:.1f} KiB per connection")
-            print(f"service CPU:               {cpu * 100:.0f}% of one core")
+            print(f"service CPU:               {cpu * 100:.0f}% of one core (the "
+                  f"{args.workers} client processes: {client_cpu * 100:.0f}%, "
+                  f"{os.cpu_count()} cores)")
 
             normal: list[Client] = []
             await connect(session, urls, args.normal, normal, tasks)

@@ -136,3 +136,11 @@ async def test_unknown_job_or_pod_is_an_error_frame_and_4404(api, sim):
 async def test_bad_parameters_are_refused_before_the_upgrade(api):
     resp = await api.get("/api/v1/jobs/x/logs/ws", params={"tail": "0"})
     assert resp.status == 400 and "tail" in (await resp.json())["details"]
+
+
+async def test_frames_and_close_codes_are_documented(api):
+    document = await (await api.get("/api/docs/openapi.json")).json()
+    operation = document["paths"]["/api/v1/jobs/{jobId}/logs/ws"]["get"]
+    for needle in ('"type": "log"', '"type": "logs"', '"type": "dropped"', "pod-ended",
+                   '"type": "end"', '"type": "error"', "1011", "4404", "1001", "since="):
+        assert needle in operation["description"], needle
