@@ -275,6 +275,10 @@ class LogHub:
     def open_streams(self) -> int:
         return len(self._streams)
 
+    @property
+    def watched_jobs(self) -> int:
+        return len(self._jobs)
+
     # -- streams --------------------------------------------------------------------------
 
     def subscribe(self, key: StreamKey, listener: StreamListener) -> Stream:

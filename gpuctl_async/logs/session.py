@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gpuctl_async.errors import GpuctlError
@@ -103,10 +104,11 @@ class JobLogSession:
         self._reads = asyncio.Semaphore(MAX_CONCURRENT_READS)
         self._started = False
         self._done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._stop_watching = hub.watch_job(f"{job.namespace}/{job.name}", self)
+        self._stop_watching: Callable[[], None] = lambda: None
 
     async def run(self) -> None:
         """Send the tail, follow, and return at the job's end; SessionFailed on failure."""
+        self._stop_watching = self.hub.watch_job(f"{self.job.namespace}/{self.job.name}", self)
         try:
             await self._start()
             self._check_end()

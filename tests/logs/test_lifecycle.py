@@ -38,7 +38,7 @@ async def test_no_task_or_stream_leaks_after_200_connect_disconnect_cycles(
         await sock.close()
     assert sim.open_log_streams() <= 1
     await eventually(sim.open_log_streams, lambda n: n == 0, timeout=3)
-    assert api.app[LOG_HUB].open_streams == 0
+    assert api.app[LOG_HUB].open_streams == 0 and api.app[LOG_HUB].watched_jobs == 0
     await eventually(lambda: len(asyncio.all_tasks()), lambda n: n <= baseline, timeout=3)
 
 
