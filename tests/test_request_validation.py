@@ -73,3 +73,27 @@ async def test_valid_body_reaches_the_handler(aiohttp_client, unreachable_settin
     resp = await client.post("/things", json={"name": "a", "resources": {"gpu": 2}})
     assert resp.status == 200
     assert await resp.json() == {"name": "a", "resources": {"gpu": 2}}
+
+
+class _OtherQuery(Schema):
+    page = fields.Integer(load_default=5)
+    size = fields.Integer(load_default=7)
+
+
+@querystring_schema(_OtherQuery)
+async def _other(request: web.Request) -> web.Response:
+    parsed = request["querystring"]
+    answer = dict(parsed)
+    parsed["size"] = -1  # a handler scribbling on its copy must not reach the next request
+    return web.json_response(answer)
+
+
+async def test_parsed_queries_are_remembered_per_schema(aiohttp_client, unreachable_settings):
+    app = create_app(unreachable_settings)
+    app.router.add_get("/things", _list)
+    app.router.add_get("/others", _other)
+    client = await aiohttp_client(app)
+    for _ in range(3):
+        assert await (await client.get("/things?page=2")).json() == {"page": 2}
+        assert await (await client.get("/others?page=2")).json() == {"page": 2, "size": 7}
+        assert (await client.get("/things?page=0")).status == 400

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import weakref
-from datetime import datetime, timezone
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp_apigami import docs, querystring_schema
@@ -79,7 +79,7 @@ async def job_feed(request: web.Request) -> web.WebSocketResponse:
             wake.clear()
             batch = list(pending.values())
             pending.clear()
-            now = datetime.now(timezone.utc)
+            now = time.time()
             for event, row in batch:
                 await ws.send_str(dumps({"type": event, "item": row.render(now)}).decode())
             await asyncio.sleep(COALESCE_SECONDS)  # the coalescing window, not a wait

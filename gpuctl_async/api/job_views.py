@@ -122,11 +122,11 @@ class JobDetailSchema(Schema):
 @querystring_schema(JobListQuerySchema)
 async def list_jobs(request: web.Request) -> web.Response:
     query = request["querystring"]
-    total, items = request.app[LISTING].page(
+    body = request.app[LISTING].page_json(
         page=query["page"], page_size=query["pageSize"], namespace=query.get("namespace"),
         kind=query.get("kind"), pool=query.get("pool"), status=query.get("status"),
     )
-    return json_response({"total": total, "items": items})
+    return web.Response(body=body, content_type="application/json")
 
 
 @docs(tags=TAGS, summary="Get a job's details",

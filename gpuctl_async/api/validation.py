@@ -7,6 +7,8 @@ handler; this parser makes its failures domain errors, so they come out as
 
 from __future__ import annotations
 
+import copy
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
@@ -35,7 +37,36 @@ def summarize(details: Mapping[str, list[str]]) -> str:
     return f"Invalid request: {fields}"
 
 
+QUERY_CACHE_SIZE = 4096
+
+
 class ApiParser(AIOHTTPParser):
+    """Raises our errors, and remembers parsed query strings.
+
+    Parsing is a pure function of (schema, query string), and on busy read routes (dashboards
+    paging through the job list) the same few query strings come again and again; marshmallow
+    costs more than serving the page itself there. Only successful parses are kept.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._queries: OrderedDict[tuple[int, str], Any] = OrderedDict()
+
+    async def parse(self, argmap, req=None, *, location=None, **kwargs):
+        if location != "querystring" or req is None:
+            return await super().parse(argmap, req, location=location, **kwargs)
+        key = (id(argmap), req.query_string)
+        try:
+            parsed = self._queries[key]
+        except KeyError:
+            parsed = await super().parse(argmap, req, location=location, **kwargs)
+            self._queries[key] = parsed
+            if len(self._queries) > QUERY_CACHE_SIZE:
+                self._queries.popitem(last=False)
+        else:
+            self._queries.move_to_end(key)
+        return copy.copy(parsed)
+
     def handle_error(self, error, req, schema, *, error_status_code, error_headers) -> NoReturn:
         messages = error.messages
         # webargs nests messages under the location ({"json": {...}}); drop that level.

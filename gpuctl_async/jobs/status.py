@@ -109,7 +109,12 @@ def format_age(stamp: str | None, now: datetime | None = None) -> str:
     when = parse_time(stamp)
     if when is None:
         return "N/A"
-    seconds = max(0, int(((now or datetime.now(timezone.utc)) - when).total_seconds()))
+    return format_duration(((now or datetime.now(timezone.utc)) - when).total_seconds())
+
+
+def format_duration(seconds: float) -> str:
+    """``45s``, ``12m``, ``3h`` or ``2d``, truncated; never negative (clock skew)."""
+    seconds = max(0, int(seconds))
     if seconds < 60:
         return f"{seconds}s"
     if seconds < 3600:

@@ -1,0 +1,207 @@
+"""Benchmark: job list and detail served from the caches, against 10,000 pods in 1,000 jobs.
+
+Starts the simulated cluster (``python -m gpuctl_async.sim``) and seeds it through
+``/_sim/seed/running-jobs``, then starts the service as a separate process on a kubeconfig
+pointing at it, waits for ``/ready`` and prints:
+
+- time to ready and the service's RSS;
+- requests/s and p50/p99 latency of ``GET /api/v1/jobs?pageSize=50&page=N`` (random pages)
+  and of job detail (random jobs), with ``--connections`` concurrent connections for
+  ``--seconds`` each;
+- the Kubernetes API requests the service made meanwhile (from the sim's counters);
+- the same list request answered by a bare aiohttp handler returning 50 items from memory,
+  as the ceiling, and our ratio to it.
+
+Not a test: ``python bench/jobs_read.py [--jobs 1000 --pods-per-job 10 --namespaces 10]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import re
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+BARE_SERVER = """
+import sys, orjson
+from aiohttp import web
+items = orjson.loads(sys.stdin.buffer.read())
+async def handler(request):
+    return web.Response(body=orjson.dumps({"total": 10000, "items": items}),
+                        content_type="application/json")
+app = web.Application()
+app.router.add_get("/api/v1/jobs", handler)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def load(session: aiohttp.ClientSession, make_url, connections: int, seconds: float):
+    """``connections`` workers requesting ``make_url()`` until time is up: (count, latencies)."""
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal errors
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            async with session.get(make_url()) as response:
+                await response.read()
+                if response.status != 200:
+                    errors += 1
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    elapsed = time.perf_counter() - started
+    return len(latencies) / elapsed, latencies, errors
+
+
+def report(name: str, rate: float, latencies: list[float], errors: int) -> None:
+    print(f"{name}: {rate:,.0f} req/s, p50 {1000 * percentile(latencies, 0.5):.1f} ms, "
+          f"p99 {1000 * percentile(latencies, 0.99):.1f} ms"
+          + (f", {errors} non-200 answers" if errors else ""))
+
+
+async def wait_ready(session: aiohttp.ClientSession, url: str, timeout: float) -> float:
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        try:
+            async with session.get(f"{url}/ready") as response:
+                if response.status == 200:
+                    return time.perf_counter() - started
+        except aiohttp.ClientConnectionError:
+            pass
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"{url}/ready did not answer 200 within {timeout} s")
+
+
+async def main(args: argparse.Namespace) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="bench-jobs-read-"))
+    kubeconfig = workdir / "kubeconfig"
+    processes: list[asyncio.subprocess.Process] = []
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    try:
+        sim = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gpuctl_async.sim", "--port", "0", "--kubeconfig-out",
+            str(kubeconfig), stdout=asyncio.subprocess.PIPE, env=env)
+        processes.append(sim)
+        sim_url = re.search(r"(http://\S+)", (await sim.stdout.readline()).decode()).group(1)
+        connector = aiohttp.TCPConnector(limit=args.connections)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            async with session.post(f"{sim_url}/_sim/seed/running-jobs", json={
+                    "jobs": args.jobs, "podsPerJob": args.pods_per_job,
+                    "namespaces": args.namespaces}) as response:
+                seeded = await response.json()
+            print(f"seeded {seeded['pods']} Running pods in {seeded['jobs']} jobs across "
+                  f"{args.namespaces} namespaces in {seeded['seconds']:.2f} s")
+
+            port = free_port()
+            service = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "gpuctl_async", "serve", "--kubeconfig", str(kubeconfig),
+                "--port", str(port), "--no-access-log", "--log-level", "WARNING", env=env)
+            processes.append(service)
+            url = f"http://127.0.0.1:{port}"
+            ready_after = await wait_ready(session, url, timeout=120)
+            print(f"service ready {ready_after:.2f} s after start; RSS {rss_mib(service.pid):.0f} MiB")
+
+            async with session.get(f"{url}/api/v1/jobs", params={"pageSize": 1}) as response:
+                total = (await response.json())["total"]
+            pages = max(1, total // 50)
+            jobs: set[tuple[str, str]] = set()
+            for page in range(1, pages + 1, max(1, pages // 20)):
+                async with session.get(f"{url}/api/v1/jobs",
+                                       params={"pageSize": 50, "page": page}) as response:
+                    jobs.update((i["namespace"], i["name"])
+                                for i in (await response.json())["items"])
+            job_list = sorted(jobs)
+
+            async with session.post(f"{sim_url}/_sim/counters/reset"):
+                pass
+            list_rate, list_latencies, list_errors = await load(
+                session, lambda: f"{url}/api/v1/jobs?pageSize=50&page={random.randint(1, pages)}",
+                args.connections, args.seconds)
+            report(f"GET /api/v1/jobs?pageSize=50 ({total} items, random pages)",
+                   list_rate, list_latencies, list_errors)
+
+            def detail_url() -> str:
+                namespace, name = random.choice(job_list)
+                return f"{url}/api/v1/jobs/{name}?namespace={namespace}"
+            detail_rate, detail_latencies, detail_errors = await load(
+                session, detail_url, args.connections, args.seconds)
+            report("GET /api/v1/jobs/{jobId} (random jobs)", detail_rate, detail_latencies,
+                   detail_errors)
+            print(f"service RSS after the load: {rss_mib(service.pid):.0f} MiB")
+
+            async with session.get(f"{sim_url}/_sim/counters") as response:
+                requests = (await response.json())["requests"]
+            lists = sum(requests.get("list", {}).values())
+            gets = sum(requests.get("get", {}).values())
+            print(f"Kubernetes API requests by the service during the load: {lists} lists, "
+                  f"{gets} gets; all: {orjson.dumps(requests).decode()}")
+
+            async with session.get(f"{url}/api/v1/jobs",
+                                   params={"pageSize": 50, "page": 1}) as response:
+                items = (await response.json())["items"]
+            bare_port = free_port()
+            bare = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", BARE_SERVER, str(bare_port), stdin=asyncio.subprocess.PIPE,
+                env=env)
+            processes.append(bare)
+            bare.stdin.write(orjson.dumps(items))
+            bare.stdin.close()
+            bare_url = f"http://127.0.0.1:{bare_port}"
+            while True:
+                try:
+                    async with session.get(f"{bare_url}/api/v1/jobs"):
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.05)
+            bare_rate, bare_latencies, bare_errors = await load(
+                session, lambda: f"{bare_url}/api/v1/jobs?pageSize=50&page=1", args.connections,
+                args.seconds)
+            report("bare aiohttp handler, same 50 items from memory", bare_rate, bare_latencies,
+                   bare_errors)
+            print(f"job list rate / bare handler rate: {100 * list_rate / bare_rate:.0f}%")
+    finally:
+        for process in reversed(processes):
+            if process.returncode is None:
+                process.terminate()
+                await process.wait()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--pods-per-job", type=int, default=10)
+    parser.add_argument("--namespaces", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    asyncio.run(main(parser.parse_args()))
