@@ -12,7 +12,6 @@ from gpuctl_async import __version__
 from gpuctl_async.api.openapi import error_responses, json_content
 from gpuctl_async.api.responses import json_response
 from gpuctl_async.appkeys import READINESS
-from gpuctl_async.errors import Unavailable
 
 
 class ServiceInfoSchema(Schema):
@@ -49,7 +48,9 @@ async def health(request: web.Request) -> web.Response:
 async def ready(request: web.Request) -> web.Response:
     reason = await request.app[READINESS].not_ready_reason()
     if reason:
-        raise Unavailable(reason)
+        # Answered here rather than raised: not being ready yet is routine, not worth a
+        # warning in the log at every probe.
+        return json_response({"error": reason}, status=503)
     return json_response({"status": "ready"})
 
 
