@@ -61,7 +61,7 @@ async def main(pods: int, watchers: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         kubeconfig = Path(tmp) / "kubeconfig"
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gpuctl_async.sim", "--port", "0", "--kubeconfig-out",
+            sys.executable, "-m", "gpuctl_async.sim", "--port", "0", "--no-workloads", "--kubeconfig-out",
             str(kubeconfig), stdout=asyncio.subprocess.PIPE)
         try:
             line = (await proc.stdout.readline()).decode()

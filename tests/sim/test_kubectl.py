@@ -111,7 +111,7 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
 async def cluster(tmp_path):
     kubeconfig = tmp_path / "kubeconfig"
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gpuctl_async.sim", "--port", "0", "--kubeconfig-out",
+        sys.executable, "-m", "gpuctl_async.sim", "--port", "0", "--no-workloads", "--kubeconfig-out",
         str(kubeconfig), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
         line = (await asyncio.wait_for(process.stdout.readline(), 20)).decode()
