@@ -14,4 +14,15 @@ Module map (one concern each):
 - ``discovery``  /version, /api, /apis, OpenAPI v3
 - ``faults``     /_sim fault injection and counters
 - ``server``     ``create_app``; ``kubeconfig``; ``testing.SimCluster``; ``cli``
+
+Behaving like a cluster (``SimCluster(workloads=True)``, wired by ``cluster.Workloads``):
+
+- ``controller`` the shared controller base; ``workqueue`` its de-duplicated work queue
+- ``jobs``, ``replicasets``, ``deployments``, ``statefulsets``  the workload controllers
+- ``scheduler``  binds pods to nodes that fit; ``kubelet`` runs them (states, probes, failures)
+- ``quota``      ResourceQuota admission and status; ``priority`` PriorityClass admission
+- ``events``     core/v1 Events, repeats aggregated; ``usage`` pod requests and limits
+- ``logs``       pods/log, driven by container statuses
+- ``topology``   nodes (the default GPU topology, files, flags); ``timing`` human/fast pace
+- ``seeding``    bulk Running jobs for benchmarks
 """
