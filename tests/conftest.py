@@ -72,3 +72,25 @@ async def api(sim, aiohttp_client, tmp_path):
     client = await aiohttp_client(create_app(sim_settings(sim, tmp_path)))
     assert await client.app[CACHE].wait_synced(timeout=10), "caches did not sync"
     return client
+
+
+@pytest.fixture
+async def live_sim():
+    """A simulated cluster that behaves like one (controllers, scheduler, kubelets, quota) on
+    the default GPU topology, at test pace."""
+    from gpuctl_async.sim.testing import SimCluster
+    from gpuctl_async.sim.timing import Timing
+    from gpuctl_async.sim.topology import default_nodes
+
+    async with SimCluster(workloads=True, nodes=default_nodes(), timing=Timing.fast()) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+async def live_api(live_sim, aiohttp_client, tmp_path):
+    """The app connected to ``live_sim``, with every cache synced."""
+    from gpuctl_async.appkeys import CACHE
+
+    client = await aiohttp_client(create_app(sim_settings(live_sim, tmp_path)))
+    assert await client.app[CACHE].wait_synced(timeout=10), "caches did not sync"
+    return client

@@ -64,15 +64,20 @@ def _condition(obj: Mapping, kind: str) -> bool:
                for c in obj.get("status", {}).get("conditions") or ())
 
 
-def job_status(job: Mapping) -> str:
-    """batch/v1 Job: its conditions first, then whether pods are active."""
+def job_status(job: Mapping, pods: Iterable[Mapping] = ()) -> str:
+    """batch/v1 Job: its conditions first; while pods are active, Running once one of them
+    runs, else the most telling of their statuses (an unschedulable pod is "active" to
+    Kubernetes, but the job is not running)."""
     if _condition(job, "Complete"):
         return "Succeeded"
     if _condition(job, "Failed"):
         return "Failed"
-    if job.get("status", {}).get("active"):
+    if not job.get("status", {}).get("active"):
+        return "Pending"
+    statuses = [pod_status(p) for p in pods if not pod_is_finished(p)]
+    if not statuses or "Running" in statuses:
         return "Running"
-    return "Pending"
+    return min(statuses, key=_telling_rank)
 
 
 def replicated_status(controller: Mapping, pods: Iterable[Mapping]) -> str:

@@ -44,7 +44,7 @@ def controller_status(cache: ClusterCache, controller: Obj) -> str:
                                                              controller["metadata"]["name"])
     pods = cache.pods.by_index("job", f"{namespace}/{job_name}")
     if controller["kind"] == "Job":
-        shown = job_status.job_status(controller)
+        shown = job_status.job_status(controller, pods)
     else:
         shown = job_status.replicated_status(controller, pods)
     if shown == "Pending" and not pods:
