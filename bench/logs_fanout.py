@@ -255,6 +255,8 @@ async def main(args: argparse.Namespace) -> None:
             loop = asyncio.get_running_loop()
             await asyncio.gather(*(loop.run_in_executor(None, p.recv) for p in pipes))
             took = time.monotonic() - started
+            probes: list[Client] = []
+            await connect(session, urls, args.probes, probes, tasks)
             await asyncio.sleep(1.0)  # let the tails arrive before measuring
             rss_after = rss_bytes(service.pid)
             counters = await sim_counters(sim_url)
@@ -263,7 +265,10 @@ async def main(args: argparse.Namespace) -> None:
             client_cpu_start = sum(cpu_seconds(w.pid) for w in workers)
             for pipe in pipes:
                 pipe.send(args.seconds)
-            results = await asyncio.gather(*(loop.run_in_executor(None, p.recv) for p in pipes))
+            results, _ = await asyncio.gather(
+                asyncio.gather(*(loop.run_in_executor(None, p.recv) for p in pipes)),
+                measure(probes, args.seconds))
+            probe_report = report_clients(probes, args.seconds, args.rate)
             wall = time.monotonic() - wall_start
             cpu = (cpu_seconds(service.pid) - cpu_start) / wall
             client_cpu = (sum(cpu_seconds(w.pid) for w in workers) - client_cpu_start) / wall
@@ -290,12 +295,20 @@ async def main(args: argparse.Namespace) -> None:
                   f"{main_report['lines_written_per_client']:.1f} over the same span")
             print(f"delay ts -> receipt:       p50 {main_report['p50_ms']:.1f} ms, "
                   f"p99 {main_report['p99_ms']:.1f} ms, max {main_report['max_ms']:.1f} ms")
+            print(f"  probe clients ({args.probes}, in this less busy process): p50 "
+                  f"{probe_report['p50_ms']:.1f} ms, p99 {probe_report['p99_ms']:.1f} ms, "
+                  f"lossless {probe_report['lossless_in_order']} of {args.probes}")
             print(f"service RSS growth:        {(rss_after - rss_before) / 1024:.0f} KiB, "
-                  f"{(rss_after - rss_before) / args.clients / 1024:.1f} KiB per connection")
+                  f"{(rss_after - rss_before) / (args.clients + args.probes) / 1024:.1f} KiB "
+                  f"per connection")
             print(f"service CPU:               {cpu * 100:.0f}% of one core (the "
                   f"{args.workers} client processes: {client_cpu * 100:.0f}%, "
                   f"{os.cpu_count()} cores)")
 
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            tasks.clear()
             normal: list[Client] = []
             await connect(session, urls, args.normal, normal, tasks)
             await asyncio.sleep(1.0)
@@ -334,4 +347,7 @@ if __name__ == "__main__":
     parser.add_argument("--silent", type=int, default=100)
     parser.add_argument("--phase-seconds", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=2, help="client processes")
+    parser.add_argument("--probes", type=int, default=20,
+                        help="extra clients read by the main process, to time the service "
+                             "apart from busy client processes")
     asyncio.run(main(parser.parse_args()))
