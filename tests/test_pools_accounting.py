@@ -74,3 +74,17 @@ def test_node_facts():
 ])
 def test_gpu_labels(key, gpu):
     assert is_gpu_label(key) is gpu
+
+
+def test_pod_cache_keeps_gpuctl_pods_whole_and_others_slim_while_they_hold_a_node():
+    from gpuctl_async.k8s.cache import keep_pod, shape_pod
+
+    gpuctl = {"metadata": {"name": "a", "labels": {"runwhere.ai/job-type": "training"}},
+              "spec": {"containers": [{"name": "main", "image": "x"}]}, "status": {}}
+    other_bound = {"metadata": {"name": "b", "labels": {"app": "x"}},
+                   "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "y"}]},
+                   "status": {"phase": "Running"}}
+    other_done = {**other_bound, "status": {"phase": "Succeeded"}}
+    assert keep_pod(gpuctl) and shape_pod(gpuctl) is gpuctl
+    assert keep_pod(other_bound) and "labels" not in shape_pod(other_bound)["metadata"]
+    assert not keep_pod(other_done)

@@ -19,7 +19,7 @@ import orjson
 
 from gpuctl_async.jobs import status as job_status
 from gpuctl_async.k8s import labels
-from gpuctl_async.k8s.cache import ClusterCache
+from gpuctl_async.k8s.cache import ClusterCache, is_gpuctl
 from gpuctl_async.k8s.informer import DELETED, Obj, object_key
 
 RowKey = tuple[float, str, str, str]  # (-created, namespace, name, kind of row)
@@ -192,7 +192,7 @@ class JobListing:
         obj = new or old
         assert obj is not None
         ident = object_key(obj)
-        if event == DELETED:
+        if event == DELETED or not is_gpuctl(obj):
             self._remove(self._pod_keys.pop(ident, None))
         else:
             self._put(self._pod_keys, ident, _sort_key(obj, "pod"), pod_row(obj))

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from gpuctl_async.errors import Conflict, NotFound
 from gpuctl_async.k8s import labels
-from gpuctl_async.k8s.cache import JOB_INDEX, NAME_INDEX, ClusterCache
+from gpuctl_async.k8s.cache import JOB_INDEX, NAME_INDEX, ClusterCache, is_gpuctl
 from gpuctl_async.k8s.informer import Obj
 from gpuctl_async.k8s.resources import BY_KIND, Resource
 
@@ -58,8 +58,11 @@ def find_job(cache: ClusterCache, job_id: str, namespace: str | None = None) -> 
         job_name = controller["metadata"].get("labels", {}).get(labels.JOB_NAME, job_id)
         return JobRef(ns, job_name, controller, job_pods(cache, ns, job_name))
 
-    pods = ([p] if (p := cache.pods.get(namespace, job_id)) else []) if namespace is not None \
-        else cache.pods.by_index(NAME_INDEX, job_id)
+    if namespace is not None:
+        pod = cache.pods.get(namespace, job_id)
+        pods = [pod] if pod is not None and is_gpuctl(pod) else []
+    else:
+        pods = cache.pods.by_index(NAME_INDEX, job_id)
     if pods:
         _refuse_ambiguous(job_id, pods)
         pod_meta = pods[0]["metadata"]

@@ -2,7 +2,9 @@
 
 One :class:`Informer` per resource type. Workload types are narrowed to gpuctl's objects with
 the ``runwhere.ai/job-type`` label selector, so memory grows with gpuctl's jobs rather than the
-cluster's. Events cannot be label-selected, so every namespace's events are watched and only
+cluster's. Pods are the exception: node and pool GPU accounting must count every pod holding a
+node's resources, gpuctl's or not, so the one pod cache watches all pods but keeps whole only
+gpuctl's; any other pod is kept slimmed to its node, phase and requests while it holds them. Events cannot be label-selected, so every namespace's events are watched and only
 those about the kinds a job is made of are kept, for ``event_retention`` seconds (Kubernetes
 itself keeps events one hour by default): all namespaces, because a job's events must be there
 the moment a job is created in a namespace gpuctl has never seen before.
@@ -38,6 +40,23 @@ def job_key_indexer(obj: Obj) -> Iterable[str]:
 def name_indexer(obj: Obj) -> Iterable[str]:
     """Objects by name alone, to find a job whose namespace the caller did not give."""
     return (obj.get("metadata", {}).get("name", ""),)
+
+
+def is_gpuctl(obj: Obj) -> bool:
+    """Made by gpuctl (carries the job-type label)."""
+    return labels.JOB_TYPE in (obj.get("metadata", {}).get("labels") or {})
+
+
+def gpuctl_name_indexer(obj: Obj) -> Iterable[str]:
+    return name_indexer(obj) if is_gpuctl(obj) else ()
+
+
+def keep_pod(pod: Obj) -> bool:
+    return is_gpuctl(pod) or holds_node_resources(pod)
+
+
+def shape_pod(pod: Obj) -> Obj:
+    return pod if is_gpuctl(pod) else slim_pod(pod)
 
 
 def node_indexer(obj: Obj) -> Iterable[str]:
@@ -100,13 +119,9 @@ class ClusterCache:
 
         workload = {"label_selector": GPUCTL_SELECTOR}
         controller_indexes = {JOB_INDEX: job_key_indexer, NAME_INDEX: name_indexer}
-        self.pods = informer(resources.PODS, **workload, indexers={
+        self.pods = informer(resources.PODS, keep=keep_pod, transform=shape_pod, indexers={
             JOB_INDEX: job_key_indexer, OWNER_INDEX: owner_uid_indexer, NODE_INDEX: node_indexer,
-            NAME_INDEX: name_indexer})
-        # Every pod holding a node's resources, gpuctl's or not, slimmed: node and pool GPU
-        # accounting must count them all, in memory that grows with running pods only.
-        self.bound_pods = informer(resources.PODS, keep=holds_node_resources, transform=slim_pod,
-                                   indexers={NODE_INDEX: node_indexer})
+            NAME_INDEX: gpuctl_name_indexer})
         self.jobs = informer(resources.JOBS, **workload, indexers=controller_indexes)
         self.deployments = informer(resources.DEPLOYMENTS, **workload, indexers=controller_indexes)
         self.replica_sets = informer(resources.REPLICA_SETS, **workload,
@@ -122,7 +137,7 @@ class ClusterCache:
         self.namespaces = informer(resources.NAMESPACES)
         self.quotas = informer(resources.RESOURCE_QUOTAS)
         self.priority_classes = informer(resources.PRIORITY_CLASSES)
-        self.all = (self.pods, self.bound_pods, self.jobs, self.deployments, self.replica_sets,
+        self.all = (self.pods, self.jobs, self.deployments, self.replica_sets,
                     self.stateful_sets, self.services, self.events, self.nodes, self.namespaces,
                     self.quotas, self.priority_classes)
         self._pruner: asyncio.Task[None] | None = None

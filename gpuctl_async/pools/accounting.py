@@ -1,8 +1,9 @@
 """Per-node facts: pool, GPU type, readiness, capacity, and what bound pods request.
 
-Usage counts every pod bound to the node that has not finished, gpuctl's or not (the cache's
-``bound_pods``), with Kubernetes' effective request per pod: the larger of the sum over its
-containers and the largest init container (they run one at a time, before the others).
+Usage counts every pod bound to the node that has not finished, gpuctl's or not (the pod cache
+keeps other pods slimmed to what this reads), with Kubernetes' effective request per pod: the
+larger of the sum over its containers and the largest init container (they run one at a time,
+before the others).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from gpuctl_async.k8s import labels
-from gpuctl_async.k8s.cache import NODE_INDEX, ClusterCache
+from gpuctl_async.k8s.cache import NODE_INDEX, ClusterCache, holds_node_resources
 from gpuctl_async.k8s.informer import Obj
 from gpuctl_async.quantity import QuantityError, parse_quantity
 
@@ -94,14 +95,14 @@ class NodeUsage:
 
 def bound_pods(cache: ClusterCache, name: str) -> list[Obj]:
     """Unfinished pods bound to the node, sorted by namespace and name."""
-    pods = cache.bound_pods.by_index(NODE_INDEX, name)
+    pods = [p for p in cache.pods.by_index(NODE_INDEX, name) if holds_node_resources(p)]
     return sorted(pods, key=lambda p: (p["metadata"].get("namespace", ""), p["metadata"]["name"]))
 
 
 def node_usage(cache: ClusterCache, name: str) -> NodeUsage:
     cpu = memory = Decimal(0)
     gpu = 0
-    for pod in cache.bound_pods.by_index(NODE_INDEX, name):
+    for pod in bound_pods(cache, name):
         requests = pod_requests(pod)
         cpu += requests.get(CPU, Decimal(0))
         memory += requests.get(MEMORY, Decimal(0))

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from gpuctl_async.jobs.status import pod_is_finished, pod_status
 from gpuctl_async.k8s import labels
-from gpuctl_async.k8s.cache import NODE_INDEX, ClusterCache
+from gpuctl_async.k8s.cache import NODE_INDEX, ClusterCache, is_gpuctl
 from gpuctl_async.k8s.informer import Obj
 from gpuctl_async.pools.accounting import (
     bound_pods, capacity_of, gpu_total, node_gpu_type, node_labels, node_name, node_pool,
@@ -46,7 +46,7 @@ def list_nodes(cache: ClusterCache, *, pool: str | None = None, gpu_type: str | 
 
 def _running_jobs(cache: ClusterCache, name: str) -> list[dict]:
     """gpuctl pods on the node that have not finished, one entry per pod."""
-    pods = sorted(cache.pods.by_index(NODE_INDEX, name),
+    pods = sorted((p for p in cache.pods.by_index(NODE_INDEX, name) if is_gpuctl(p)),
                   key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"]))
     return [{"name": (p["metadata"].get("labels") or {}).get(labels.JOB_NAME, UNKNOWN),
              "namespace": p["metadata"]["namespace"],
