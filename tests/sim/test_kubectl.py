@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,16 +12,10 @@ import aiohttp
 import orjson
 import pytest
 
-from .helpers import wait_for
+from .helpers import kubectl_path, wait_for
 
 
-def _find_kubectl() -> str | None:
-    beside = Path(sys.executable).parent / "kubectl"
-    return str(beside) if beside.exists() else shutil.which("kubectl")
-
-
-KUBECTL = _find_kubectl()
-pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+KUBECTL = kubectl_path()
 
 MANIFESTS = """\
 apiVersion: batch/v1

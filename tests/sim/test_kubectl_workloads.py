@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,16 +12,10 @@ from gpuctl_async.sim.testing import SimCluster
 from gpuctl_async.sim.timing import Timing
 from gpuctl_async.sim.topology import default_nodes
 
-from .helpers import wait_for
+from .helpers import kubectl_path, wait_for
 
 
-def _find_kubectl() -> str | None:
-    beside = Path(sys.executable).parent / "kubectl"
-    return str(beside) if beside.exists() else shutil.which("kubectl")
-
-
-KUBECTL = _find_kubectl()
-pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+KUBECTL = kubectl_path()
 
 JOB = """\
 apiVersion: batch/v1
