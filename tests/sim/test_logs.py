@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
-import sys
 import time
-from pathlib import Path
 
 import aiohttp
 import orjson
@@ -23,7 +20,7 @@ from gpuctl_async.sim.patch import MERGE_PATCH
 from gpuctl_async.sim.store import timestamp
 from gpuctl_async.sim.testing import SimCluster
 
-from .helpers import pod, wait_for
+from .helpers import kubectl_path, pod, wait_for
 
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z ")
 RATE = 50  # lines per second, so tests see many lines quickly
@@ -263,18 +260,12 @@ async def test_fault_cuts_open_follow_streams(sim, mode):
     assert sim.request_count("get", "pods/log") == 1
 
 
-def _kubectl() -> str | None:
-    beside = Path(sys.executable).parent / "kubectl"
-    return str(beside) if beside.exists() else shutil.which("kubectl")
-
-
-@pytest.mark.skipif(_kubectl() is None, reason="kubectl is not installed")
 async def test_kubectl_logs_follow_prints_lines_and_exits_when_the_pod_ends(sim, tmp_path):
     config = sim.write_kubeconfig(tmp_path / "kubeconfig")
     make_pod(sim, "p", rate=20)
     set_state(sim, "p", {"running": {}})
     process = await asyncio.create_subprocess_exec(
-        _kubectl(), "--kubeconfig", str(config), "--cache-dir", str(tmp_path / "cache"),
+        kubectl_path(), "--kubeconfig", str(config), "--cache-dir", str(tmp_path / "cache"),
         "logs", "-f", "p", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     first = await asyncio.wait_for(process.stdout.readline(), 10)
     assert first.decode().startswith("p main run 0 line ")
