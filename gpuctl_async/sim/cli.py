@@ -47,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(repeatable; replaces the default topology)")
     parser.add_argument("--timing", choices=("human", "fast"), default="human",
                         help="pace of pod start-up, job runs and back-offs")
+    parser.add_argument("--log-lines-per-second", type=float, default=2.0, metavar="RATE",
+                        help="how fast running containers write log lines (default 2)")
     parser.add_argument("--no-workloads", dest="workloads", action="store_false",
                         help="serve a bare API server: no controllers, scheduler or kubelets")
 
@@ -75,6 +77,7 @@ async def _serve(args: argparse.Namespace) -> int:
         async with SimCluster(token=args.token, history_window=args.history_window,
                               bookmark_interval=args.bookmark_interval, host=args.host,
                               port=args.port, workloads=args.workloads, nodes=_nodes(args),
+                              log_lines_per_second=args.log_lines_per_second,
                               timing=Timing.fast() if args.timing == "fast" else Timing()
                               ) as sim:
             if args.kubeconfig_out:

@@ -21,6 +21,10 @@ client did. ``/_sim`` is exempt from the bearer token and from the faults themse
                                             ``seconds=0`` ends it
 ``POST /_sim/faults/latency``               ``?seconds=S``: delay every API request by S
                                             (``0`` removes it)
+``POST /_sim/logs/close``                   ``?mode=eof|reset``: end every open ``follow``
+                                            log stream (cleanly, or by dropping the
+                                            connection); ``/_sim/counters`` shows open ones
+                                            per pod under ``logs.open`` (``sim.logs``)
 ``POST /_sim/seed``                         JSON ``{"resource": "pods", "count": N,
                                             "namespace": "default", "template": {...},
                                             "namePrefix": "..."}``: bulk-create N objects
