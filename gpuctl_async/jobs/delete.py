@@ -12,6 +12,7 @@ from gpuctl_async.k8s.client import KubeApiError, KubeClient
 from gpuctl_async.k8s.manifests import service_name
 from gpuctl_async.k8s.resources import PODS, SERVICES
 from gpuctl_async.jobs.lookup import JobRef, find_job
+from gpuctl_async.jobs.status import pod_is_finished
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +59,16 @@ async def delete_job(kube: KubeClient, cache: ClusterCache, job_id: str, *,
 
 
 async def _settle(cache: ClusterCache, job: JobRef, timeout: float) -> None:
-    """Read-your-writes: wait (bounded) until the cache shows the controller going."""
-    if job.controller is None:
-        return
-    informer = cache.controller_informer(job.controller["kind"])
-    name = job.controller["metadata"]["name"]
+    """Read-your-writes: wait (bounded) until the cache shows the controller and its running
+    pods going, so the next list does not show the job as running. Not until they are gone."""
+    pods = [p["metadata"]["name"] for p in job.pods if not pod_is_finished(p)]
 
-    def going() -> bool:
+    def going(informer, name: str) -> bool:
         obj = informer.get(job.namespace, name)
         return obj is None or bool(obj["metadata"].get("deletionTimestamp"))
 
-    await informer.wait_for(going, timeout)
+    if job.controller is not None:
+        informer = cache.controller_informer(job.controller["kind"])
+        name = job.controller["metadata"]["name"]
+        await informer.wait_for(lambda: going(informer, name), timeout)
+    await cache.pods.wait_for(lambda: all(going(cache.pods, name) for name in pods), timeout)

@@ -21,6 +21,8 @@ client did. ``/_sim`` is exempt from the bearer token and from the faults themse
                                             ``seconds=0`` ends it
 ``POST /_sim/faults/latency``               ``?seconds=S``: delay every API request by S
                                             (``0`` removes it)
+``POST /_sim/faults/watch-delay``           ``?seconds=S``: hold back every watch event by S,
+                                            as a lagging watch cache would (``0`` removes it)
 ``POST /_sim/logs/close``                   ``?mode=eof|reset``: end every open ``follow``
                                             log stream (cleanly, or by dropping the
                                             connection); ``/_sim/counters`` shows open ones
@@ -125,6 +127,7 @@ class Faults:
             web.post(f"{SIM_PREFIX}/history/compact", self._compact),
             web.post(f"{SIM_PREFIX}/faults/unavailable", self._unavailable),
             web.post(f"{SIM_PREFIX}/faults/latency", self._latency),
+            web.post(f"{SIM_PREFIX}/faults/watch-delay", self._watch_delay),
             web.post(f"{SIM_PREFIX}/seed", self._seed),
         ]
 
@@ -164,6 +167,10 @@ class Faults:
     async def _latency(self, request: web.Request) -> web.Response:
         self.latency = self._seconds(request)
         return self._json({"seconds": self.latency})
+
+    async def _watch_delay(self, request: web.Request) -> web.Response:
+        self.watches.delay = self._seconds(request)
+        return self._json({"seconds": self.watches.delay})
 
     async def _seed(self, request: web.Request) -> web.Response:
         try:

@@ -8,6 +8,7 @@
         sim.store.create("pods", {...}, namespace="default")   # in-process seeding
         sim.app[API_KEY].register_subresource(...)             # extensions (part 2)
         sim.close_watches(); sim.compact(); sim.set_unavailable(5); sim.set_latency(0.1)
+        sim.set_watch_delay(0.5)
         sim.close_log_streams("eof" | "reset"); sim.open_log_streams("ns/pod")
         sim.counters(); sim.request_count("list", "pods"); sim.reset_counters()
         sim.seed("pods", 10_000, namespace="bench")
@@ -120,6 +121,9 @@ class SimCluster:
 
     def set_latency(self, seconds: float) -> None:
         self._faults.latency = seconds
+
+    def set_watch_delay(self, seconds: float) -> None:
+        self._faults.watches.delay = seconds
 
     def counters(self) -> dict:
         return self._faults.counters()

@@ -40,6 +40,8 @@ PRE_TIMEOUT_BOOKMARK = 2.0
 class WatchRegistry:
     def __init__(self) -> None:
         self._open: dict[Reader, str] = {}
+        self.delay = 0.0
+        """Seconds every watch write is held back (a fault: a lagging watch cache)."""
 
     def add(self, reader: Reader, resource: str) -> None:
         self._open[reader] = resource
@@ -132,6 +134,8 @@ async def serve_watch(request: web.Request, store: Store, registry: WatchRegistr
                     pending.append(line)
             if pending:
                 chunk, pending = b"".join(pending), []
+                if registry.delay:
+                    await asyncio.sleep(registry.delay)
                 await response.write(chunk)
                 continue
             now = loop.time()
