@@ -22,7 +22,7 @@ import asyncio
 import os
 import random
 import re
-import socket
+import shutil
 import sys
 import tempfile
 import time
@@ -30,6 +30,7 @@ from pathlib import Path
 
 import aiohttp
 import orjson
+from measure import free_port, percentile, rss_mib
 
 BARE_SERVER = """
 import sys, orjson
@@ -44,22 +45,7 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def load(session: aiohttp.ClientSession, make_url, connections: int, seconds: float):
@@ -195,6 +181,7 @@ async def main(args: argparse.Namespace) -> None:
             if process.returncode is None:
                 process.terminate()
                 await process.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

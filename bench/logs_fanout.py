@@ -32,24 +32,13 @@ import orjson
 
 from gpuctl_async.logs.lines import parse_ts
 from gpuctl_async.sim.logs import RATE_ANNOTATION
+from measure import cpu_seconds, free_port, percentile, rss_bytes
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
-
-def rss_bytes(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 async def wait_http(url: str, timeout: float = 30.0) -> None:
@@ -126,12 +115,6 @@ def client_worker(urls: list[str], count: int, pipe) -> None:
 
     asyncio.run(work())
 
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
 
 
 async def connect(session, urls: list[str], count: int, connected: list,

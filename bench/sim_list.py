@@ -20,13 +20,8 @@ from pathlib import Path
 import aiohttp
 import orjson
 from kubernetes_asyncio import client, config
+from measure import rss_mib
 
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 async def list_all(core: client.CoreV1Api, limit: int | None = None) -> int:

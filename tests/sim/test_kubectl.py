@@ -12,7 +12,7 @@ import aiohttp
 import orjson
 import pytest
 
-from .helpers import kubectl_path, wait_for
+from .helpers import kubectl_path, stop_process, wait_for
 
 
 KUBECTL = kubectl_path()
@@ -90,16 +90,6 @@ class Standalone:
                 return await response.json()
 
 
-async def _stop(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is None:
-        process.terminate()
-    try:
-        await asyncio.wait_for(process.communicate(), 10)
-    except TimeoutError:
-        process.kill()
-        await process.communicate()
-
-
 @pytest.fixture
 async def cluster(tmp_path):
     kubeconfig = tmp_path / "kubeconfig"
@@ -112,7 +102,7 @@ async def cluster(tmp_path):
         assert match, line
         yield Standalone(match.group(1), kubeconfig, tmp_path / "cache", process)
     finally:
-        await _stop(process)
+        await stop_process(process)
 
 
 async def test_sigterm_stops_cleanly(cluster):
@@ -233,7 +223,7 @@ async def test_get_pods_watch_sees_changes(cluster):
         await asyncio.wait_for(read_until("second-00000"), 20)
         assert lines[0].split() == ["NAME", "AGE"]
     finally:
-        await _stop(watcher)
+        await stop_process(watcher)
 
 
 async def _has_watch(session: aiohttp.ClientSession, url: str) -> bool:

@@ -12,7 +12,7 @@ from gpuctl_async.sim.testing import SimCluster
 from gpuctl_async.sim.timing import Timing
 from gpuctl_async.sim.topology import default_nodes
 
-from .helpers import kubectl_path, wait_for
+from .helpers import kubectl_path, stop_process, wait_for
 
 
 KUBECTL = kubectl_path()
@@ -68,13 +68,7 @@ class Kubectl:
 
     async def close(self) -> None:
         for process in self.processes:
-            if process.returncode is None:
-                process.terminate()
-            try:
-                await asyncio.wait_for(process.communicate(), 10)
-            except TimeoutError:
-                process.kill()
-                await process.communicate()
+            await stop_process(process)
 
 
 @pytest.fixture
