@@ -65,6 +65,8 @@ def test_cluster_role_grants_what_the_service_needs_and_no_wildcards():
                      "jobs", "deployments", "statefulsets", "priorityclasses"):
         assert read <= granted[resource], resource
     assert "get" in granted["pods/log"]
-    assert "patch" in granted["nodes"]
+    for resource in ("nodes", "namespaces", "resourcequotas"):  # labels, markers, quota limits
+        assert "patch" in granted[resource], resource
+    assert "delete" in granted["pods"] and "delete" in granted["namespaces"]
     for resource in ("jobs", "deployments", "statefulsets", "services", "resourcequotas"):
         assert {"create", "delete"} <= granted[resource], resource
