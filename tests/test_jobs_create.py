@@ -226,3 +226,23 @@ async def test_create_waiting_on_a_slow_api_server_blocks_nothing(cluster, api):
     assert not creating.done()
     assert (await creating).status == 201
     cluster.set_latency(0)
+
+
+async def test_kubernetes_refusals_keep_their_meaning(cluster, api):
+    from gpuctl_async.sim import status as st
+
+    def policy(request):  # an admission webhook refusing the image, as a real cluster might
+        raise st.invalid(request.resource, request.obj["metadata"]["name"], [
+            st.FieldError.forbidden("spec.template.spec.containers[0].image",
+                                    "images must come from the internal registry")])
+    cluster.store.add_admission("jobs", policy)
+    resp = await submit(api, job_yaml(name="policed"))
+    assert resp.status == 400
+    message = (await resp.json())["error"]
+    assert 'Job.batch "policed" is invalid' in message and "internal registry" in message
+
+    cluster.set_unavailable(5)
+    resp = await submit(api, job_yaml("compute", "unreachable"))
+    assert resp.status == 503
+    assert "Kubernetes API server" in (await resp.json())["error"]
+    cluster.set_unavailable(0)
