@@ -76,3 +76,11 @@ async def test_spec_is_valid_openapi_3(offline_client):
 
     spec = await (await offline_client.get(SPEC_PATH)).json()
     validate(spec)  # raises with the offending path when the document is invalid
+
+
+async def test_job_creation_documents_an_example_per_kind(offline_client):
+    spec = await (await offline_client.get(SPEC_PATH)).json()
+    body = spec["paths"]["/api/v1/jobs"]["post"]["requestBody"]["content"]["application/json"]
+    assert set(body["examples"]) == {"training", "inference", "notebook", "compute"}
+    for example in body["examples"].values():
+        assert example["value"]["yamlContent"].startswith("kind: ")
