@@ -145,3 +145,30 @@ async def test_outage_keeps_last_state_then_catches_up(sim, informer):
     sim.store.create("pods", pod("after-outage"), namespace="default")
     await converged(sim, informer)
     assert informer.not_ready_reason() is None
+
+
+async def test_event_cache_keeps_only_recent_events_about_job_parts(sim, kube):
+    from datetime import datetime, timedelta, timezone
+
+    from gpuctl_async.k8s.cache import ClusterCache
+
+    def event(name: str, kind: str, age: float) -> dict:
+        stamp = (datetime.now(timezone.utc) - timedelta(seconds=age)).strftime(
+            "%Y-%m-%dT%H:%M:%SZ")
+        return {"metadata": {"name": name}, "involvedObject": {"kind": kind, "name": "x",
+                                                               "namespace": "default"},
+                "reason": "Test", "message": name, "type": "Normal", "count": 1,
+                "firstTimestamp": stamp, "lastTimestamp": stamp}
+
+    cache = ClusterCache(kube, event_retention=2.0)
+    for name, kind, age in (("old", "Pod", 60), ("fresh", "Pod", 0), ("node", "Node", 0)):
+        sim.store.create("events", event(name, kind, age), namespace="default")
+    cache.start()
+    try:
+        assert await cache.wait_synced(timeout=5)
+        events = cache.events
+        assert {e["metadata"]["name"] for e in events.items()} == {"fresh"}
+        # Once it is older than the retention window, the pruner forgets it.
+        await eventually(lambda: len(events), lambda n: n == 0, timeout=6)
+    finally:
+        await cache.stop()
