@@ -46,15 +46,21 @@ def _template(spec: dict) -> None:
         _pod_spec(template["spec"])
 
 
+_QOS_RESOURCES = ("cpu", "memory")
+
+
 def qos_class(spec: dict) -> str:
-    """Guaranteed / Burstable / BestEffort from the containers' requests and limits."""
+    """Guaranteed / Burstable / BestEffort from the containers' cpu and memory requests and
+    limits (other resources, such as GPUs, do not count, as in Kubernetes' GetPodQOS)."""
     containers = [c for c in (spec.get("containers") or []) if isinstance(c, dict)]
     any_set = False
     guaranteed = True
     for container in containers:
         resources = container.get("resources") or {}
-        limits = resources.get("limits") or {}
-        requests = {**limits, **(resources.get("requests") or {})}
+        limits = {k: v for k, v in (resources.get("limits") or {}).items()
+                  if k in _QOS_RESOURCES}
+        requests = {**limits, **{k: v for k, v in (resources.get("requests") or {}).items()
+                                 if k in _QOS_RESOURCES}}
         if limits or requests:
             any_set = True
         for name in ("cpu", "memory"):

@@ -33,7 +33,8 @@ def template_hash(template: dict, collisions: int = 0) -> str:
     value = 0x811C9DC5
     for byte in data:
         value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
-    return "".join(_SAFE[int(digit) % len(_SAFE)] for digit in str(value))
+    # SafeEncodeString maps each character's code point (not the digit's value).
+    return "".join(_SAFE[ord(digit) % len(_SAFE)] for digit in str(value))
 
 
 def _max_unavailable(spec: dict, replicas: int) -> int:

@@ -109,18 +109,42 @@ async def test_job_ttl_after_finished_deletes_it(cluster):
     await wait_for(lambda: not pods_of(cluster, "job-name=brief"))
 
 
+async def test_deployment_counts_replicas_that_never_become_ready_as_unavailable(cluster,
+                                                                                   kube):
+    manifest = workload("Deployment", "stuck", 2)
+    manifest["spec"]["template"]["metadata"]["annotations"] = {
+        "sim.runwhere.ai/fail": "never-ready"}
+    await raw(kube.apps.create_namespaced_deployment("default", manifest,
+                                                     _preload_content=False))
+
+    def status() -> dict:
+        return cluster.store.get("deployments", "stuck", "default").get("status") or {}
+
+    def running() -> bool:
+        pods = pods_of(cluster, "app=stuck")
+        return len(pods) == 2 and all(p["status"].get("phase") == "Running" for p in pods)
+
+    await wait_for(running)
+    await wait_for(lambda: status().get("unavailableReplicas") == 2
+                   and status().get("replicas") == 2)
+    assert not status().get("readyReplicas") and not status().get("availableReplicas")
+
+
 async def test_deployment_scales_and_replaces_a_deleted_pod(cluster, kube):
     await raw(kube.apps.create_namespaced_deployment("default", workload("Deployment", "web", 2),
                                                      _preload_content=False))
 
     def available(n: int):
         status = cluster.store.get("deployments", "web", "default").get("status") or {}
-        return status.get("availableReplicas") == n and status.get("replicas") == n
+        return (status.get("availableReplicas") == n and status.get("replicas") == n
+                and status.get("readyReplicas") == n and not status.get("unavailableReplicas"))
 
     await wait_for(lambda: available(2))
     [rs] = cluster.store.list("replicasets", "default")
     name, pod_hash = rs["metadata"]["name"], rs["metadata"]["labels"]["pod-template-hash"]
     assert name == f"web-{pod_hash}" and len(pod_hash) <= 10
+    # rand.SafeEncodeString of a decimal number only ever yields these characters.
+    assert set(pod_hash) <= set("456789bcdf"), pod_hash
     pods = pods_of(cluster, "app=web")
     assert all(p["metadata"]["name"].startswith(name + "-") for p in pods)
     assert all(p["metadata"]["labels"]["pod-template-hash"] == pod_hash for p in pods)
@@ -160,6 +184,20 @@ async def test_deployment_scales_and_replaces_a_deleted_pod(cluster, kube):
 
 
 async def test_statefulset_keeps_ordinals(cluster, kube):
+    history: list[tuple[str, str]] = []  # ("created" | "ready", pod name), in commit order
+
+    def record(event) -> None:
+        pod = event.new
+        if pod is None or not pod["metadata"]["name"].startswith("nb-"):
+            return
+        if event.type == "ADDED":
+            history.append(("created", pod["metadata"]["name"]))
+        elif any(c.get("type") == "Ready" and c.get("status") == "True"
+                 for c in (pod.get("status") or {}).get("conditions") or ()):
+            if ("ready", pod["metadata"]["name"]) not in history:
+                history.append(("ready", pod["metadata"]["name"]))
+
+    cluster.store.add_listener("pods", record)
     await raw(kube.apps.create_namespaced_stateful_set(
         "default", workload("StatefulSet", "nb", 3), _preload_content=False))
 
@@ -173,9 +211,10 @@ async def test_statefulset_keeps_ordinals(cluster, kube):
     assert [p["metadata"]["labels"]["apps.kubernetes.io/pod-index"] for p in pods] == \
         ["0", "1", "2"]
     assert pods[1]["spec"]["hostname"] == "nb-1" and pods[1]["spec"]["subdomain"] == "nb"
-    # OrderedReady: each pod was created only after the previous one was ready
-    starts = [p["metadata"]["creationTimestamp"] for p in pods]
-    assert starts == sorted(starts)
+    # OrderedReady: each pod was created only after the previous one was ready.
+    for ordinal in (1, 2):
+        assert history.index(("ready", f"nb-{ordinal - 1}")) < \
+            history.index(("created", f"nb-{ordinal}")), history
     old_uid = pods[1]["metadata"]["uid"]
     cluster.store.delete("pods", "nb-1", "default")
     await wait_for(lambda: any(p["metadata"]["name"] == "nb-1" and
