@@ -85,6 +85,10 @@ async def test_existing_namespace_gets_the_marker(api, sim):
     assert namespace_labels(sim, "team-x").items() >= {"owner": "me", MARKER: "true"}.items()
     namespaces = await (await api.get("/api/v1/namespaces")).json()
     assert "team-x" in [ns["name"] for ns in namespaces["items"]]
+    # Listed as gpuctl's, but gpuctl did not create it: the namespace API will not delete it.
+    resp = await api.delete("/api/v1/namespaces/team-x")
+    assert resp.status == 403
+    assert sim.store.get("namespaces", "team-x")["metadata"].get("deletionTimestamp") is None
 
 
 @pytest.mark.parametrize("text, field", [

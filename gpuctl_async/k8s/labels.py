@@ -28,6 +28,9 @@ NODE_GPU_TYPE_LABELS = ("nvidia.com/gpu-type", "nvidia.com/gpuType", GPU_TYPE)
 APP = "app"
 
 DESCRIPTION_ANNOTATION = PREFIX + "description"
+# On a namespace that gpuctl marked but did not create (a quota adopted it): it is listed as
+# gpuctl's, but never deleted through the API.
+ADOPTED_ANNOTATION = PREFIX + "namespace-adopted"
 POOL_DESCRIPTION_ANNOTATION = PREFIX + "pool-description"
 
 DEFAULT_POOL = "default"

@@ -4,7 +4,8 @@
    has a gpuctl quota is a conflict (409) unless the request asks to ``replace`` it; so is a
    namespace being deleted, or a ResourceQuota of the same name that gpuctl does not own.
 2. For each namespace in document order: create it with the gpuctl marker label when missing,
-   or add the marker to an existing one (never to ``default``, which gpuctl does not own);
+   or add the marker to an existing one (never to ``default``, which gpuctl does not own),
+   noting it as adopted so the namespace API will not delete it;
    then create its ResourceQuota. With ``replace``, a gpuctl quota of the same name gets the
    new limits, and gpuctl quotas of other names there are deleted once the new one exists.
 3. If any write fails, every write already done is undone in reverse order (created objects
@@ -173,13 +174,17 @@ class QuotaCreator:
         marker = namespace["metadata"].get("labels", {}).get(labels.NAMESPACE)
         if name == DEFAULT_NAMESPACE or marker == labels.NAMESPACE_MARKER:
             return
-        await self._patch_namespace_marker(name, labels.NAMESPACE_MARKER)
+        # Marked so it is listed as gpuctl's, and noted as adopted so that the namespace API
+        # never deletes what gpuctl did not create.
+        await self._patch_namespace_marker(name, labels.NAMESPACE_MARKER, adopted="true")
         journal.record(f"gpuctl marker on namespace {name}",
-                       lambda: self._patch_namespace_marker(name, marker))
+                       lambda: self._patch_namespace_marker(name, marker, adopted=None))
 
-    async def _patch_namespace_marker(self, name: str, value: str | None) -> None:
-        await self.kube.request("PATCH", NAMESPACES.path(name=name),
-                                body={"metadata": {"labels": {labels.NAMESPACE: value}}},
+    async def _patch_namespace_marker(self, name: str, value: str | None, *,
+                                      adopted: str | None) -> None:
+        body = {"metadata": {"labels": {labels.NAMESPACE: value},
+                             "annotations": {labels.ADOPTED_ANNOTATION: adopted}}}
+        await self.kube.request("PATCH", NAMESPACES.path(name=name), body=body,
                                 content_type=MERGE_PATCH)
 
     async def _create_quota(self, target: QuotaTarget, journal: _Journal) -> None:

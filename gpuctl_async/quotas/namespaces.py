@@ -76,7 +76,8 @@ async def delete_namespace(kube: KubeClient, cache: ClusterCache, name: str, *,
     namespace = cache.namespaces.get("", name)
     if namespace is None:
         raise NotFound(f"Namespace '{name}' not found")
-    if name == DEFAULT_NAMESPACE or not is_gpuctl_namespace(namespace):
+    adopted = namespace["metadata"].get("annotations", {}).get(labels.ADOPTED_ANNOTATION)
+    if name == DEFAULT_NAMESPACE or not is_gpuctl_namespace(namespace) or adopted:
         raise Forbidden(f"Namespace '{name}' was not created by gpuctl and cannot be deleted "
                         "via this API")
     if not namespace["metadata"].get("deletionTimestamp"):
