@@ -155,6 +155,8 @@ async def test_create_refuses_nodes_of_another_pool_unless_overwrite(cluster, si
     ({"name": "p", "nodes": []}, 400, "nodes"),
     ({"name": "p"}, 400, "nodes"),
     ({"name": "p", "nodes": ["d1"], "gpuType": ""}, 400, "gpuType"),
+    ({"name": "p", "nodes": ["d1"], "gpuType": ["a100", "h100"]}, 400, "gpuType"),
+    ({"name": "p", "nodes": ["d1"], "quota": {}}, 400, "quota"),
     ({"name": "default", "nodes": ["d1"]}, 400, None),
     ({"name": "train", "nodes": ["d1"]}, 409, None),
 ])
@@ -253,3 +255,9 @@ async def test_concurrent_creates_cannot_both_take_a_node(cluster, sim):
     winner = "p1" if first.status == 201 else "p2"
     assert node_meta(sim, "d1")["labels"][POOL] == winner
     assert POOL not in node_meta(sim, "d2")["labels"] or winner == "p2"
+
+
+async def test_the_original_one_item_gpu_type_list_is_accepted(cluster, sim):
+    resp = await cluster.post(POOLS, json={"name": "listed", "nodes": ["d1"], "gpuType": ["l4"]})
+    assert resp.status == 201, await resp.text()
+    assert node_meta(sim, "d1")["labels"][GPU_TYPE] == "l4"

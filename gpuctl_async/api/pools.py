@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 from aiohttp_apigami import docs, request_schema
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from gpuctl_async.api.openapi import error_responses, json_content
 from gpuctl_async.api.responses import json_response
@@ -59,8 +59,27 @@ class PoolDetailSchema(Schema):
 
 _DESCRIPTION = fields.String(validate=validate.Length(max=MAX_DESCRIPTION), metadata={
     "description": "Stored as annotation runwhere.ai/pool-description on each member node"})
-_GPU_TYPE = fields.String(validate=selectable_label_value, metadata={
-    "description": "Written as label runwhere.ai/gpu-type on the nodes (what jobs select on)"})
+class GpuTypeField(fields.String):
+    """A GPU type, also accepted as the original gpuctl's one-item list (``["a100"]``)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, list):
+            if len(value) != 1:
+                raise ValidationError("A pool has one GPU type: give one string.")
+            value = value[0]
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def _no_quota(value: object) -> None:
+    raise ValidationError("Pools carry no quota: set quotas per namespace with "
+                          "POST /api/v1/quotas.")
+
+
+_GPU_TYPE = GpuTypeField(validate=selectable_label_value, metadata={
+    "description": "Written as label runwhere.ai/gpu-type on the nodes (what jobs select on); "
+                   "a one-item list, as the original gpuctl sent it, is accepted too"})
+_QUOTA = fields.Raw(validate=_no_quota, metadata={
+    "description": "Not supported (the original accepted and ignored it): use the quota API"})
 _OVERWRITE = fields.Boolean(load_default=False, metadata={
     "description": "Move nodes that are in another pool instead of answering 409"})
 
@@ -72,6 +91,7 @@ class CreatePoolRequestSchema(Schema):
     nodes = fields.List(fields.String(), required=True, validate=validate.Length(min=1), metadata={
         "description": "Node names; at least one (a pool is the nodes labelled with its name)"})
     gpuType = _GPU_TYPE
+    quota = _QUOTA
     overwrite = _OVERWRITE
 
 
@@ -80,6 +100,7 @@ class UpdatePoolRequestSchema(Schema):
     nodes = fields.List(fields.String(), validate=validate.Length(min=1), metadata={
         "description": "The pool's new members (nodes left out leave it); omit to keep them"})
     gpuType = _GPU_TYPE
+    quota = _QUOTA
     overwrite = _OVERWRITE
 
 
