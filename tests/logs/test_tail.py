@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import re
 
 import pytest
@@ -112,7 +114,7 @@ async def test_finished_pod_still_has_its_logs_and_empty_log_has_no_timestamp(ap
     await settle(api, sim)
     assert len((await logs(api, "train", tail=20))["logs"]) == 20
     fresh = await add_pod(api, sim, job, "ccccc", started_ago=0)
-    body = await logs(api, "train", pod=fresh, sinceSeconds=1, tail=1)
+    later = (datetime.now(timezone.utc) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    body = await logs(api, "train", pod=fresh, sinceTime=later)
     assert body["pods"] == [fresh]
-    if not body["logs"]:
-        assert body["lastTimestamp"] is None
+    assert body["logs"] == [] and body["lastTimestamp"] is None
