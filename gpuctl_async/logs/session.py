@@ -118,6 +118,10 @@ class JobLogSession:
 
     async def close(self) -> None:
         self._stop_watching()
+        if self._done.done() and not self._done.cancelled():
+            # A failure may arrive here after run() already failed another way (the first
+            # tail): it has been reported, so mark it retrieved rather than let asyncio warn.
+            self._done.exception()
         for task in self._joins:
             task.cancel()
         await asyncio.gather(*self._joins, return_exceptions=True)

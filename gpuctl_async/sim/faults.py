@@ -21,6 +21,9 @@ client did. ``/_sim`` is exempt from the bearer token and from the faults themse
                                             ``seconds=0`` ends it
 ``POST /_sim/faults/latency``               ``?seconds=S``: delay every API request by S
                                             (``0`` removes it)
+``POST /_sim/faults/forbid``                ``?subresource=log``: answer 403 Forbidden, worded
+                                            as RBAC does, to every request for that
+                                            subresource (no ``subresource``: lift it)
 ``POST /_sim/faults/watch-delay``           ``?seconds=S``: hold back every watch event by S,
                                             as a lagging watch cache would (``0`` removes it)
 ``POST /_sim/logs/close``                   ``?mode=eof|reset``: end every open ``follow``
@@ -60,6 +63,7 @@ class Faults:
         self.store = store
         self.watches = watches
         self.latency = 0.0
+        self.forbidden_subresource: str | None = None
         self._unavailable_until = 0.0
         self._unavailable_mode = "503"
         self._requests: defaultdict[str, defaultdict[str, int]] = defaultdict(
@@ -117,7 +121,20 @@ class Faults:
             error = st.unavailable("the simulated API server is unavailable (fault injection)")
             return web.Response(body=error.encode(), status=503, content_type="application/json",
                                 headers={"Retry-After": "1"})
+        if self.forbidden_subresource and request.path.endswith("/" + self.forbidden_subresource):
+            return self._rbac_refusal(request.path)
         return await handler(request)
+
+    def _rbac_refusal(self, path: str) -> web.Response:
+        parts = path.strip("/").split("/")  # api/v1/namespaces/<ns>/<plural>/<name>/<sub>
+        namespace, plural, name = parts[-4], parts[-3], parts[-2]
+        message = (f'{plural} "{name}" is forbidden: User "system:serviceaccount:gpuctl-system:'
+                   f'gpuctl-async" cannot get resource "{plural}/{self.forbidden_subresource}" '
+                   f'in API group "" in the namespace "{namespace}"')
+        body = orjson.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                             "status": "Failure", "message": message, "reason": "Forbidden",
+                             "details": {"name": name, "kind": plural}, "code": 403})
+        return web.Response(body=body, status=403, content_type="application/json")
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -128,6 +145,7 @@ class Faults:
             web.post(f"{SIM_PREFIX}/faults/unavailable", self._unavailable),
             web.post(f"{SIM_PREFIX}/faults/latency", self._latency),
             web.post(f"{SIM_PREFIX}/faults/watch-delay", self._watch_delay),
+            web.post(f"{SIM_PREFIX}/faults/forbid", self._forbid),
             web.post(f"{SIM_PREFIX}/seed", self._seed),
         ]
 
@@ -167,6 +185,10 @@ class Faults:
     async def _latency(self, request: web.Request) -> web.Response:
         self.latency = self._seconds(request)
         return self._json({"seconds": self.latency})
+
+    async def _forbid(self, request: web.Request) -> web.Response:
+        self.forbidden_subresource = request.query.get("subresource") or None
+        return self._json({"subresource": self.forbidden_subresource})
 
     async def _watch_delay(self, request: web.Request) -> web.Response:
         self.watches.delay = self._seconds(request)

@@ -8,7 +8,7 @@
         sim.store.create("pods", {...}, namespace="default")   # in-process seeding
         sim.app[API_KEY].register_subresource(...)             # extensions (part 2)
         sim.close_watches(); sim.compact(); sim.set_unavailable(5); sim.set_latency(0.1)
-        sim.set_watch_delay(0.5)
+        sim.set_watch_delay(0.5); sim.forbid("log")
         sim.close_log_streams("eof" | "reset"); sim.open_log_streams("ns/pod")
         sim.counters(); sim.request_count("list", "pods"); sim.reset_counters()
         sim.seed("pods", 10_000, namespace="bench")
@@ -124,6 +124,10 @@ class SimCluster:
 
     def set_watch_delay(self, seconds: float) -> None:
         self._faults.watches.delay = seconds
+
+    def forbid(self, subresource: str | None) -> None:
+        """Answer 403 (as RBAC words it) to requests for ``subresource``; None lifts it."""
+        self._faults.forbidden_subresource = subresource
 
     def counters(self) -> dict:
         return self._faults.counters()

@@ -144,3 +144,16 @@ async def test_frames_and_close_codes_are_documented(api):
     for needle in ('"type": "log"', '"type": "logs"', '"type": "dropped"', "pod-ended",
                    '"type": "end"', '"type": "error"', "1011", "4404", "1001", "since="):
         assert needle in operation["description"], needle
+
+
+async def test_an_upstream_refusal_is_an_error_frame_and_1011(api, sim):
+    job = await create_job(api, sim, "train")
+    pod = await add_pod(api, sim, job, "aaaaa")
+    sim.forbid("log")  # the service account lost pods/log, as an RBAC change would do
+    sock = await LogSocket.open(api, "train")
+    assert await sock.to_close() == 1011
+    (error,) = [f for f in sock.frames if f["type"] == "error"]
+    assert f'cannot get resource "pods/log"' in error["data"] and pod in error["data"]
+    resp = await api.get("/api/v1/jobs/train/logs")  # the REST tail says the same, as a 403
+    assert resp.status == 403
+    assert "cannot get resource" in (await resp.json())["error"]
