@@ -132,6 +132,16 @@ async def test_concurrent_writes_to_one_node_all_survive(cluster, sim):
     assert all(shown[key] == "yes" for key in keys)
 
 
+async def test_racing_adds_of_one_new_key_give_one_winner_and_409s(cluster, sim):
+    values = [f"v{i}" for i in range(6)]
+    results = await asyncio.gather(*(
+        cluster.post(f"{NODES}/n1/labels", json={"key": "owner", "value": v}) for v in values))
+    statuses = sorted(r.status for r in results)
+    assert statuses == [200] + [409] * (len(values) - 1)
+    winner = values[[r.status for r in results].index(200)]
+    assert sim_labels(sim, "n1")["owner"] == winner
+
+
 # -- batch ------------------------------------------------------------------------------
 
 async def test_batch_reports_each_node(cluster, sim):

@@ -98,3 +98,12 @@ async def test_job_over_quota_is_shown_as_refused_and_utilization_moves(live_api
                      lambda b: b["total"] == 2, timeout=15)
     await eventually(lambda: get_json(live_api, "/api/v1/quotas/team-q"),
                      lambda q: q["utilization"]["nvidia.com/gpu"]["used"] in ("0", 0))
+
+
+async def test_node_list_and_detail_agree_on_capacity(live_api):
+    listed = {n["nodeName"]: n for n in (await get_json(live_api, "/api/v1/nodes"))["items"]}
+    assert set(listed) == {"train-a100-0", "train-a100-1", "infer-t4-0", "general-l4-0"}
+    for name, item in listed.items():
+        detail = await get_json(live_api, f"/api/v1/nodes/{name}")
+        assert item["memory"] == detail["resources"]["memoryTotal"], name
+        assert item["gpuTotal"] == detail["resources"]["gpuTotal"], name

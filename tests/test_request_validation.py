@@ -97,3 +97,12 @@ async def test_parsed_queries_are_remembered_per_schema(aiohttp_client, unreacha
         assert await (await client.get("/things?page=2")).json() == {"page": 2}
         assert await (await client.get("/others?page=2")).json() == {"page": 2, "size": 7}
         assert (await client.get("/things?page=0")).status == 400
+
+
+async def test_a_body_of_the_wrong_type_is_named_as_the_body(aiohttp_client, unreachable_settings):
+    client = await _client(aiohttp_client, unreachable_settings)
+    resp = await client.post("/things", data=b"[1, 2]",
+                             headers={"Content-Type": "application/json"})
+    assert resp.status == 400
+    body = await resp.json()
+    assert list(body["details"]) == ["body"] and body["error"] == "Invalid request: body"

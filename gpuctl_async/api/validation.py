@@ -76,7 +76,9 @@ class ApiParser(AIOHTTPParser):
                 if isinstance(location_messages, Mapping):
                     merged.update(location_messages)
             messages = merged or messages
-        details = flatten_messages(messages)
+        # marshmallow files whole-input errors (e.g. a JSON null body) under "_schema".
+        details = {("body" if path == "_schema" else path): problems
+                   for path, problems in flatten_messages(messages).items()}
         raise ValidationFailed(summarize(details), details=details)
 
     def _handle_invalid_json_error(self, error, req, *args, **kwargs) -> NoReturn:

@@ -17,6 +17,7 @@ from gpuctl_async.k8s.informer import Obj
 from gpuctl_async.k8s.naming import label_key_errors, label_value_errors
 from gpuctl_async.pools.accounting import node_labels, node_name, node_pool
 from gpuctl_async.pools.patching import NodeChange, NodeWriter, node_not_found
+from gpuctl_async.pools.serialize import one_at_a_time
 
 log = logging.getLogger(__name__)
 
@@ -111,25 +112,31 @@ def gpu_labels(cache: ClusterCache) -> list[dict]:
 
 # -- writes -----------------------------------------------------------------------------
 
+@one_at_a_time
 async def add_label(writer: NodeWriter, cache: ClusterCache, name: str, key: str, value: str,
                     *, overwrite: bool = False) -> dict:
     check_label(key, value)
     if _refuse_conflict(get_node(cache, name), key, value, overwrite):
         await writer.apply([NodeChange(name, {key: value})])
+        log.info("Labelled node %s: %s=%s", name, key, value)
     return {"nodeName": name, "label": {key: value}, "message": "Label added"}
 
 
+@one_at_a_time
 async def update_label(writer: NodeWriter, cache: ClusterCache, name: str, key: str,
                        value: str) -> dict:
     check_label(key, value)
     if _existing_value(get_node(cache, name), key) != value:
         await writer.apply([NodeChange(name, {key: value})])
+        log.info("Relabelled node %s: %s=%s", name, key, value)
     return {"node": name, "label": f"{key}={value}", "message": "Label updated"}
 
 
+@one_at_a_time
 async def delete_label(writer: NodeWriter, cache: ClusterCache, name: str, key: str) -> dict:
     _existing_value(get_node(cache, name), key)
     await writer.apply([NodeChange(name, {key: None})])
+    log.info("Removed label %s from node %s", key, name)
     return {"node": name, "label": key, "message": "Label deleted"}
 
 

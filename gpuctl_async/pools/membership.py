@@ -13,11 +13,7 @@ still race: Kubernetes has no transaction across nodes.
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import weakref
-from collections.abc import Awaitable, Callable, Iterable
-from typing import ParamSpec, TypeVar
+from collections.abc import Iterable
 
 from gpuctl_async.errors import BadRequest, Conflict, NotFound
 from gpuctl_async.k8s import labels
@@ -25,27 +21,13 @@ from gpuctl_async.k8s.cache import ClusterCache
 from gpuctl_async.k8s.informer import Obj
 from gpuctl_async.pools.accounting import node_labels, node_pool
 from gpuctl_async.pools.patching import NodeChange, NodeWriter, node_not_found
+from gpuctl_async.pools.serialize import one_at_a_time
 from gpuctl_async.pools.pool_views import members, pool_exists, pool_jobs, pool_not_found, \
     stored_description
 
 DEFAULT = labels.DEFAULT_POOL
 _DEFAULT_IS_IMPLICIT = ("the default pool is every node without a pool label; "
                         "move nodes out of it by adding them to another pool")
-
-
-P = ParamSpec("P")
-R = TypeVar("R")
-_locks: weakref.WeakKeyDictionary[ClusterCache, asyncio.Lock] = weakref.WeakKeyDictionary()
-
-
-def _one_at_a_time(write: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Run ``write(writer, cache, ...)`` holding the membership lock of ``cache``."""
-    @functools.wraps(write)
-    async def serialized(*args: P.args, **kwargs: P.kwargs) -> R:
-        cache = args[1]
-        async with _locks.setdefault(cache, asyncio.Lock()):  # type: ignore[arg-type]
-            return await write(*args, **kwargs)
-    return serialized
 
 
 def _unique(names: Iterable[str]) -> list[str]:
@@ -92,7 +74,7 @@ def _result(pool: str, status: str, message: str, nodes: list[str]) -> dict:
     return {"name": pool, "status": status, "message": message, "nodes": nodes}
 
 
-@_one_at_a_time
+@one_at_a_time
 async def create_pool(writer: NodeWriter, cache: ClusterCache, name: str, node_names: list[str],
                       *, description: str | None = None, gpu_type: str | None = None,
                       overwrite: bool = False) -> dict:
@@ -106,7 +88,7 @@ async def create_pool(writer: NodeWriter, cache: ClusterCache, name: str, node_n
     return _result(name, "created", "Resource pool created", node_names)
 
 
-@_one_at_a_time
+@one_at_a_time
 async def update_pool(writer: NodeWriter, cache: ClusterCache, name: str, *,
                       node_names: list[str] | None = None, description: str | None = None,
                       gpu_type: str | None = None, overwrite: bool = False) -> dict:
@@ -127,7 +109,7 @@ async def update_pool(writer: NodeWriter, cache: ClusterCache, name: str, *,
     return _result(name, "updated", "Resource pool updated", wanted)
 
 
-@_one_at_a_time
+@one_at_a_time
 async def delete_pool(writer: NodeWriter, cache: ClusterCache, name: str) -> dict:
     _refuse_default(name, "delete")
     nodes = [n["metadata"]["name"] for n in members(cache, name)]
@@ -141,7 +123,7 @@ async def delete_pool(writer: NodeWriter, cache: ClusterCache, name: str) -> dic
     return _result(name, "deleted", "Resource pool deleted", nodes)
 
 
-@_one_at_a_time
+@one_at_a_time
 async def add_node_to_pool(writer: NodeWriter, cache: ClusterCache, node_name: str, pool: str,
                            *, overwrite: bool = False) -> dict:
     """Put the node in ``pool`` (``default``: take it out of its named pool)."""
@@ -156,7 +138,7 @@ async def add_node_to_pool(writer: NodeWriter, cache: ClusterCache, node_name: s
     return {"node": node_name, "pool": pool, "message": "Node added to resource pool"}
 
 
-@_one_at_a_time
+@one_at_a_time
 async def remove_node_from_pool(writer: NodeWriter, cache: ClusterCache, node_name: str,
                                 pool: str) -> dict:
     _refuse_default(pool, "remove nodes from")

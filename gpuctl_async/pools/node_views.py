@@ -30,7 +30,10 @@ def node_summary(cache: ClusterCache, node: Obj) -> dict:
     capacity = node.get("status", {}).get("capacity", {})
     return {"nodeName": node_name(node), "status": node_status(node), "gpuTotal": total,
             "gpuUsed": used, "gpuFree": max(total - used, 0), "boundPools": [node_pool(node)],
-            "cpu": capacity.get("cpu", UNKNOWN), "memory": capacity.get("memory", UNKNOWN),
+            "cpu": capacity.get("cpu", UNKNOWN),
+            # In the same form as the node detail's memoryTotal (1073217536Ki → 1048064Mi).
+            "memory": format_bytes(capacity_of(node, "memory")) if "memory" in capacity
+            else UNKNOWN,
             "gpuType": node_gpu_type(node) or UNKNOWN, "createdAt": _created(node)}
 
 
