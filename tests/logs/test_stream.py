@@ -153,7 +153,7 @@ async def test_an_upstream_refusal_is_an_error_frame_and_1011(api, sim):
     sock = await LogSocket.open(api, "train")
     assert await sock.to_close() == 1011
     (error,) = [f for f in sock.frames if f["type"] == "error"]
-    assert f'cannot get resource "pods/log"' in error["data"] and pod in error["data"]
+    assert 'cannot get resource "pods/log"' in error["data"] and pod in error["data"]
     resp = await api.get("/api/v1/jobs/train/logs")  # the REST tail says the same, as a 403
     assert resp.status == 403
     assert "cannot get resource" in (await resp.json())["error"]
