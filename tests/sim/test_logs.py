@@ -273,3 +273,34 @@ async def test_kubectl_logs_follow_prints_lines_and_exits_when_the_pod_ends(sim,
     out, err = await asyncio.wait_for(process.communicate(), 10)
     assert process.returncode == 0, err
     assert (first + out).decode().splitlines()[-1].startswith("p main run 0 line ")
+
+
+async def test_kubectl_logs_follow_on_a_job_run_by_the_simulated_kubelet(tmp_path):
+    from gpuctl_async.sim.timing import Timing
+    from gpuctl_async.sim.topology import default_nodes
+
+    async with SimCluster(workloads=True, nodes=default_nodes(), log_lines_per_second=20,
+                          timing=Timing.fast().with_changes(job_run=1.5)) as sim:
+        config = sim.write_kubeconfig(tmp_path / "kubeconfig")
+        sim.store.create("jobs", {
+            "metadata": {"name": "train"},
+            "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [
+                {"name": "main", "image": "busybox:1.36"}]}}}}, namespace="default")
+
+        def running_pod() -> str | None:
+            pods = sim.store.list("pods", "default", label_selector="job-name=train")
+            running = [p for p in pods if (p.get("status") or {}).get("phase") == "Running"]
+            return running[0]["metadata"]["name"] if running else None
+
+        await wait_for(lambda: running_pod() is not None)
+        name = running_pod()
+        process = await asyncio.create_subprocess_exec(
+            kubectl_path(), "--kubeconfig", str(config), "--cache-dir", str(tmp_path / "cache"),
+            "logs", "-f", name, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(process.communicate(), 20)  # ends with the pod
+        assert process.returncode == 0, err
+        lines = out.decode().splitlines()
+        assert len(lines) >= 10 and all(line.startswith(f"{name} main run 0 line ")
+                                        for line in lines)
+        pod_phase = sim.store.get("pods", name, namespace="default")["status"]["phase"]
+        assert pod_phase == "Succeeded"
