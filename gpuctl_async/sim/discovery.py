@@ -18,11 +18,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import orjson
 from aiohttp import web
 
 from gpuctl_async.sim.resources import BY_GROUP_VERSION, ResourceType
+
+if TYPE_CHECKING:
+    from gpuctl_async.sim.rest import Subresource
 
 KUBERNETES_VERSION = {"major": "1", "minor": "37", "gitVersion": "v1.37.0-gpuctl-sim",
                       "gitCommit": "0000000000000000000000000000000000000000",
@@ -41,14 +45,14 @@ def _group_versions() -> list[tuple[str, str]]:
     return sorted(BY_GROUP_VERSION)
 
 
-def resource_list(group: str, version: str,
-                  subresources: Iterable[tuple[ResourceType, str, str, list[str]]]) -> dict:
-    """The APIResourceList of one group-version; ``subresources`` are (type, name, kind,
-    verbs) entries registered on the app."""
+def resource_list(group: str, version: str, subresources: Iterable[Subresource]) -> dict:
+    """The APIResourceList of one group-version, with the subresources registered on the
+    app (a kind from another group-version, such as ``autoscaling/v1`` ``Scale``, says so:
+    kubectl's scale client reads it)."""
     resources = []
-    by_type: dict[str, list[tuple[str, str, list[str]]]] = {}
-    for rt, name, kind, verbs in subresources:
-        by_type.setdefault(rt.key, []).append((name, kind, verbs))
+    by_type: dict[str, list[Subresource]] = {}
+    for sub in subresources:
+        by_type.setdefault(sub.rt.key, []).append(sub)
     for rt in sorted(BY_GROUP_VERSION[(group, version)].values(), key=lambda r: r.plural):
         entry = {"name": rt.plural, "singularName": rt.singular, "namespaced": rt.namespaced,
                  "kind": rt.kind, "verbs": rt.verbs}
@@ -57,9 +61,12 @@ def resource_list(group: str, version: str,
         if rt.categories:
             entry["categories"] = list(rt.categories)
         resources.append(entry)
-        for name, kind, verbs in sorted(by_type.get(rt.key, [])):
-            resources.append({"name": f"{rt.plural}/{name}", "singularName": "",
-                              "namespaced": rt.namespaced, "kind": kind, "verbs": verbs})
+        for sub in sorted(by_type.get(rt.key, []), key=lambda s: s.name):
+            entry = {"name": f"{rt.plural}/{sub.name}", "singularName": "",
+                     "namespaced": rt.namespaced, "kind": sub.kind, "verbs": list(sub.verbs)}
+            if sub.group_version:
+                entry["group"], entry["version"] = sub.group_version
+            resources.append(entry)
     group_version = f"{group}/{version}" if group else version
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version,
             "resources": resources}

@@ -11,14 +11,19 @@ fields are dropped, warned about in a ``Warning`` header, or refused), ``fieldMa
 (accepted), ``propagationPolicy``, ``gracePeriodSeconds``, ``orphanDependents``; DELETE also
 reads a ``DeleteOptions`` body.
 
-Built-in subresources: ``status`` (get/update/patch) for types that have one and
-``pods/binding`` (create). More are added with ``Api.register_subresource``; part 2 adds
+get, list and watch answer with server-side ``Table``s when the ``Accept`` header asks for
+them, as kubectl's does (``tables``); the plain JSON path is untouched by that.
+
+Built-in subresources: ``status`` (get/update/patch) for types that have one,
+``pods/binding`` (create) and ``scale`` (get/update/patch, ``autoscaling/v1`` ``Scale``) of
+deployments, replicasets and statefulsets (``scale``). More are added with ``Api.register_subresource``; part 2 adds
 ``pods/log`` that way::
 
     async def pod_log(request: web.Request, target: Target) -> web.StreamResponse: ...
     api.register_subresource("pods", "log", pod_log, verbs=("get",), kind="Pod")
 
-The handler receives the resolved ``Target`` after the object's existence is checked (404
+``group_version`` names the API group and version of ``kind`` when it is not the parent
+resource's (``scale`` serves ``autoscaling/v1``); discovery lists it. The handler receives the resolved ``Target`` after the object's existence is checked (404
 otherwise); discovery lists the subresource, and counters count it as ``pods/log``.
 """
 
@@ -31,16 +36,18 @@ import orjson
 import yaml
 from aiohttp import web
 
+from gpuctl_async.sim import scale
 from gpuctl_async.sim import status as st
+from gpuctl_async.sim import tables
 from gpuctl_async.sim.faults import Faults
 from gpuctl_async.sim.history import Entry
-from gpuctl_async.sim.patch import PATCH_TYPES
+from gpuctl_async.sim.patch import PATCH_TYPES, PatchDecodeError, PatchError, apply_patch
 from gpuctl_async.sim.resources import BY_GROUP_VERSION, ResourceType, resource
 from gpuctl_async.sim.selectors import parse_field_selector, parse_label_selector
 from gpuctl_async.sim.status import StatusError
 from gpuctl_async.sim.store import Store
 from gpuctl_async.sim.validation import unknown_fields
-from gpuctl_async.sim.watch import WatchRegistry, serve_watch
+from gpuctl_async.sim.watch import PLAIN, WatchRegistry, serve_watch
 
 _TRUE = {"1", "t", "true"}
 _FALSE = {"0", "f", "false"}
@@ -69,6 +76,7 @@ class Subresource:
     handler: SubresourceHandler
     verbs: tuple[str, ...]
     kind: str
+    group_version: tuple[str, str] | None = None
 
 
 def _flag(request: web.Request, name: str) -> bool:
@@ -121,16 +129,21 @@ class Api:
                 if rt.has_status:
                     self.register_subresource(rt, "status", self._status,
                                               ("get", "patch", "update"), rt.kind)
+                if rt.plural in scale.SCALABLE:
+                    self.register_subresource(rt, "scale", self._scale,
+                                              ("get", "patch", "update"), "Scale",
+                                              (scale.GROUP, scale.VERSION))
 
     def register_subresource(self, rt: ResourceType | str, name: str,
                              handler: SubresourceHandler, verbs: tuple[str, ...] = ("get",),
-                             kind: str | None = None) -> None:
+                             kind: str | None = None,
+                             group_version: tuple[str, str] | None = None) -> None:
         rt = resource(rt)
         self._subresources[(rt.key, name)] = Subresource(rt, name, handler, tuple(verbs),
-                                                         kind or rt.kind)
+                                                         kind or rt.kind, group_version)
 
-    def subresources(self) -> list[tuple[ResourceType, str, str, list[str]]]:
-        return [(s.rt, s.name, s.kind, list(s.verbs)) for s in self._subresources.values()]
+    def subresources(self) -> list[Subresource]:
+        return list(self._subresources.values())
 
     def routes(self) -> list[web.RouteDef]:
         return [web.route("*", "/api/{tail:.+}", self.handle),
@@ -271,10 +284,15 @@ class Api:
     # -- verbs ----------------------------------------------------------------------------
 
     async def _get(self, request: web.Request, target: Target) -> web.Response:
-        return self._object_response(
-            self.store.get_entry(target.rt, target.namespace, target.name))
+        entry = self.store.get_entry(target.rt, target.namespace, target.name)
+        table = tables.requested(request)
+        if table is not None:
+            return tables.response(target.rt, [entry], table, {
+                "resourceVersion": entry.obj["metadata"]["resourceVersion"]})
+        return self._object_response(entry)
 
     async def _list(self, request: web.Request, target: Target) -> web.Response:
+        table = tables.requested(request)
         label, field = self._selectors(request, target.rt)
         limit = _int(request, "limit") or 0
         result = self.store.list_entries(
@@ -282,11 +300,19 @@ class Api:
             continue_token=request.query.get("continue") or None,
             resource_version=request.query.get("resourceVersion"),
             resource_version_match=request.query.get("resourceVersionMatch"))
+        if table is not None:
+            meta: dict = {"resourceVersion": str(result.resource_version)}
+            if result.continue_token:
+                meta["continue"] = result.continue_token
+            if result.remaining is not None:
+                meta["remainingItemCount"] = result.remaining
+            return tables.response(target.rt, result.entries, table, meta)
         return _json_response(self._list_body(target.rt, result.entries,
                                               result.resource_version,
                                               result.continue_token, result.remaining))
 
     async def _watch(self, request: web.Request, target: Target) -> web.StreamResponse:
+        table = tables.requested(request)
         label, field = self._selectors(request, target.rt)
         timeout = _int(request, "timeoutSeconds")
         return await serve_watch(
@@ -295,7 +321,8 @@ class Api:
             bookmarks=_flag(request, "allowWatchBookmarks"),
             timeout=float(timeout) if timeout and timeout > 0 else self.max_watch_seconds,
             send_initial_events=_flag(request, "sendInitialEvents"),
-            bookmark_interval=self.bookmark_interval)
+            bookmark_interval=self.bookmark_interval,
+            framer=tables.TableWatchFramer(target.rt, table) if table else PLAIN)
 
     async def _create(self, request: web.Request, target: Target) -> web.Response:
         dry_run = self._dry_run(request)
@@ -406,3 +433,25 @@ class Api:
         return _json_response(orjson.dumps({"kind": "Status", "apiVersion": "v1",
                                             "metadata": {}, "status": "Success",
                                             "code": 201}), 201)
+
+    async def _scale(self, request: web.Request, target: Target) -> web.Response:
+        if target.verb == "get":
+            entry = self.store.get_entry(target.rt, target.namespace, target.name)
+            return _json_response(orjson.dumps(scale.scale_of(entry.obj)))
+        dry_run = self._dry_run(request)
+        content_type = request.content_type
+        if target.verb == "patch" and content_type not in PATCH_TYPES:
+            raise st.unsupported_media_type(content_type, list(PATCH_TYPES))
+        body = await self._body(request, target.rt)
+        # Read and write with no await between: the patch applies to the current Scale.
+        entry = self.store.get_entry(target.rt, target.namespace, target.name)
+        if target.verb == "patch":
+            try:
+                body = apply_patch(content_type, scale.scale_of(entry.obj), body)
+            except PatchDecodeError as exc:
+                raise st.bad_request(str(exc)) from None
+            except PatchError as exc:
+                raise st.StatusError(422, "Invalid", str(exc)) from None
+        updated = self.store.update_entry(target.rt, scale.scaled(entry.obj, body),
+                                          target.namespace, target.name, dry_run=dry_run)
+        return _json_response(orjson.dumps(scale.scale_of(updated.obj)))

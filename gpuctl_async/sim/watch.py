@@ -14,8 +14,9 @@
 - ``timeoutSeconds`` ends the stream cleanly; without it, ``max_seconds``.
 
 Each change's wire line is encoded once (``history.WatchEvent.line``) and shared by every
-watcher that sends it; a watcher writes whatever has accumulated since its last write in one
-chunk. ``WatchRegistry`` tracks open watches per resource (for counters) and can close them
+watcher that sends it (``PlainFramer``); a watcher writes whatever has accumulated since its
+last write in one chunk. A watch asking for Tables passes ``tables.TableWatchFramer``
+instead, which encodes per watcher (its rows are printed for that request). ``WatchRegistry`` tracks open watches per resource (for counters) and can close them
 all (a fault the tests use to prove clients resume).
 """
 
@@ -23,12 +24,21 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from typing import Protocol
 
 import orjson
 from aiohttp import web
 
 from gpuctl_async.sim import status as st
-from gpuctl_async.sim.history import ADDED, DELETED, FellBehind, Reader, TooOld, WatchEvent
+from gpuctl_async.sim.history import (
+    ADDED,
+    DELETED,
+    Entry,
+    FellBehind,
+    Reader,
+    TooOld,
+    WatchEvent,
+)
 from gpuctl_async.sim.resources import ResourceType
 from gpuctl_async.sim.selectors import FieldSelector, LabelSelector
 from gpuctl_async.sim.store import Store
@@ -67,37 +77,71 @@ def _bookmark(rt: ResourceType, rv: int, initial_end: bool = False) -> bytes:
         "kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta}}) + b"\n"
 
 
+class Framer(Protocol):
+    """How a watch turns what it sends into wire lines."""
+
+    def initial(self, entry: Entry) -> bytes: ...
+
+    def change(self, event: WatchEvent, as_type: str | None = None) -> bytes: ...
+
+    def stopped_matching(self, event: WatchEvent) -> bytes: ...
+
+    def bookmark(self, rt: ResourceType, rv: int, initial_end: bool = False) -> bytes: ...
+
+
+class PlainFramer:
+    """The objects as stored: lines shared by every watcher (the fast path)."""
+
+    @staticmethod
+    def initial(entry: Entry) -> bytes:
+        return b'{"type":"ADDED","object":%s}\n' % entry.raw
+
+    @staticmethod
+    def change(event: WatchEvent, as_type: str | None = None) -> bytes:
+        return event.line(as_type)
+
+    @staticmethod
+    def stopped_matching(event: WatchEvent) -> bytes:
+        return event.stopped_matching_line()
+
+    bookmark = staticmethod(_bookmark)
+
+
+PLAIN = PlainFramer()
+
+
 def _filter(event: WatchEvent, namespace: str | None, label: LabelSelector,
-            field: FieldSelector) -> bytes | None:
+            field: FieldSelector, framer: Framer) -> bytes | None:
     if namespace and event.key[0] != namespace:
         return None
     if not label and not field:
-        return event.line()
+        return framer.change(event)
 
     def ok(obj: dict | None) -> bool:
         return obj is not None and (not label or label.matches(obj)) and (
             not field or field.matches(obj))
 
     if event.type in (ADDED, DELETED):
-        return event.line() if ok(event.entry.obj) else None
+        return framer.change(event) if ok(event.entry.obj) else None
     was, now = ok(event.previous), ok(event.entry.obj)
     if now:
-        return event.line() if was else event.line(ADDED)
-    return event.stopped_matching_line() if was else None
+        return framer.change(event) if was else framer.change(event, ADDED)
+    return framer.stopped_matching(event) if was else None
 
 
 async def serve_watch(request: web.Request, store: Store, registry: WatchRegistry,
                       rt: ResourceType, namespace: str | None, *, label: LabelSelector,
                       field: FieldSelector, resource_version: str | None, bookmarks: bool,
                       timeout: float, send_initial_events: bool,
-                      bookmark_interval: float) -> web.StreamResponse:
+                      bookmark_interval: float,
+                      framer: Framer = PLAIN) -> web.StreamResponse:
     log = store.log(rt)
     pending: list[bytes] = []
     if send_initial_events or resource_version in (None, "", "0"):
         snapshot = store.list_entries(rt, namespace, label=label, field=field)
-        pending = [b'{"type":"ADDED","object":%s}\n' % e.raw for e in snapshot.entries]
+        pending = [framer.initial(e) for e in snapshot.entries]
         if send_initial_events and bookmarks:
-            pending.append(_bookmark(rt, store.resource_version, initial_end=True))
+            pending.append(framer.bookmark(rt, store.resource_version, initial_end=True))
         cursor = log.end
     else:
         try:
@@ -117,7 +161,8 @@ async def serve_watch(request: web.Request, store: Store, registry: WatchRegistr
     loop = asyncio.get_running_loop()
     start = loop.time()
     deadline = start + timeout
-    next_bookmark = min(start + bookmark_interval, max(start, deadline - PRE_TIMEOUT_BOOKMARK))
+    pre_timeout = max(start, deadline - PRE_TIMEOUT_BOOKMARK)
+    next_bookmark = min(start + bookmark_interval, pre_timeout)
     reader = Reader()
     log.readers.add(reader)
     registry.add(reader, rt.plural)
@@ -129,7 +174,7 @@ async def serve_watch(request: web.Request, store: Store, registry: WatchRegistr
                 break  # too slow to keep up: end the stream, the client resumes
             cursor += len(events)
             for event in events:
-                line = _filter(event, namespace, label, field)
+                line = _filter(event, namespace, label, field, framer)
                 if line is not None:
                     pending.append(line)
             if pending:
@@ -142,8 +187,10 @@ async def serve_watch(request: web.Request, store: Store, registry: WatchRegistr
             if now >= deadline:
                 break
             if bookmarks and now >= next_bookmark:
-                await response.write(_bookmark(rt, store.resource_version))
+                await response.write(framer.bookmark(rt, store.resource_version))
                 next_bookmark = now + bookmark_interval
+                if now < pre_timeout:  # the pre-timeout one is still due
+                    next_bookmark = min(next_bookmark, pre_timeout)
                 continue
             await reader.wait((min(deadline, next_bookmark) if bookmarks else deadline) - now)
     finally:

@@ -114,7 +114,8 @@ async def test_sigterm_stops_cleanly(cluster):
 async def test_get_namespaces_nodes_and_pods(cluster):
     rc, out, _ = await cluster.kubectl("get", "ns")
     assert rc == 0
-    assert [line.split()[0] for line in out.splitlines()] == ["NAME", "default", "kube-system"]
+    assert [line.split()[:2] for line in out.splitlines()] == [
+        ["NAME", "STATUS"], ["default", "Active"], ["kube-system", "Active"]]
     rc, out, err = await cluster.kubectl("get", "nodes")
     assert rc == 0 and out == "" and "No resources found" in err
     await cluster.post("/_sim/seed", {"resource": "nodes", "count": 2, "namePrefix": "gpu-",
@@ -122,13 +123,21 @@ async def test_get_namespaces_nodes_and_pods(cluster):
     await cluster.post("/_sim/seed", {"resource": "pods", "count": 2, "namespace": "team-a"})
     await cluster.post("/_sim/seed", {"resource": "pods", "count": 1, "namespace": "default"})
     rc, out, _ = await cluster.kubectl("get", "nodes")
-    assert rc == 0 and [line.split()[0] for line in out.splitlines()[1:]] == ["gpu-00000",
-                                                                              "gpu-00001"]
+    assert rc == 0 and out.splitlines()[0].split() == ["NAME", "STATUS", "ROLES", "AGE",
+                                                       "VERSION"]
+    assert [line.split()[0] for line in out.splitlines()[1:]] == ["gpu-00000", "gpu-00001"]
     rc, out, _ = await cluster.kubectl("get", "pods", "-A")
     assert rc == 0
-    rows = [line.split()[:2] for line in out.splitlines()]
-    assert rows == [["NAMESPACE", "NAME"], ["default", "seed-pod-00000"],
-                    ["team-a", "seed-pod-00000"], ["team-a", "seed-pod-00001"]]
+    rows = [line.split() for line in out.splitlines()]
+    assert rows[0] == ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert [row[:5] for row in rows[1:]] == [
+        ["default", "seed-pod-00000", "0/1", "Pending", "0"],
+        ["team-a", "seed-pod-00000", "0/1", "Pending", "0"],
+        ["team-a", "seed-pod-00001", "0/1", "Pending", "0"]]
+    rc, out, _ = await cluster.kubectl("get", "pods", "-n", "team-a", "-o", "wide")
+    assert rc == 0 and out.splitlines()[0].split() == [
+        "NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "NOMINATED", "NODE",
+        "READINESS", "GATES"]
 
 
 async def test_create_from_manifests_with_default_validation(cluster, tmp_path):
@@ -221,7 +230,12 @@ async def test_get_pods_watch_sees_changes(cluster):
         await cluster.post("/_sim/seed", {"resource": "pods", "count": 1,
                                           "namespace": "default", "namePrefix": "second-"})
         await asyncio.wait_for(read_until("second-00000"), 20)
-        assert lines[0].split() == ["NAME", "AGE"]
+        # server-side printing: the columns of the real API server, not just NAME and AGE
+        assert lines[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+        first = next(line.split() for line in lines if line.startswith("first-00000"))
+        assert first[1:4] == ["0/1", "Pending", "0"]
+        # the watch's rows reuse the list's header (only its first event carries columns)
+        assert sum(line.startswith("NAME") for line in lines) == 1
     finally:
         await stop_process(watcher)
 
