@@ -141,3 +141,79 @@ async def test_describe_shows_failed_scheduling_and_aggregated_events(cluster, k
                      r"didn't match Pod's node affinity/selector\.", out), out
     rc, out, err = await kubectl.run("get", "deployments,jobs", "-o", "name")
     assert (rc, out.split()) == (0, ["job.batch/greedy"])
+
+
+async def test_get_pods_watch_prints_server_side_status_columns(cluster, kubectl):
+    watcher = await kubectl.start("get", "pods", "-w")
+    await wait_for(lambda: cluster.open_watches("pods") > 0, 20)
+    rc, _, err = await kubectl.run("create", "-f", "-", stdin=JOB)
+    assert rc == 0, err
+    lines: list[str] = []
+
+    async def until_completed() -> None:
+        while not lines or lines[-1].split()[2:3] != ["Completed"]:
+            line = await watcher.stdout.readline()
+            assert line, "kubectl get -w ended early"
+            lines.append(line.decode())
+
+    await asyncio.wait_for(until_completed(), 20)
+    assert lines[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    rows = [line.split() for line in lines[1:]]
+    assert all(row[0].startswith("train-") for row in rows)
+    statuses = [(row[1], row[2]) for row in rows]
+    assert statuses[0] == ("0/1", "Pending")
+    assert statuses[-1] == ("0/1", "Completed")
+    order = [statuses.index(s) for s in (("0/1", "ContainerCreating"), ("1/1", "Running"),
+                                         ("0/1", "Completed"))]
+    assert order == sorted(order)
+    assert all(row[3] == "0" for row in rows)
+
+    rc, out, err = await kubectl.run("get", "jobs")
+    assert rc == 0, err
+    header, row = (line.split() for line in out.splitlines())
+    assert header == ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
+    assert row[:3] == ["train", "Complete", "1/1"]
+
+
+DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.27
+        resources:
+          requests: {cpu: 100m, memory: 64Mi}
+"""
+
+
+async def test_scale_deployment(cluster, kubectl):
+    rc, _, err = await kubectl.run("create", "-f", "-", stdin=DEPLOYMENT)
+    assert rc == 0, err
+
+    def ready() -> int:
+        return (cluster.store.get("deployments", "web", namespace="default").get("status")
+                or {}).get("readyReplicas", 0)
+
+    await wait_for(lambda: ready() == 1, 20)
+    rc, out, err = await kubectl.run("scale", "deployment", "web", "--replicas", "3")
+    assert (rc, out.strip()) == (0, "deployment.apps/web scaled"), err
+    await wait_for(lambda: ready() == 3, 20)
+    rc, out, err = await kubectl.run("get", "deployment", "web")
+    assert rc == 0, err
+    header, row = (line.split() for line in out.splitlines())
+    assert header == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    assert row[:2] == ["web", "3/3"]
+    # the precondition form goes through PUT with the Scale's resourceVersion
+    rc, out, err = await kubectl.run("scale", "deployment", "web", "--current-replicas", "2",
+                                     "--replicas", "1")
+    assert rc == 1 and "Expected replicas to be 2, was 3" in err, (out, err)
