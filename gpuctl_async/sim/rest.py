@@ -16,15 +16,16 @@ them, as kubectl's does (``tables``); the plain JSON path is untouched by that.
 
 Built-in subresources: ``status`` (get/update/patch) for types that have one,
 ``pods/binding`` (create) and ``scale`` (get/update/patch, ``autoscaling/v1`` ``Scale``) of
-deployments, replicasets and statefulsets (``scale``). More are added with ``Api.register_subresource``; part 2 adds
-``pods/log`` that way::
+deployments, replicasets and statefulsets (``scale``). More are added with
+``Api.register_subresource``; part 2 adds ``pods/log`` that way::
 
     async def pod_log(request: web.Request, target: Target) -> web.StreamResponse: ...
     api.register_subresource("pods", "log", pod_log, verbs=("get",), kind="Pod")
 
 ``group_version`` names the API group and version of ``kind`` when it is not the parent
-resource's (``scale`` serves ``autoscaling/v1``); discovery lists it. The handler receives the resolved ``Target`` after the object's existence is checked (404
-otherwise); discovery lists the subresource, and counters count it as ``pods/log``.
+resource's (``scale`` serves ``autoscaling/v1``). The handler receives the resolved
+``Target`` after the object's existence is checked (404 otherwise); discovery lists the
+subresource, and counters count it as ``pods/log``.
 """
 
 from __future__ import annotations

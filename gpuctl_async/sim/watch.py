@@ -16,8 +16,9 @@
 Each change's wire line is encoded once (``history.WatchEvent.line``) and shared by every
 watcher that sends it (``PlainFramer``); a watcher writes whatever has accumulated since its
 last write in one chunk. A watch asking for Tables passes ``tables.TableWatchFramer``
-instead, which encodes per watcher (its rows are printed for that request). ``WatchRegistry`` tracks open watches per resource (for counters) and can close them
-all (a fault the tests use to prove clients resume).
+instead, which encodes per watcher (its rows are printed for that request).
+``WatchRegistry`` tracks open watches per resource (for counters) and can close them all (a
+fault the tests use to prove clients resume).
 """
 
 from __future__ import annotations
