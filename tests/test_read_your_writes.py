@@ -58,3 +58,16 @@ async def test_a_quota_is_read_back_at_once(sim, api):
     assert (await api.get("/api/v1/quotas/team-a")).status == 200
     names = [n["name"] for n in (await (await api.get("/api/v1/namespaces")).json())["items"]]
     assert "team-a" in names
+
+
+async def test_a_change_the_cache_has_not_seen_yet_is_not_overwritten(sim, api):
+    """Another writer (a second replica, kubectl) labels the node while this service's cache
+    lags: the service's own check passes on stale data, but its patch carries the node's
+    resourceVersion, is refused as stale, and the check is made again on fresh data."""
+    await add_nodes(api, sim, node_manifest("n1"))
+    sim.set_watch_delay(LAG)
+    sim.store.patch("nodes", "n1", {"metadata": {"labels": {"owner": "other-team"}}},
+                    patch_type="application/merge-patch+json")
+    resp = await api.post("/api/v1/nodes/n1/labels", json={"key": "owner", "value": "us"})
+    assert resp.status == 409, await resp.text()
+    assert sim.store.get("nodes", "n1")["metadata"]["labels"]["owner"] == "other-team"

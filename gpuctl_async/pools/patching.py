@@ -1,7 +1,10 @@
 """Writing node labels and annotations: all-or-nothing across nodes, read-your-writes.
 
 Each write is a JSON merge patch of exactly the keys it changes (``null`` removes one), so a
-concurrent change to any other label or annotation of the node is never lost. A change that
+concurrent change to any other label or annotation of the node is never lost. It also carries
+the resourceVersion of the node the caller's checks saw: if the node changed since (another
+replica of this service, kubectl), the API server answers 409 and :class:`StaleNode` tells the
+caller to look again (``serialize.one_at_a_time`` re-runs the whole check-and-write). A change that
 spans several nodes is validated by the caller first; if a patch still fails midway, the nodes
 already patched get their previous values back. After the patches, the call waits (bounded)
 until the node cache shows them, so the client's next read sees its write.
@@ -32,6 +35,15 @@ def node_not_found(name: str) -> NotFound:
     return NotFound(f"Node '{name}' not found")
 
 
+class StaleNode(Exception):
+    """The node changed after the checks were made against the cache."""
+
+    def __init__(self, node: str, version: str | None):
+        super().__init__(f"node {node} changed since resourceVersion {version}")
+        self.node = node
+        self.version = version
+
+
 @dataclass
 class NodeChange:
     """New values (``None``: remove) for some labels and annotations of one node."""
@@ -43,8 +55,8 @@ class NodeChange:
     def __bool__(self) -> bool:
         return bool(self.labels or self.annotations)
 
-    def patch(self) -> dict:
-        metadata: dict = {}
+    def patch(self, version: str | None = None) -> dict:
+        metadata: dict = {"resourceVersion": version} if version else {}
         if self.labels:
             metadata["labels"] = self.labels
         if self.annotations:
@@ -85,8 +97,9 @@ class NodeWriter:
         limit = asyncio.Semaphore(PATCH_CONCURRENCY)
 
         async def one(change: NodeChange) -> Obj:
+            version = before[change.node].get("metadata", {}).get("resourceVersion")
             async with limit:
-                return await self._patch(change)
+                return await self._patch(change, version)
 
         results = await asyncio.gather(*(one(c) for c in changes), return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
@@ -96,13 +109,15 @@ class NodeWriter:
             raise failures[0]
         await self._settle(changes, [r for r in results if isinstance(r, dict)])
 
-    async def _patch(self, change: NodeChange) -> Obj:
+    async def _patch(self, change: NodeChange, version: str | None = None) -> Obj:
         try:
             return await self.kube.request("PATCH", NODES.path(name=change.node),
-                                           body=change.patch(), content_type=MERGE_PATCH)
+                                           body=change.patch(version), content_type=MERGE_PATCH)
         except KubeApiError as exc:
             if exc.is_not_found:
                 raise node_not_found(change.node) from exc
+            if exc.code == 409 and version:
+                raise StaleNode(change.node, version) from exc
             raise
 
     async def _undo(self, changes: list[NodeChange]) -> None:
