@@ -68,48 +68,32 @@ def _sort_key(obj: Obj, row_kind: str) -> RowKey:
     return (-(_created(obj) or 0.0), meta.get("namespace", ""), meta["name"], row_kind)
 
 
-def pod_row(pod: Obj) -> Row:
-    meta, spec, st = pod["metadata"], pod.get("spec", {}), pod.get("status", {})
-    pod_labels = meta.get("labels", {})
-    name = pod_labels.get(labels.JOB_NAME, meta["name"])
+def _row(obj: Obj, *, status: str, ready: str, node: str, ip: str, phase: str) -> Row:
+    """A row for a pod or a pod-less controller; labels say which job it belongs to."""
+    meta = obj["metadata"]
+    obj_labels = meta.get("labels", {})
+    name = obj_labels.get(labels.JOB_NAME, meta["name"])
+    namespace = meta.get("namespace", "")
     return Row(
-        item={
-            "jobId": meta["name"],
-            "name": name,
-            "namespace": meta.get("namespace", ""),
-            "kind": pod_labels.get(labels.JOB_TYPE, "unknown"),
-            "status": job_status.pod_status(pod),
-            "ready": job_status.pod_ready(pod),
-            "node": spec.get("nodeName") or "N/A",
-            "ip": st.get("podIP") or "N/A",
-        },
-        created=_created(pod),
-        phase=st.get("phase") or "Unknown",
-        job_key=f"{meta.get('namespace', '')}/{name}",
-        pool=pod_labels.get(labels.POOL, labels.DEFAULT_POOL),
+        item={"jobId": meta["name"], "name": name, "namespace": namespace,
+              "kind": obj_labels.get(labels.JOB_TYPE, "unknown"), "status": status,
+              "ready": ready, "node": node, "ip": ip},
+        created=_created(obj),
+        phase=phase,
+        job_key=f"{namespace}/{name}",
+        pool=obj_labels.get(labels.POOL, labels.DEFAULT_POOL),
     )
+
+
+def pod_row(pod: Obj) -> Row:
+    spec, st = pod.get("spec", {}), pod.get("status", {})
+    return _row(pod, status=job_status.pod_status(pod), ready=job_status.pod_ready(pod),
+                node=spec.get("nodeName") or "N/A", ip=st.get("podIP") or "N/A",
+                phase=st.get("phase") or "Unknown")
 
 
 def controller_row(controller: Obj, status: str) -> Row:
-    meta = controller["metadata"]
-    ctl_labels = meta.get("labels", {})
-    name = ctl_labels.get(labels.JOB_NAME, meta["name"])
-    return Row(
-        item={
-            "jobId": meta["name"],
-            "name": name,
-            "namespace": meta.get("namespace", ""),
-            "kind": ctl_labels.get(labels.JOB_TYPE, "unknown"),
-            "status": status,
-            "ready": "0/0",
-            "node": "N/A",
-            "ip": "N/A",
-        },
-        created=_created(controller),
-        phase=status,
-        job_key=f"{meta.get('namespace', '')}/{name}",
-        pool=ctl_labels.get(labels.POOL, labels.DEFAULT_POOL),
-    )
+    return _row(controller, status=status, ready="0/0", node="N/A", ip="N/A", phase=status)
 
 
 class JobListing:
