@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import os
 import random
-import re
 import shutil
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from pathlib import Path
 
 import aiohttp
 import orjson
-from measure import free_port, percentile, rss_mib
+from measure import free_port, percentile, rss_mib, start_sim
 
 BARE_SERVER = """
 import sys, orjson
@@ -95,11 +94,8 @@ async def main(args: argparse.Namespace) -> None:
     processes: list[asyncio.subprocess.Process] = []
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     try:
-        sim = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gpuctl_async.sim", "--port", "0", "--kubeconfig-out",
-            str(kubeconfig), stdout=asyncio.subprocess.PIPE, env=env)
+        sim, sim_url = await start_sim("--kubeconfig-out", str(kubeconfig))
         processes.append(sim)
-        sim_url = re.search(r"(http://\S+)", (await sim.stdout.readline()).decode()).group(1)
         connector = aiohttp.TCPConnector(limit=args.connections)
         async with aiohttp.ClientSession(connector=connector) as session:
             async with session.post(f"{sim_url}/_sim/seed/running-jobs", json={

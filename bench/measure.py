@@ -3,8 +3,11 @@ as ``python bench/<name>.py``, so this folder is on ``sys.path``)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import socket
+import sys
 from pathlib import Path
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -36,3 +39,18 @@ def percentile(values: list[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def start_sim(*flags: str) -> tuple[asyncio.subprocess.Process, str]:
+    """``python -m gpuctl_async.sim --port 0 FLAGS`` as its own process, and its URL (read
+    from the line it prints once it listens). The caller terminates the process."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gpuctl_async.sim", "--port", "0", *flags,
+        stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    line = (await process.stdout.readline()).decode()
+    match = re.search(r"(http://\S+)", line)
+    if match is None:
+        process.terminate()
+        await process.wait()
+        raise RuntimeError(f"the simulated cluster did not start: {line!r}")
+    return process, match.group(1)

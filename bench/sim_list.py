@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +18,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 from kubernetes_asyncio import client, config
-from measure import rss_mib
+from measure import rss_mib, start_sim
 
 
 
@@ -55,12 +53,8 @@ async def watcher(session: aiohttp.ClientSession, url: str, rv: str, wanted: int
 async def main(pods: int, watchers: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         kubeconfig = Path(tmp) / "kubeconfig"
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gpuctl_async.sim", "--port", "0", "--no-workloads", "--kubeconfig-out",
-            str(kubeconfig), stdout=asyncio.subprocess.PIPE)
+        proc, url = await start_sim("--no-workloads", "--kubeconfig-out", str(kubeconfig))
         try:
-            line = (await proc.stdout.readline()).decode()
-            url = re.search(r"(http://\S+)", line).group(1)
             print(f"sim pid {proc.pid} at {url}; RSS at start {rss_mib(proc.pid):.1f} MiB")
             async with aiohttp.ClientSession() as session:
                 started = time.perf_counter()

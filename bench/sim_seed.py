@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
-import sys
 import time
 
 import aiohttp
-from measure import cpu_seconds, rss_mib
+from measure import cpu_seconds, rss_mib, start_sim
 
 
 
@@ -31,11 +29,8 @@ async def settled(session: aiohttp.ClientSession, url: str, jobs: int, per_job: 
 
 
 async def main(jobs: int, per_job: int, namespaces: int, idle: float) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gpuctl_async.sim", "--port", "0", stdout=asyncio.subprocess.PIPE)
+    proc, url = await start_sim()
     try:
-        line = (await proc.stdout.readline()).decode()
-        url = re.search(r"(http://\S+)", line).group(1)
         print(f"sim pid {proc.pid} at {url}; RSS at start {rss_mib(proc.pid):.1f} MiB")
         async with aiohttp.ClientSession() as session:
             started = time.perf_counter()
