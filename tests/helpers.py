@@ -92,3 +92,12 @@ async def add_nodes(api, sim, *manifests: dict) -> None:
     nodes = api.app[CACHE].nodes
     names = [m["metadata"]["name"] for m in manifests]
     assert await nodes.wait_for(lambda: all(nodes.get("", n) for n in names), timeout=5)
+
+
+async def settle(api, sim, resource: str = "pods") -> None:
+    """Wait until the app's cache of ``resource`` has seen the latest write to the cluster."""
+    from gpuctl_async.appkeys import CACHE
+
+    informer = getattr(api.app[CACHE], resource)
+    version = sim.store.resource_version
+    await eventually(lambda: int(informer.resource_version or 0) >= version, bool, timeout=5)

@@ -14,7 +14,7 @@ import pytest
 
 from gpuctl_async.appkeys import CACHE
 from gpuctl_async.sim.patch import MERGE_PATCH
-from tests.helpers import eventually, job_pod, job_yaml, node_manifest
+from tests.helpers import eventually, job_pod, job_yaml, node_manifest, settle
 
 NOW = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -49,18 +49,6 @@ async def add_pod(api, sim, controller: dict, suffix: str, status: dict | None =
         pod = set_status(sim, pod, status)
     await settle(api, sim)
     return pod
-
-
-async def settle(api, sim) -> None:
-    """Wait until the app's pod cache has caught up with the cluster."""
-    cache = api.app[CACHE]
-    version = str(sim.store.resource_version)
-
-    def caught_up() -> bool:
-        newest = max((int(p["metadata"]["resourceVersion"]) for p in cache.pods.items()),
-                     default=0)
-        return newest >= int(version) or cache.pods.resource_version == version
-    await eventually(lambda: caught_up(), bool, timeout=5)
 
 
 async def jobs(api, **params) -> dict:

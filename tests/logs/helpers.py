@@ -9,11 +9,10 @@ import time
 import aiohttp
 import orjson
 
-from gpuctl_async.appkeys import CACHE
 from gpuctl_async.sim.logs import RATE_ANNOTATION
 from gpuctl_async.sim.patch import MERGE_PATCH
 from gpuctl_async.sim.store import timestamp
-from tests.helpers import eventually, job_pod, job_yaml
+from tests.helpers import job_pod, job_yaml, settle
 
 KINDS = {"training": "jobs", "inference": "deployments", "notebook": "statefulsets"}
 
@@ -75,13 +74,6 @@ def complete(sim, job: dict) -> None:
     sim.store.patch("jobs", meta["name"], {"status": {"conditions": [
         {"type": "Complete", "status": "True"}], "succeeded": 1}},
         namespace=meta["namespace"], patch_type=MERGE_PATCH, subresource="status")
-
-
-async def settle(api, sim, resource: str = "pods") -> None:
-    """Wait until the app's cache of ``resource`` has seen the latest write to it."""
-    informer = getattr(api.app[CACHE], resource)
-    version = sim.store.resource_version
-    await eventually(lambda: int(informer.resource_version or 0) >= version, bool, timeout=5)
 
 
 def number(line: dict) -> int:

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from tests.logs.conftest import RATE
-from tests.logs.helpers import add_pod, create_job, finish, settle, start, wait
+from tests.helpers import settle
+from tests.logs.helpers import add_pod, create_job, finish, start, wait
 
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
 

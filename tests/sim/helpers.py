@@ -10,6 +10,7 @@ from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from gpuctl_async.sim.testing import SimCluster
+from tests.helpers import eventually
 
 POD = {"apiVersion": "v1", "kind": "Pod",
        "spec": {"containers": [{"name": "main", "image": "busybox:1.36"}]}}
@@ -41,14 +42,7 @@ async def raw(call: Awaitable) -> dict:
 
 async def wait_for(predicate: Callable[[], object], timeout: float = 5.0) -> None:
     """Poll ``predicate`` (sync or async) until truthy; fail after ``timeout`` seconds."""
-    async with asyncio.timeout(timeout):
-        while True:
-            result = predicate()
-            if asyncio.iscoroutine(result):
-                result = await result
-            if result:
-                return
-            await asyncio.sleep(0.01)
+    await eventually(predicate, bool, timeout=timeout)
 
 
 class Clients:
