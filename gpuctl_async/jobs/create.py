@@ -142,11 +142,9 @@ class JobSubmitter:
         meta = manifest["metadata"]
         resource = resource_for(manifest)
         try:
-            await asyncio.shield(self.kube.request(
-                "DELETE", resource.path(meta.get("namespace"), meta["name"]),
-                body={"apiVersion": "v1", "kind": "DeleteOptions",
-                      "propagationPolicy": "Background"},
-            ))
+            await asyncio.shield(self.kube.delete(
+                resource.path(meta.get("namespace"), meta["name"]),
+                propagationPolicy="Background"))
             log.info("Rolled back %s %s/%s", manifest["kind"], meta.get("namespace"), meta["name"])
         except GpuctlError as exc:
             log.error("Could not roll back %s %s/%s: %s", manifest["kind"],

@@ -8,7 +8,7 @@ from typing import Any
 
 from gpuctl_async.errors import NotFound
 from gpuctl_async.k8s.cache import ClusterCache
-from gpuctl_async.k8s.client import KubeApiError, KubeClient
+from gpuctl_async.k8s.client import KubeClient
 from gpuctl_async.k8s.manifests import service_name
 from gpuctl_async.k8s.resources import PODS, SERVICES
 from gpuctl_async.jobs.lookup import JobRef, find_job
@@ -19,18 +19,6 @@ log = logging.getLogger(__name__)
 DELETED_MESSAGE = "Job deletion command issued"
 
 
-async def _delete(kube: KubeClient, path: str, options: dict[str, Any]) -> bool:
-    """DELETE one object; False when it was already gone."""
-    body = {"apiVersion": "v1", "kind": "DeleteOptions", **options}
-    try:
-        await kube.request("DELETE", path, body=body)
-    except KubeApiError as exc:
-        if exc.is_not_found:
-            return False
-        raise
-    return True
-
-
 async def delete_job(kube: KubeClient, cache: ClusterCache, job_id: str, *,
                      namespace: str | None = None, force: bool = False,
                      settle_timeout: float = 5.0) -> dict[str, Any]:
@@ -39,14 +27,15 @@ async def delete_job(kube: KubeClient, cache: ClusterCache, job_id: str, *,
     deleted = False
     if job.controller is not None:
         resource = job.resource
-        deleted = await _delete(kube, resource.path(job.namespace, job.controller["metadata"]["name"]),
-                                {"propagationPolicy": "Background"})
-    deleted |= await _delete(kube, SERVICES.path(job.namespace, service_name(job.name)),
-                             {"propagationPolicy": "Background"})
+        deleted = await kube.delete(
+            resource.path(job.namespace, job.controller["metadata"]["name"]),
+            propagationPolicy="Background")
+    deleted |= await kube.delete(SERVICES.path(job.namespace, service_name(job.name)),
+                                 propagationPolicy="Background")
     if force or job.controller is None:
         results = await asyncio.gather(*(
-            _delete(kube, PODS.path(job.namespace, pod["metadata"]["name"]),
-                    {"gracePeriodSeconds": 0} if force else {})
+            kube.delete(PODS.path(job.namespace, pod["metadata"]["name"]),
+                        **({"gracePeriodSeconds": 0} if force else {}))
             for pod in job.pods
         ))
         deleted |= any(results)

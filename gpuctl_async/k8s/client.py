@@ -151,6 +151,18 @@ class KubeClient:
             response.release()
         return orjson.loads(raw) if raw else {}
 
+    async def delete(self, path: str, **options: Any) -> bool:
+        """DELETE one object with ``DeleteOptions`` (e.g. ``propagationPolicy``,
+        ``gracePeriodSeconds``); False when it was already gone."""
+        body = {"apiVersion": "v1", "kind": "DeleteOptions", **options}
+        try:
+            await self.request("DELETE", path, body=body)
+        except KubeApiError as exc:
+            if exc.is_not_found:
+                return False
+            raise
+        return True
+
     async def open(
         self,
         method: str,

@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 CREATED_MESSAGE = "Quota created successfully"
 DRY_RUN_MESSAGE = "Dry run: the quota is valid and nothing was created"
 MERGE_PATCH = "application/merge-patch+json"
-_BACKGROUND = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"}
 
 
 class _Journal:
@@ -217,11 +216,7 @@ class QuotaCreator:
                                                  body=_recreatable(quota)))
 
     async def _delete(self, path: str) -> None:
-        try:
-            await self.kube.request("DELETE", path, body=_BACKGROUND)
-        except KubeApiError as exc:
-            if not exc.is_not_found:
-                raise
+        await self.kube.delete(path, propagationPolicy="Background")
 
     # -- read-your-writes ----------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from gpuctl_async.errors import NotFound
 from gpuctl_async.k8s.cache import ClusterCache
-from gpuctl_async.k8s.client import KubeApiError, KubeClient
+from gpuctl_async.k8s.client import KubeClient
 from gpuctl_async.k8s.resources import RESOURCE_QUOTAS
 from gpuctl_async.quotas.usage import gpuctl_quotas
 
@@ -30,12 +30,7 @@ async def delete_namespace_quota(kube: KubeClient, cache: ClusterCache, lock: as
         names = [quota["metadata"]["name"] for quota in quotas]
         deleted = []
         for name in names:
-            try:
-                await kube.request("DELETE", RESOURCE_QUOTAS.path(namespace, name))
-            except KubeApiError as exc:
-                if not exc.is_not_found:
-                    raise
-            else:
+            if await kube.delete(RESOURCE_QUOTAS.path(namespace, name)):
                 deleted.append(name)
         if not deleted:
             raise not_found(namespace)

@@ -18,7 +18,7 @@ from gpuctl_async.jobs.status import format_age
 from gpuctl_async.jobs.views import controller_status
 from gpuctl_async.k8s import labels
 from gpuctl_async.k8s.cache import ClusterCache
-from gpuctl_async.k8s.client import KubeApiError, KubeClient
+from gpuctl_async.k8s.client import KubeClient
 from gpuctl_async.k8s.informer import Obj
 from gpuctl_async.k8s.resources import NAMESPACES
 from gpuctl_async.quotas.usage import gpuctl_quotas, quota_info
@@ -81,11 +81,7 @@ async def delete_namespace(kube: KubeClient, cache: ClusterCache, name: str, *,
         raise Forbidden(f"Namespace '{name}' was not created by gpuctl and cannot be deleted "
                         "via this API")
     if not namespace["metadata"].get("deletionTimestamp"):
-        try:
-            await kube.request("DELETE", NAMESPACES.path(name=name))
-        except KubeApiError as exc:
-            if not exc.is_not_found:
-                raise
+        await kube.delete(NAMESPACES.path(name=name))
         await cache.namespaces.wait_for(lambda: _going(cache.namespaces.get("", name)),
                                         settle_timeout)
         log.info("Deleted namespace %s", name)
