@@ -21,6 +21,7 @@ from gpuctl_async.jobs import status as job_status
 from gpuctl_async.k8s import labels
 from gpuctl_async.k8s.cache import ClusterCache, is_gpuctl
 from gpuctl_async.k8s.informer import DELETED, Obj, object_key
+from gpuctl_async.k8s.timestamps import parse_time
 
 RowKey = tuple[float, str, str, str]  # (-created, namespace, name, kind of row)
 Listener = Callable[[str, "Row"], None]
@@ -59,7 +60,7 @@ class Row:
 
 
 def _created(obj: Obj) -> float | None:
-    when = job_status.parse_time(obj["metadata"].get("creationTimestamp"))
+    when = parse_time(obj["metadata"].get("creationTimestamp"))
     return when.timestamp() if when else None
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 
+from gpuctl_async.k8s.timestamps import parse_time
+
 _KNOWN_WAITING = frozenset({
     "ImagePullBackOff", "ErrImagePull", "CrashLoopBackOff", "CreateContainerConfigError",
     "CreateContainerError", "ContainerCreating", "InvalidImageName", "ImageInspectError",
@@ -98,15 +100,6 @@ _ROUTINE = ("ContainerCreating", "Pending", "Running", "Terminating", "Succeeded
 def _telling_rank(status: str) -> int:
     """Problems first (rank -1), then routine states in the order they explain a wait."""
     return _ROUTINE.index(status) if status in _ROUTINE else -1
-
-
-def parse_time(stamp: str | None) -> datetime | None:
-    if not stamp:
-        return None
-    try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def format_age(stamp: str | None, now: datetime | None = None) -> str:

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 from gpuctl_async.k8s import labels, resources
 from gpuctl_async.k8s.client import KubeClient
 from gpuctl_async.k8s.informer import Informer, Obj, label_indexer, owner_uid_indexer
+from gpuctl_async.k8s.timestamps import parse_time
 
 GPUCTL_SELECTOR = labels.JOB_TYPE  # "has the label": every object gpuctl made
 JOB_INDEX = "job"
@@ -95,14 +96,9 @@ def involved_uid_indexer(obj: Obj) -> Iterable[str]:
 
 
 def event_time(event: Obj) -> datetime | None:
-    stamp = (event.get("lastTimestamp") or event.get("eventTime")
-             or event.get("firstTimestamp") or event.get("metadata", {}).get("creationTimestamp"))
-    if not stamp:
-        return None
-    try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return None
+    return parse_time(event.get("lastTimestamp") or event.get("eventTime")
+                      or event.get("firstTimestamp")
+                      or event.get("metadata", {}).get("creationTimestamp"))
 
 
 class ClusterCache:
