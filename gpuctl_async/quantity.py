@@ -49,14 +49,6 @@ def parse_quantity(value: str | int | float | Decimal) -> Decimal:
     return number * (Decimal(10) ** int(suffix[1:]))
 
 
-def is_quantity(value: object) -> bool:
-    try:
-        parse_quantity(value)  # type: ignore[arg-type]
-    except QuantityError:
-        return False
-    return True
-
-
 def format_cpu(cores: Decimal) -> str:
     """Render cores the way Kubernetes does: whole cores plainly, else millicores."""
     if cores == cores.to_integral_value():
