@@ -1,7 +1,8 @@
 """``gpuctl-async sim``: run the simulated cluster standalone until SIGINT/SIGTERM.
 
 ``add_arguments(parser)`` declares ``--host``, ``--port`` (0: ephemeral), ``--token``,
-``--kubeconfig-out FILE``, ``--history-window``, ``--bookmark-interval``, and for the
+``--kubeconfig-out FILE``, ``--history-window``, ``--bookmark-interval``,
+``--first-bookmark-delay``, ``--compaction-interval`` (``sim.watch.WatchTiming``), and for the
 workloads: ``--nodes FILE`` (YAML list, see ``sim.topology``), ``--node SPEC`` (repeatable,
 ``name=n,pool=p,gpuType=a100,gpus=8,cpu=64,memoryGi=512``; either replaces the default
 4-node GPU topology), ``--timing human|fast`` and ``--no-workloads`` (a bare API server with
@@ -27,6 +28,7 @@ from gpuctl_async.sim.topology import (
     load_nodes,
     parse_node_flag,
 )
+from gpuctl_async.sim.watch import WatchTiming
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--history-window", type=int, default=20_000,
                         help="watch events kept per resource for resumption")
     parser.add_argument("--bookmark-interval", type=float, default=60.0,
-                        help="seconds between watch bookmarks")
+                        help="seconds between periodic watch bookmarks (default 60)")
+    parser.add_argument("--first-bookmark-delay", type=float, default=120.0,
+                        help="seconds before an idle watch's first bookmark (default 120)")
+    parser.add_argument("--compaction-interval", type=float, default=300.0,
+                        help="seconds between history compactions (default 300; 0: never)")
     parser.add_argument("--nodes", metavar="FILE", default=None,
                         help="YAML list of nodes to register instead of the default topology")
     parser.add_argument("--node", metavar="SPEC", action="append", default=[],
@@ -75,7 +81,11 @@ async def _serve(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         async with SimCluster(token=args.token, history_window=args.history_window,
-                              bookmark_interval=args.bookmark_interval, host=args.host,
+                              watch_timing=WatchTiming(
+                                  bookmark_interval=args.bookmark_interval,
+                                  first_bookmark_delay=args.first_bookmark_delay,
+                                  compaction_interval=args.compaction_interval or None),
+                              host=args.host,
                               port=args.port, workloads=args.workloads, nodes=_nodes(args),
                               log_lines_per_second=args.log_lines_per_second,
                               timing=Timing.fast() if args.timing == "fast" else Timing()

@@ -48,7 +48,7 @@ from gpuctl_async.sim.selectors import parse_field_selector, parse_label_selecto
 from gpuctl_async.sim.status import StatusError
 from gpuctl_async.sim.store import Store
 from gpuctl_async.sim.validation import unknown_fields
-from gpuctl_async.sim.watch import PLAIN, WatchRegistry, serve_watch
+from gpuctl_async.sim.watch import PLAIN, WatchRegistry, WatchTiming, serve_watch
 
 _TRUE = {"1", "t", "true"}
 _FALSE = {"0", "f", "false"}
@@ -115,12 +115,11 @@ class Api:
     """The resource endpoints of one simulated API server."""
 
     def __init__(self, store: Store, watches: WatchRegistry, faults: Faults, *,
-                 bookmark_interval: float = 60.0, max_watch_seconds: float = 1800.0):
+                 watch_timing: WatchTiming | None = None):
         self.store = store
         self.watches = watches
         self.faults = faults
-        self.bookmark_interval = bookmark_interval
-        self.max_watch_seconds = max_watch_seconds
+        self.watch_timing = watch_timing or WatchTiming()
         self._subresources: dict[tuple[str, str], Subresource] = {}
         for rt in BY_GROUP_VERSION[("", "v1")].values():
             if rt.plural == "pods":
@@ -320,9 +319,10 @@ class Api:
             request, self.store, self.watches, target.rt, target.namespace, label=label,
             field=field, resource_version=request.query.get("resourceVersion"),
             bookmarks=_flag(request, "allowWatchBookmarks"),
-            timeout=float(timeout) if timeout and timeout > 0 else self.max_watch_seconds,
+            timeout=float(timeout) if timeout and timeout > 0
+            else self.watch_timing.default_timeout(),
             send_initial_events=_flag(request, "sendInitialEvents"),
-            bookmark_interval=self.bookmark_interval,
+            timing=self.watch_timing,
             framer=tables.TableWatchFramer(target.rt, table) if table else PLAIN)
 
     async def _create(self, request: web.Request, target: Target) -> web.Response:

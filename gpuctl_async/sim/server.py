@@ -19,12 +19,13 @@ import hmac
 from aiohttp import web
 
 from gpuctl_async.sim import status as st
+from gpuctl_async.sim.compaction import Compactor
 from gpuctl_async.sim.discovery import Discovery
 from gpuctl_async.sim.faults import SIM_PREFIX, Faults
 from gpuctl_async.sim.logs import PodLogs
 from gpuctl_async.sim.rest import Api, status_response
 from gpuctl_async.sim.store import Store
-from gpuctl_async.sim.watch import WatchRegistry
+from gpuctl_async.sim.watch import WatchRegistry, WatchTiming
 
 API_KEY = web.AppKey("sim_api", Api)
 FAULTS_KEY = web.AppKey("sim_faults", Faults)
@@ -61,13 +62,13 @@ def _auth(token: str):
     return middleware
 
 
-def create_app(store: Store, *, token: str | None = None, bookmark_interval: float = 60.0,
-               max_watch_seconds: float = 1800.0, log_lines_per_second: float = 2.0,
+def create_app(store: Store, *, token: str | None = None,
+               watch_timing: WatchTiming | None = None, log_lines_per_second: float = 2.0,
                log_buffer_lines: int = 10_000) -> web.Application:
+    watch_timing = watch_timing or WatchTiming()
     watches = WatchRegistry()
     faults = Faults(store, watches)
-    api = Api(store, watches, faults, bookmark_interval=bookmark_interval,
-              max_watch_seconds=max_watch_seconds)
+    api = Api(store, watches, faults, watch_timing=watch_timing)
     middlewares = [_errors]
     if token:
         middlewares.append(_auth(token))
@@ -88,6 +89,7 @@ def create_app(store: Store, *, token: str | None = None, bookmark_interval: flo
     async def close_watches(app: web.Application) -> None:
         watches.close_all()
 
+    app.cleanup_ctx.append(Compactor(store, watch_timing.compaction_interval).ctx)
     app.on_shutdown.append(close_watches)
     app.on_shutdown.append(logs.on_shutdown)
     return app

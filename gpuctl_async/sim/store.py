@@ -686,12 +686,14 @@ class Store:
             created += 1
         return created
 
-    def compact(self) -> int:
-        """Drop all retained history (as etcd compaction): watches and continue tokens from
-        an older resourceVersion get 410 Expired. Returns the compacted revision."""
+    def compact(self, rv: int | None = None) -> int:
+        """Drop retained history up to ``rv`` (default: all of it), as etcd compaction does:
+        watches and continue tokens from an older resourceVersion get 410 Expired. Returns
+        the compacted revision."""
+        rv = self._rv if rv is None else min(rv, self._rv)
         for log in self._logs.values():
-            log.compact(self._rv)
-        return self._rv
+            log.compact(rv)
+        return rv
 
     async def changes(self, rt: ResourceType | str,
                       resource_version: int | str | None = None) -> AsyncIterator[WatchEvent]:

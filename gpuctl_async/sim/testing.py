@@ -8,7 +8,8 @@
         sim.store.create("pods", {...}, namespace="default")   # in-process seeding
         sim.app[API_KEY].register_subresource(...)             # extensions (part 2)
         sim.close_watches(); sim.compact(); sim.set_unavailable(5); sim.set_latency(0.1)
-        sim.set_watch_delay(0.5); sim.forbid("log")
+        sim.set_watch_delay(0.5); sim.silence_watches(5); sim.forbid("log")
+        sim.refuse("list", "nodes")
         sim.close_log_streams("eof" | "reset"); sim.open_log_streams("ns/pod")
         sim.counters(); sim.request_count("list", "pods"); sim.reset_counters()
         sim.seed("pods", 10_000, namespace="bench")
@@ -18,8 +19,9 @@
         sim.seed_running_jobs(jobs=1000, pods_per_job=10, namespaces=10)
 
 Options: ``token``, ``history_window`` (events kept per resource for watch resumption),
-``bookmark_interval`` (seconds between watch bookmarks), ``max_watch_seconds`` (watch length
-without ``timeoutSeconds``), ``max_grace_seconds`` (how long graceful pod deletion takes;
+``watch_timing`` (``sim.watch.WatchTiming``: bookmarks, watch length without
+``timeoutSeconds``, timed compaction; default kube-apiserver's, ``WatchTiming.quick(0.2)``
+for bookmarks every 0.2 s and no timed compaction), ``max_grace_seconds`` (how long graceful pod deletion takes;
 None leaves it to a simulated kubelet), ``log_lines_per_second`` and ``log_buffer_lines``
 (what every running container logs, see ``sim.logs``), ``host``, ``port`` (0: ephemeral),
 ``workloads`` (run controllers, scheduler, kubelets, quota and events: ``sim.cluster``;
@@ -42,13 +44,14 @@ from gpuctl_async.sim.server import API_KEY, FAULTS_KEY, LOGS_KEY, create_app
 from gpuctl_async.sim.store import Store
 from gpuctl_async.sim.timing import Timing
 from gpuctl_async.sim.topology import seed_nodes
+from gpuctl_async.sim.watch import WatchTiming
 
 __all__ = ["SimCluster", "API_KEY"]
 
 
 class SimCluster:
     def __init__(self, *, token: str | None = None, history_window: int = 20_000,
-                 bookmark_interval: float = 60.0, max_watch_seconds: float = 1800.0,
+                 watch_timing: WatchTiming | None = None,
                  max_grace_seconds: float | None = 1.0, log_lines_per_second: float = 2.0,
                  log_buffer_lines: int = 10_000, host: str = "127.0.0.1", port: int = 0,
                  workloads: bool = False, nodes: list[dict] | None = None,
@@ -58,8 +61,7 @@ class SimCluster:
         self.workloads: Workloads | None = None
         self._options = {"history_window": history_window,
                          "max_grace_seconds": max_grace_seconds}
-        self._app_options = {"bookmark_interval": bookmark_interval,
-                             "max_watch_seconds": max_watch_seconds,
+        self._app_options = {"watch_timing": watch_timing,
                              "log_lines_per_second": log_lines_per_second,
                              "log_buffer_lines": log_buffer_lines}
         self._host, self._port = host, port
@@ -124,6 +126,15 @@ class SimCluster:
 
     def set_watch_delay(self, seconds: float) -> None:
         self._faults.watches.delay = seconds
+
+    def silence_watches(self, seconds: float) -> None:
+        """Open watches send nothing for ``seconds``, as over a stalled connection."""
+        self._faults.watches.silence(seconds)
+
+    def refuse(self, verb: str | None, resource: str | None = None) -> None:
+        """Answer 403 (as RBAC words it) to ``verb`` on ``resource`` (a plural such as
+        ``nodes``); ``refuse(None)`` lifts it."""
+        self._faults.set_refused(verb, resource)
 
     def forbid(self, subresource: str | None) -> None:
         """Answer 403 (as RBAC words it) to requests for ``subresource``; None lifts it."""
