@@ -41,6 +41,8 @@ async def kubernetes_ctx(app: web.Application) -> AsyncIterator[None]:
     kube = KubeClient(api_client, request_timeout=settings.kube_request_timeout)
     cache = ClusterCache(kube, event_retention=settings.event_retention,
                          inactivity_timeout=settings.watch_inactivity_timeout,
+                         watch_timeout=settings.watch_timeout,
+                         outage_grace=settings.watch_outage_grace,
                          backoff_max=settings.watch_backoff_max)
     readiness = Readiness(kube, probe_interval=settings.ready_probe_interval)
     readiness.add_check("caches", cache.not_ready_reason)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 from gpuctl_async.errors import GpuctlError
+from gpuctl_async.k8s.client import KubeApiError
 
 Check = Callable[[], str | None]
 
@@ -51,6 +52,9 @@ class Readiness:
     async def _probe_api(self) -> str | None:
         try:
             await self._kube.request("GET", "/version", timeout=_PROBE_TIMEOUT)
+        except KubeApiError as exc:
+            # It answered, with a refusal (e.g. 401): say that, not "not answering".
+            return exc.message
         except GpuctlError as exc:
             return f"Kubernetes API server is not answering: {exc.message}"
         self._last_success = time.monotonic()

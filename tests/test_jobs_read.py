@@ -294,7 +294,10 @@ async def test_feed_closes_with_1001_on_shutdown(sim, aiohttp_server, tmp_path):
     from gpuctl_async.app import create_app
     from tests.conftest import sim_settings
 
+    from gpuctl_async.appkeys import CACHE
+
     server = await aiohttp_server(create_app(sim_settings(sim, tmp_path)))
+    assert await server.app[CACHE].wait_synced(timeout=10)  # before that the feed is 503
     async with aiohttp.ClientSession() as session:
         async with session.ws_connect(server.make_url("/api/v1/jobs/ws")) as ws:
             assert (await ws.receive_json(timeout=5))["type"] == "snapshot"

@@ -51,11 +51,12 @@ def _matches(row: Row, filters: dict[str, str]) -> bool:
 @docs(tags=["jobs"], summary="Live job list (WebSocket)",
       description=__doc__,
       responses={101: json_content(JobFeedFrameSchema, "WebSocket; each frame is JSON"),
-                 **error_responses(400)})
+                 **error_responses(400, 503)})
 @querystring_schema(JobFeedQuerySchema)
 async def job_feed(request: web.Request) -> web.WebSocketResponse:
     filters = {k: v for k, v in request["querystring"].items() if v}
     listing = request.app[LISTING]
+    listing.require_synced()  # a 503 must come before the upgrade
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS)
     await ws.prepare(request)
     request.app[FEED_SOCKETS].add(ws)

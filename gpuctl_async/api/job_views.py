@@ -118,7 +118,7 @@ class JobDetailSchema(Schema):
 @docs(tags=TAGS, summary="List jobs",
       description="One item per pod of every gpuctl job, plus one for a job whose controller "
                   "has no pods (e.g. waiting for quota). Newest first, then namespace and name.",
-      responses={200: json_content(JobListSchema, "A page of jobs"), **error_responses(400)})
+      responses={200: json_content(JobListSchema, "A page of jobs"), **error_responses(400, 503)})
 @querystring_schema(JobListQuerySchema)
 async def list_jobs(request: web.Request) -> web.Response:
     query = request["querystring"]
@@ -131,7 +131,8 @@ async def list_jobs(request: web.Request) -> web.Response:
 
 @docs(tags=TAGS, summary="Get a job's details",
       description="`jobId` is a job name or one of its pod names.",
-      responses={200: json_content(JobDetailSchema, "The job"), **error_responses(404, 409)})
+      responses={200: json_content(JobDetailSchema, "The job"),
+                 **error_responses(404, 409, 503)})
 @querystring_schema(JobDetailQuerySchema)
 async def get_job(request: web.Request) -> web.Response:
     cache = request.app[CACHE]

@@ -38,7 +38,7 @@ _ERROR_DESCRIPTIONS = {
     409: "Conflict with the current state",
     413: "Request body too large",
     500: "Internal server error",
-    503: "Kubernetes API server unreachable or not ready",
+    503: "Kubernetes API server unreachable, or a cache the answer needs has never synced",
 }
 
 

@@ -117,10 +117,10 @@ class JobListing:
         for informer in self._cache.controllers():
             self._unsubscribe.append(informer.subscribe(self._on_controller))
         self._unsubscribe.append(self._cache.events.subscribe(self._on_event))
-        for pod in self._cache.pods.items():
+        for pod in self._cache.pods.peek_items():
             self._on_pod("ADDED", None, pod)
         for informer in self._cache.controllers():
-            for controller in informer.items():
+            for controller in informer.peek_items():
                 self._on_controller("ADDED", None, controller)
 
     def stop(self) -> None:
@@ -134,6 +134,13 @@ class JobListing:
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
     # -- queries --------------------------------------------------------------------------
+
+    def require_synced(self) -> None:
+        """Unavailable (503) until the caches the rows come from have synced: before that
+        an empty list would be a lie."""
+        self._cache.pods.require_synced()
+        for informer in self._cache.controllers():
+            informer.require_synced()
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -163,11 +170,13 @@ class JobListing:
 
     def page_json(self, *, page: int, page_size: int, **filters: str | None) -> bytes:
         """The ``{"total", "items"}`` body of a page, as JSON."""
+        self.require_synced()
         total, rows = self.page(page=page, page_size=page_size, **filters)
         now = time.time()
         return b'{"total":%d,"items":[%s]}' % (total, b",".join(r.encode(now) for r in rows))
 
     def items(self, **filters: str | None) -> list[dict]:
+        self.require_synced()
         now = time.time()
         return [row.render(now) for row in self.rows(**filters)]
 
@@ -197,14 +206,14 @@ class JobListing:
         involved = (new or old or {}).get("involvedObject", {})
         kind, namespace, name = involved.get("kind"), involved.get("namespace", ""), involved.get("name")
         if kind == "ReplicaSet":
-            replica_set = self._cache.replica_sets.get(namespace, name)
+            replica_set = self._cache.replica_sets.peek(namespace, name)
             owner = next((ref for ref in (replica_set or {}).get("metadata", {}).get(
                 "ownerReferences", ()) if ref.get("kind") == "Deployment"), None)
             if owner is None:
                 return
             kind, name = "Deployment", owner["name"]
         if kind in ("Job", "Deployment", "StatefulSet"):
-            controller = self._cache.controller_informer(kind).get(namespace, name)
+            controller = self._cache.controller_informer(kind).peek(namespace, name)
             if controller is not None:
                 self._refresh_controller(controller)
 
@@ -215,7 +224,7 @@ class JobListing:
         if not job_name:
             return
         for informer in self._cache.controllers():
-            controller = informer.get(meta.get("namespace", ""), job_name)
+            controller = informer.peek(meta.get("namespace", ""), job_name)
             if controller is not None:
                 self._refresh_controller(controller)
 
@@ -223,7 +232,7 @@ class JobListing:
         ident = (controller["kind"], *object_key(controller))
         namespace, name = object_key(controller)
         job_name = controller["metadata"].get("labels", {}).get(labels.JOB_NAME, name)
-        has_pods = bool(self._cache.pods.by_index("job", f"{namespace}/{job_name}"))
+        has_pods = bool(self._cache.pods.peek_index("job", f"{namespace}/{job_name}"))
         if has_pods:
             self._remove(self._controller_keys.pop(ident, None))
             return

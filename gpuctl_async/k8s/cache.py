@@ -105,13 +105,14 @@ class ClusterCache:
     """All informers, started together, stopped together, ready when all have synced."""
 
     def __init__(self, kube: KubeClient, *, event_retention: float = 3600.0,
-                 inactivity_timeout: float = 120.0, watch_timeout: int = 300,
-                 backoff_max: float = 30.0):
+                 inactivity_timeout: float = 120.0, watch_timeout: int = 90,
+                 outage_grace: float = 60.0, backoff_max: float = 30.0):
         self.event_retention = event_retention
 
         def informer(resource, **kwargs) -> Informer:
             return Informer(kube, resource, inactivity_timeout=inactivity_timeout,
-                            watch_timeout=watch_timeout, backoff_max=backoff_max, **kwargs)
+                            watch_timeout=watch_timeout, outage_grace=outage_grace,
+                            backoff_max=backoff_max, **kwargs)
 
         workload = {"label_selector": GPUCTL_SELECTOR}
         controller_indexes = {JOB_INDEX: job_key_indexer, NAME_INDEX: name_indexer}
