@@ -18,6 +18,9 @@ from typing import Any
 
 import yaml
 
+from gpuctl_async.cors.origins import OriginError, normalise_origin
+from gpuctl_async.spec.hostpaths import HostPathError, HostPathPolicy
+
 ENV_PREFIX = "GPUCTL_"
 DEFAULT_CONFIG_FILE = Path("config/gpuctl.yaml")
 _TRUE = {"1", "true", "yes", "on"}
@@ -98,6 +101,20 @@ class Settings:
     log_heartbeat: float = 25.0
     """Seconds between pings on an idle log WebSocket (at most 30)."""
 
+    allowed_host_paths: tuple[str, ...] = ()
+    """Node directories jobs may mount (``storage.workdirs``), as path prefixes; empty: any
+    path but the node's system directories, which are always refused. Env: comma-separated."""
+
+    rate_limit_per_second: float = 50.0
+    """Requests per second each client address may make on average (0: no limit)."""
+
+    rate_limit_burst: int = 200
+    """Requests a client address may make at once before the average rate applies."""
+
+    cors_origins: tuple[str, ...] = ()
+    """Browser origins (``https://host[:port]``) allowed to call the API from another site
+    and to open its WebSockets; empty: CORS off. Env: comma-separated."""
+
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
@@ -128,9 +145,20 @@ def _coerce(name: str, value: Any) -> Any:
             return int(value)
         if kind.startswith("float"):
             return float(value)
+        if kind.startswith("tuple"):
+            return _string_list(value)
         return str(value)
     except (TypeError, ValueError) as exc:
         raise SettingsError(f"setting '{name}' has an invalid value {value!r}: {exc}") from None
+
+
+def _string_list(value: Any) -> tuple[str, ...]:
+    """A YAML list of strings, or one comma-separated string (how lists come from the
+    environment); blank entries are dropped."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+        raise ValueError("expected a list of strings or a comma-separated string")
+    return tuple(item.strip() for item in items if item.strip())
 
 
 def _from_file(path: Path) -> dict[str, Any]:
@@ -185,4 +213,18 @@ def load_settings(
         raise SettingsError("setting 'log_heartbeat' must be more than 0 and at most 30")
     if settings.log_queue_lines < 1 or settings.log_max_streams < 1:
         raise SettingsError("settings 'log_queue_lines' and 'log_max_streams' must be at least 1")
-    return settings.replace(log_level=settings.log_level.upper())
+    if settings.rate_limit_per_second < 0 or settings.rate_limit_burst < 0:
+        raise SettingsError("settings 'rate_limit_per_second' and 'rate_limit_burst' may not be "
+                            "negative")
+    if settings.rate_limit_per_second > 0 and settings.rate_limit_burst < 1:
+        raise SettingsError("setting 'rate_limit_burst' must be at least 1 while "
+                            "'rate_limit_per_second' is set")
+    try:
+        host_paths = HostPathPolicy.from_prefixes(settings.allowed_host_paths).allowed
+        cors_origins = tuple(dict.fromkeys(normalise_origin(o) for o in settings.cors_origins))
+    except HostPathError as exc:
+        raise SettingsError(f"setting 'allowed_host_paths' has an invalid entry: {exc}") from None
+    except OriginError as exc:
+        raise SettingsError(f"setting 'cors_origins' has an invalid entry: {exc}") from None
+    return settings.replace(log_level=settings.log_level.upper(),
+                            allowed_host_paths=host_paths, cors_origins=cors_origins)

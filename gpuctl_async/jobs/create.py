@@ -15,6 +15,7 @@ from gpuctl_async.k8s.manifests import build_manifests
 from gpuctl_async.k8s.namespaces import create_marked_namespace
 from gpuctl_async.k8s.resources import PRIORITY_CLASSES, resource_for
 from gpuctl_async.spec import JOB_KINDS, ParsedDocument, parse_document
+from gpuctl_async.spec.hostpaths import SYSTEM_DIRECTORIES_ONLY, HostPathPolicy
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +28,16 @@ DRY_RUN_FALLBACK_NAMESPACE = "default"
 class JobSubmitter:
     """Creates jobs. One per app: it remembers nothing but a lock for PriorityClasses."""
 
-    def __init__(self, kube: KubeClient, cache: ClusterCache, *, settle_timeout: float = 5.0):
+    def __init__(self, kube: KubeClient, cache: ClusterCache, *, settle_timeout: float = 5.0,
+                 host_paths: HostPathPolicy = SYSTEM_DIRECTORIES_ONLY):
         self.kube = kube
         self.cache = cache
         self.settle_timeout = settle_timeout
+        self.host_paths = host_paths
         self._priority_lock = asyncio.Lock()
 
     def parse(self, yaml_text: str) -> ParsedDocument:
-        return parse_document(yaml_text, allowed_kinds=JOB_KINDS)
+        return parse_document(yaml_text, allowed_kinds=JOB_KINDS, host_paths=self.host_paths)
 
     async def submit(self, yaml_text: str, *, dry_run: bool = False) -> dict[str, Any]:
         document = self.parse(yaml_text)
