@@ -172,13 +172,13 @@ class JobDocumentSchema(StrictSchema):
     resources = fields.Nested(ResourcesSchema, required=True)
     storage = fields.Nested(StorageSchema, load_default=defaults_of(StorageSchema))
 
-    @validates_schema
+    @validates_schema(skip_on_field_errors=False)
     def _host_paths_allowed(self, data: dict, **kwargs: Any) -> None:
-        # Runs even when other fields failed, so every problem is reported at once; a storage
-        # block that failed its own validation is absent here.
+        # Runs even when other fields failed, so every problem is reported at once; what
+        # failed its own validation (a whole storage block, a path) is absent here.
         workdirs = data.get("storage", {}).get("workdirs", [])
         problems = {index: {"path": [reason]} for index, workdir in enumerate(workdirs)
-                    if (reason := self.host_paths.problem(workdir["path"]))}
+                    if "path" in workdir and (reason := self.host_paths.problem(workdir["path"]))}
         if problems:
             raise ValidationError({"storage": {"workdirs": problems}})
 
