@@ -20,6 +20,7 @@ from gpuctl_async.api.quotas import setup_quota_routes
 from gpuctl_async.api.job_feed import setup_job_feed_routes
 from gpuctl_async.api.job_views import setup_job_view_routes
 from gpuctl_async.appkeys import CACHE, KUBE, LISTING, LOG_HUB, READINESS, SETTINGS, SUBMITTER
+from gpuctl_async.auth import auth_middleware, setup_auth
 from gpuctl_async.cors import setup_cors
 from gpuctl_async.jobs.create import JobSubmitter
 from gpuctl_async.jobs.listing import JobListing
@@ -81,7 +82,7 @@ def create_app(settings: Settings) -> web.Application:
     setup_cors(app, settings.cors_origins)
     app.middlewares.append(error_middleware)
     setup_rate_limit(app)
-    # Authentication goes here (issue 12).
+    app.middlewares.append(auth_middleware)
     app.middlewares.append(validation_middleware)
     app.cleanup_ctx.append(simulated_cluster_ctx)
     app.cleanup_ctx.append(kubernetes_ctx)
@@ -96,4 +97,5 @@ def create_app(settings: Settings) -> web.Application:
     setup_namespace_routes(app)
     setup_job_view_routes(app)
     setup_openapi(app)
+    setup_auth(app)  # after every route and the OpenAPI document
     return app

@@ -115,6 +115,25 @@ class Settings:
     """Browser origins (``https://host[:port]``) allowed to call the API from another site
     and to open its WebSockets; empty: CORS off. Env: comma-separated."""
 
+    auth: str = "kubernetes"
+    """``kubernetes``: callers send a Kubernetes bearer token; TokenReview says who they are,
+    SubjectAccessReview what they may read, and writes impersonate them. ``none``: anyone who
+    reaches the port acts with the service's own rights. Default ``kubernetes``, except under
+    ``simulate`` where it is ``none`` unless set."""
+
+    auth_token_ttl: float = 60.0
+    """Seconds a token's TokenReview answer is reused (cached by the token's SHA-256)."""
+
+    auth_failure_ttl: float = 5.0
+    """Seconds a rejected token stays rejected without asking Kubernetes again."""
+
+    auth_cache_size: int = 10_000
+    """Most tokens, and separately most access decisions, kept cached (oldest dropped)."""
+
+    authz_ttl: float = 10.0
+    """Seconds an access decision (SubjectAccessReview answer) is reused: a removed binding
+    takes effect within this time."""
+
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
@@ -200,6 +219,8 @@ def load_settings(
     raw.update(_from_env(environ))
     raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
     values = {name: _coerce(name, value) for name, value in raw.items()}
+    if "auth" not in values and values.get("simulate"):
+        values["auth"] = "none"  # the simulated cluster is open unless asked otherwise
     settings = Settings(**values)
     if settings.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         raise SettingsError(f"setting 'log_level' has an invalid value {settings.log_level!r}")
@@ -219,6 +240,13 @@ def load_settings(
     if settings.rate_limit_per_second > 0 and settings.rate_limit_burst < 1:
         raise SettingsError("setting 'rate_limit_burst' must be at least 1 while "
                             "'rate_limit_per_second' is set")
+    if settings.auth not in ("kubernetes", "none"):
+        raise SettingsError(f"setting 'auth' must be 'kubernetes' or 'none', not {settings.auth!r}")
+    if min(settings.auth_token_ttl, settings.auth_failure_ttl, settings.authz_ttl) < 0:
+        raise SettingsError("settings 'auth_token_ttl', 'auth_failure_ttl' and 'authz_ttl' may "
+                            "not be negative")
+    if settings.auth_cache_size < 1:
+        raise SettingsError("setting 'auth_cache_size' must be at least 1")
     try:
         host_paths = HostPathPolicy.from_prefixes(settings.allowed_host_paths).allowed
         cors_origins = tuple(dict.fromkeys(normalise_origin(o) for o in settings.cors_origins))

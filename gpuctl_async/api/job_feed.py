@@ -1,7 +1,9 @@
 """``WS /api/v1/jobs/ws``: a live job list for dashboards.
 
 The first frame is ``{"type": "snapshot", "items": [JobItem...]}``: what ``GET /api/v1/jobs``
-would list with the same filters. Then ``{"type": "ADDED"|"MODIFIED"|"DELETED", "item":
+would list with the same filters (with authentication on: the namespaces where the caller may
+list pods, as decided when the socket opens; a named namespace the caller may not read gets an
+error frame and close code 4403). Then ``{"type": "ADDED"|"MODIFIED"|"DELETED", "item":
 JobItem}`` as jobs change. Bursts are coalesced: a job's changes within one window are sent as
 its latest state, so a client gets at most one frame per job per window. Pings keep idle
 connections alive through proxies; on shutdown the socket closes with 1001 (going away).
@@ -22,6 +24,10 @@ from gpuctl_async.api.job_views import JobItemSchema
 from gpuctl_async.api.openapi import error_responses, json_content
 from gpuctl_async.api.responses import dumps
 from gpuctl_async.appkeys import LISTING
+from gpuctl_async.auth import SUBPROTOCOL
+from gpuctl_async.auth.guard import CLOSE_FORBIDDEN, read_scope
+from gpuctl_async.auth.permissions import LIST_PODS
+from gpuctl_async.errors import Forbidden
 from gpuctl_async.jobs.listing import Row
 from gpuctl_async.spec import JOB_KINDS
 
@@ -56,15 +62,22 @@ def _matches(row: Row, filters: dict[str, str]) -> bool:
 async def job_feed(request: web.Request) -> web.WebSocketResponse:
     filters = {k: v for k, v in request["querystring"].items() if v}
     listing = request.app[LISTING]
-    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS)
+    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, protocols=(SUBPROTOCOL,))
     await ws.prepare(request)
+    try:
+        within = await read_scope(request, LIST_PODS, filters.get("namespace"))
+    except Forbidden as exc:
+        await ws.send_str(dumps({"type": "error", "data": exc.message}).decode())
+        await ws.close(code=CLOSE_FORBIDDEN, message=exc.message.encode()[:120])
+        return ws
     request.app[FEED_SOCKETS].add(ws)
 
     pending: dict[tuple[str, str], tuple[str, Row]] = {}
     wake = asyncio.Event()
 
     def on_change(event: str, row: Row) -> None:
-        if not _matches(row, filters):
+        if not _matches(row, filters) or (within is not None
+                                          and row.item["namespace"] not in within):
             return
         key = (row.item["namespace"], row.item["jobId"])
         earlier = pending.get(key)
@@ -87,7 +100,7 @@ async def job_feed(request: web.Request) -> web.WebSocketResponse:
     stop_listening = listing.listen(on_change)
     sender: asyncio.Task[None] | None = None
     try:
-        snapshot = listing.items(**filters)
+        snapshot = listing.items(within=within, **filters)
         await ws.send_str(dumps({"type": "snapshot", "items": snapshot}).decode())
         sender = asyncio.create_task(send_changes())
         async for message in ws:
