@@ -224,3 +224,13 @@ async def test_websocket_from_a_listed_origin_is_accepted(sim, aiohttp_client, t
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await client.ws_connect("/api/v1/jobs/ws", headers={"Origin": EVIL})
     assert refused.value.status == 403
+
+
+async def test_openapi_lists_429_exactly_where_the_limit_applies(offline_client):
+    from gpuctl_async.ratelimit.middleware import UNLIMITED_PATHS
+
+    document = await (await offline_client.get("/api/docs/openapi.json")).json()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            listed = "429" in operation["responses"]
+            assert listed == (path not in UNLIMITED_PATHS), f"{method} {path}"
