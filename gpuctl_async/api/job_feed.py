@@ -2,8 +2,8 @@
 
 The first frame is ``{"type": "snapshot", "items": [JobItem...]}``: what ``GET /api/v1/jobs``
 would list with the same filters (with authentication on: the namespaces where the caller may
-list pods, as decided when the socket opens; a named namespace the caller may not read gets an
-error frame and close code 4403). Then ``{"type": "ADDED"|"MODIFIED"|"DELETED", "item":
+list pods, checked again before each batch of changes; a named namespace the caller may not
+read gets an error frame and close code 4403). Then ``{"type": "ADDED"|"MODIFIED"|"DELETED", "item":
 JobItem}`` as jobs change. Bursts are coalesced: a job's changes within one window are sent as
 its latest state, so a client gets at most one frame per job per window. Pings keep idle
 connections alive through proxies; on shutdown the socket closes with 1001 (going away).
@@ -64,11 +64,19 @@ async def job_feed(request: web.Request) -> web.WebSocketResponse:
     listing = request.app[LISTING]
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, protocols=(SUBPROTOCOL,))
     await ws.prepare(request)
-    try:
-        within = await read_scope(request, LIST_PODS, filters.get("namespace"))
-    except Forbidden as exc:
-        await ws.send_str(dumps({"type": "error", "data": exc.message}).decode())
-        await ws.close(code=CLOSE_FORBIDDEN, message=exc.message.encode()[:120])
+
+    async def readable() -> frozenset[str] | None | Forbidden:
+        """Where the caller may list pods now: re-asked before every batch, so a removed
+        binding applies within the decision TTL (cached decisions make it free)."""
+        try:
+            return await read_scope(request, LIST_PODS, filters.get("namespace"))
+        except Forbidden as exc:
+            await ws.send_str(dumps({"type": "error", "data": exc.message}).decode())
+            await ws.close(code=CLOSE_FORBIDDEN, message=exc.message.encode()[:120])
+            return exc
+
+    within = await readable()
+    if isinstance(within, Forbidden):
         return ws
     request.app[FEED_SOCKETS].add(ws)
 
@@ -76,8 +84,7 @@ async def job_feed(request: web.Request) -> web.WebSocketResponse:
     wake = asyncio.Event()
 
     def on_change(event: str, row: Row) -> None:
-        if not _matches(row, filters) or (within is not None
-                                          and row.item["namespace"] not in within):
+        if not _matches(row, filters):
             return
         key = (row.item["namespace"], row.item["jobId"])
         earlier = pending.get(key)
@@ -92,9 +99,13 @@ async def job_feed(request: web.Request) -> web.WebSocketResponse:
             wake.clear()
             batch = list(pending.values())
             pending.clear()
+            within = await readable()
+            if isinstance(within, Forbidden):
+                return
             now = time.time()
             for event, row in batch:
-                await ws.send_str(dumps({"type": event, "item": row.render(now)}).decode())
+                if within is None or row.item["namespace"] in within:
+                    await ws.send_str(dumps({"type": event, "item": row.render(now)}).decode())
             await asyncio.sleep(COALESCE_SECONDS)  # the coalescing window, not a wait
 
     stop_listening = listing.listen(on_change)

@@ -181,9 +181,19 @@ async def test_removed_binding_takes_effect_within_the_ttl(rbac_sim, demo, aioht
     alice = bearer(demo.tenants["alice"][1])
     params = {"namespace": "team-a"}
     assert (await api.get("/api/v1/jobs", headers=alice, params=params)).status == 200
-    rbac_sim.unbind("User", "alice", "edit", namespace="team-a")
-    await eventually(lambda: api.get("/api/v1/jobs", headers=alice, params=params),
-                     lambda resp: resp.status == 403, timeout=5)
+    async with api.ws_connect("/api/v1/jobs/ws", headers=alice, params=params) as feed:
+        assert (await feed.receive_json())["type"] == "snapshot"
+        rbac_sim.unbind("User", "alice", "edit", namespace="team-a")
+        await eventually(lambda: api.get("/api/v1/jobs", headers=alice, params=params),
+                         lambda resp: resp.status == 403, timeout=5)
+        # The open feed learns it at its next change.
+        await create_job(api, demo.admin, "after", "team-a")
+        frames = []
+        while not frames or frames[-1]["type"] != "error":
+            frames.append(await feed.receive_json(timeout=5))
+        assert all(f["type"] in ("ADDED", "MODIFIED", "DELETED", "error") for f in frames)
+        await feed.receive()
+        assert feed.close_code == 4403
 
 
 async def test_writes_are_audited_as_the_caller(auth_api, demo, rbac_sim):
