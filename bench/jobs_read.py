@@ -92,7 +92,8 @@ async def main(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-jobs-read-"))
     kubeconfig = workdir / "kubeconfig"
     processes: list[asyncio.subprocess.Process] = []
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # The load comes from one address: the per-address rate limit would measure itself.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "GPUCTL_RATE_LIMIT_PER_SECOND": "0"}
     try:
         sim, sim_url = await start_sim("--kubeconfig-out", str(kubeconfig))
         processes.append(sim)

@@ -33,7 +33,7 @@ async def guarded_sim():
 async def test_refused_token_makes_every_read_503_with_the_cause(guarded_sim, aiohttp_client,
                                                                   tmp_path):
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", guarded_sim.url, token="wrong")
-    api = await aiohttp_client(create_app(Settings(kubeconfig=str(kubeconfig),
+    api = await aiohttp_client(create_app(Settings(kubeconfig=str(kubeconfig), auth="none",
                                                    access_log=False, watch_backoff_max=0.5)))
     refused = "Kubernetes API server refused the service's credentials: Unauthorized"
     ready = await eventually(lambda: _error(api, "/ready"), lambda e: refused in e)

@@ -1,7 +1,10 @@
 """``gpuctl-async sim``: run the simulated cluster standalone until SIGINT/SIGTERM.
 
-``add_arguments(parser)`` declares ``--host``, ``--port`` (0: ephemeral), ``--token``,
-``--kubeconfig-out FILE``, ``--history-window``, ``--bookmark-interval``,
+``add_arguments(parser)`` declares ``--host``, ``--port`` (0: ephemeral), ``--token`` (one
+``system:masters`` token, user ``admin``), ``--token-file FILE`` (kube-apiserver's
+``--token-auth-file`` CSV: ``token,user,uid,"group1,group2"``; either turns on
+authentication, RBAC and audit, see ``sim.access``), ``--kubeconfig-out FILE`` (with the
+``--token`` token, if any), ``--history-window``, ``--bookmark-interval``,
 ``--first-bookmark-delay``, ``--compaction-interval`` (``sim.watch.WatchTiming``), and for the
 workloads: ``--nodes FILE`` (YAML list, see ``sim.topology``), ``--node SPEC`` (repeatable,
 ``name=n,pool=p,gpuType=a100,gpus=8,cpu=64,memoryGi=512``; either replaces the default
@@ -16,10 +19,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import signal
 
 import yaml
 
+from gpuctl_async.sim.authn import UserInfo, parse_token_file
 from gpuctl_async.sim.testing import SimCluster
 from gpuctl_async.sim.timing import Timing
 from gpuctl_async.sim.topology import (
@@ -35,7 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=0, help="port (0: pick a free one)")
     parser.add_argument("--token", default=None,
-                        help="require this bearer token (default: no authentication)")
+                        help="a system:masters bearer token, user 'admin' (turns "
+                             "authentication and RBAC on; default: an open cluster)")
+    parser.add_argument("--token-file", metavar="FILE", default=None,
+                        help="static tokens, kube-apiserver --token-auth-file CSV: "
+                             "token,user,uid,\"group1,group2\" (turns authentication and "
+                             "RBAC on)")
     parser.add_argument("--kubeconfig-out", metavar="FILE", default=None,
                         help="write a kubeconfig pointing at the simulated cluster")
     parser.add_argument("--history-window", type=int, default=20_000,
@@ -74,13 +84,24 @@ def _nodes(args: argparse.Namespace) -> list[dict]:
     return nodes
 
 
+def _users(args: argparse.Namespace) -> dict[str, UserInfo] | None:
+    if not args.token_file:
+        return None
+    try:
+        return parse_token_file(args.token_file)
+    except (OSError, ValueError, csv.Error) as exc:
+        raise SystemExit(f"gpuctl-async sim: cannot read --token-file {args.token_file}: "
+                         f"{exc}") from None
+
+
 async def _serve(args: argparse.Namespace) -> int:
+    users = _users(args)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with SimCluster(token=args.token, history_window=args.history_window,
+        async with SimCluster(token=args.token, users=users, history_window=args.history_window,
                               watch_timing=WatchTiming(
                                   bookmark_interval=args.bookmark_interval,
                                   first_bookmark_delay=args.first_bookmark_delay,

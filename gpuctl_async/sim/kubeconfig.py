@@ -22,10 +22,11 @@ def kubeconfig(url: str, *, token: str | None = None, namespace: str = "default"
     }
 
 
-def write_kubeconfig(path: str | os.PathLike, url: str, *, token: str | None = None) -> Path:
+def write_kubeconfig(path: str | os.PathLike, url: str, *, token: str | None = None,
+                     namespace: str = "default") -> Path:
     """Write the file (mode 0600, as kubectl does: it may hold a token)."""
     path = Path(path)
-    text = yaml.safe_dump(kubeconfig(url, token=token), sort_keys=False)
+    text = yaml.safe_dump(kubeconfig(url, token=token, namespace=namespace), sort_keys=False)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
