@@ -43,12 +43,7 @@ def _answer(body: dict, status: int = 201) -> web.Response:
 
 
 async def _read(request: web.Request, rt: ResourceType) -> dict:
-    raw = await request.read()
-    try:
-        body = orjson.loads(raw) if raw.strip() else {}
-    except orjson.JSONDecodeError as exc:
-        raise st.bad_request(f"the object provided is unrecognized (must be of type {rt.kind}): "
-                             f"couldn't get version/kind; json parse error: {exc}") from None
+    body = await Api.body(request, rt) if (await request.read()).strip() else {}
     if not isinstance(body, dict):
         raise st.bad_request(f"the body of the request is not a {rt.kind} object")
     spec = body.get("spec")
