@@ -67,6 +67,8 @@ KINDS: dict[tuple[str, str], Schema] = {
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview"):
         _object(spec=(2, "msg", _SELF_ACCESS_SPEC)),
     ("authorization.k8s.io/v1", "SubjectAccessReview"): _object(spec=(2, "msg", _ACCESS_SPEC)),
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview"):
+        _object(spec=(2, "msg", {1: ("namespace", "str", None)})),
     ("authorization.k8s.io/v1", "LocalSubjectAccessReview"):
         _object(spec=(2, "msg", _ACCESS_SPEC)),
     ("authentication.k8s.io/v1", "SelfSubjectReview"): _object(),

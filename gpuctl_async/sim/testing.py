@@ -52,8 +52,8 @@ kubelet), ``log_lines_per_second`` and ``log_buffer_lines`` (what every running 
 logs, see ``sim.logs``), ``host``, ``port`` (0: ephemeral), ``workloads`` (run controllers,
 scheduler, kubelets, quota and events: ``sim.cluster``; default False, a bare API server),
 ``nodes`` (Node objects to register, e.g. ``sim.topology.default_nodes()``) and ``timing``
-(``sim.timing.Timing``; with workloads). Leaving the block ends every watch and log stream, stops the server and the store's deferred
-work: no tasks remain.
+(``sim.timing.Timing``; with workloads). Leaving the block ends every watch and log stream,
+stops the server and the store's deferred work: no tasks remain.
 """
 
 from __future__ import annotations

@@ -153,3 +153,15 @@ async def test_rbac_objects_through_kubectl(sim, tmp_path):
     assert code == 1 and ('clusterroles.rbac.authorization.k8s.io is forbidden: User "bob" '
                           'cannot list resource "clusterroles" in API group '
                           '"rbac.authorization.k8s.io" at the cluster scope') in err
+
+
+async def test_auth_can_i_list(sim, tmp_path):
+    code, out, err = await kubectl(sim, tmp_path, "t-alice", "auth", "can-i", "--list", "-n",
+                                   "team-a")
+    assert code == 0, err
+    rows = {line.split()[0]: line for line in out.splitlines()[1:] if line.strip()}
+    assert "jobs.batch" in rows and "create" in rows["jobs.batch"]
+    assert "selfsubjectaccessreviews.authorization.k8s.io" in rows
+    code, out, err = await kubectl(sim, tmp_path, "t-alice", "auth", "can-i", "--list", "-n",
+                                   "team-b")
+    assert "jobs.batch" not in out
