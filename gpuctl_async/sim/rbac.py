@@ -129,7 +129,10 @@ class RBAC:
     def authorize(self, user: UserInfo, attrs: RequestInfo) -> Decision:
         if MASTERS in user.groups:
             return True, ""
-        key = (user.name, user.groups, attrs)
+        # The path decides nothing for a resource request: leave it out of the key.
+        key = (user.name, user.groups, attrs.is_resource, attrs.verb, attrs.api_group,
+               attrs.resource, attrs.subresource, attrs.namespace, attrs.name,
+               "" if attrs.is_resource else attrs.path)
         decision = self._cache.get(key)
         if decision is None:
             if len(self._cache) >= _CACHE_LIMIT:

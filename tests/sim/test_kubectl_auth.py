@@ -4,6 +4,8 @@ kubectl sends bearer tokens only over TLS)."""
 from __future__ import annotations
 
 import asyncio
+import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ import pytest
 from gpuctl_async.sim.testing import SimCluster
 
 from .auth_helpers import ADMIN
-from .helpers import kubectl_path
+from .helpers import kubectl_path, stop_process
 
 KUBECTL = kubectl_path()
 
@@ -165,3 +167,42 @@ async def test_auth_can_i_list(sim, tmp_path):
     code, out, err = await kubectl(sim, tmp_path, "t-alice", "auth", "can-i", "--list", "-n",
                                    "team-b")
     assert "jobs.batch" not in out
+
+
+async def test_standalone_sim_with_token_file(tmp_path):
+    tokens = tmp_path / "tokens.csv"
+    tokens.write_text('t-carol,carol,u-carol,"ops"\n')
+    kubeconfig = tmp_path / "kubeconfig"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gpuctl_async.sim", "--no-workloads", "--token", ADMIN,
+        "--token-file", str(tokens), "--kubeconfig-out", str(kubeconfig),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        line = (await asyncio.wait_for(process.stdout.readline(), 20)).decode()
+        match = re.fullmatch(r"gpuctl-async sim listening on (https://127\.0\.0\.1:\d+)\n", line)
+        assert match, line
+        base = (KUBECTL, "--kubeconfig", str(kubeconfig), "--cache-dir", str(tmp_path / "c"))
+
+        async def run(*args: str) -> tuple[int, str, str]:
+            child = await asyncio.create_subprocess_exec(
+                *base, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            out, err = await asyncio.wait_for(child.communicate(), 60)
+            return child.returncode, out.decode(), err.decode()
+
+        code, out, err = await run("auth", "whoami", "-o",
+                                   "jsonpath={.status.userInfo.username}")
+        assert (code, out) == (0, "admin"), err
+        code, out, err = await run("--token", "t-carol", "get", "pods")
+        assert code == 1 and 'User "carol" cannot list resource "pods"' in err
+        code, out, err = await run("--token", "nope", "get", "pods")
+        assert code == 1 and "Unauthorized" in err
+    finally:
+        await stop_process(process)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("only-two,columns\n")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gpuctl_async.sim", "--no-workloads", "--token-file", str(bad),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode != 0
+    assert "cannot read --token-file" in err.decode() and "at least 3 columns" in err.decode()
