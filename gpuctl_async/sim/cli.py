@@ -3,14 +3,16 @@
 ``add_arguments(parser)`` declares ``--host``, ``--port`` (0: ephemeral), ``--token`` (one
 ``system:masters`` token, user ``admin``), ``--token-file FILE`` (kube-apiserver's
 ``--token-auth-file`` CSV: ``token,user,uid,"group1,group2"``; either turns on
-authentication, RBAC and audit, see ``sim.access``), ``--kubeconfig-out FILE`` (with the
-``--token`` token, if any), ``--history-window``, ``--bookmark-interval``,
+authentication, RBAC and audit, see ``sim.access``), ``--tls``/``--no-tls`` (serve HTTPS
+with a throwaway certificate; default: on exactly when authentication is, since kubectl
+sends tokens only over TLS), ``--kubeconfig-out FILE`` (with the ``--token`` token, if any,
+and the certificate), ``--history-window``, ``--bookmark-interval``,
 ``--first-bookmark-delay``, ``--compaction-interval`` (``sim.watch.WatchTiming``), and for the
 workloads: ``--nodes FILE`` (YAML list, see ``sim.topology``), ``--node SPEC`` (repeatable,
 ``name=n,pool=p,gpuType=a100,gpus=8,cpu=64,memoryGi=512``; either replaces the default
 4-node GPU topology), ``--timing human|fast`` and ``--no-workloads`` (a bare API server with
 no nodes unless given: no controllers, scheduler or kubelets); ``run(args)``
-serves, prints ``gpuctl-async sim listening on http://HOST:PORT`` (one line, flushed, so a
+serves, prints ``gpuctl-async sim listening on http[s]://HOST:PORT`` (one line, flushed, so a
 parent process can read the port), writes the kubeconfig if asked, and returns 0 after a
 clean stop.
 """
@@ -46,6 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="static tokens, kube-apiserver --token-auth-file CSV: "
                              "token,user,uid,\"group1,group2\" (turns authentication and "
                              "RBAC on)")
+    parser.add_argument("--tls", action=argparse.BooleanOptionalAction, default=None,
+                        help="serve HTTPS with a self-signed certificate (default: when "
+                             "--token or --token-file is given; kubectl sends tokens only "
+                             "over TLS)")
     parser.add_argument("--kubeconfig-out", metavar="FILE", default=None,
                         help="write a kubeconfig pointing at the simulated cluster")
     parser.add_argument("--history-window", type=int, default=20_000,
@@ -101,7 +107,9 @@ async def _serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with SimCluster(token=args.token, users=users, history_window=args.history_window,
+        tls = args.tls if args.tls is not None else bool(args.token) or users is not None
+        async with SimCluster(token=args.token, users=users, tls=tls,
+                              history_window=args.history_window,
                               watch_timing=WatchTiming(
                                   bookmark_interval=args.bookmark_interval,
                                   first_bookmark_delay=args.first_bookmark_delay,

@@ -166,6 +166,8 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("authorization.k8s.io", "v1", "selfsubjectaccessreviews",
                  "selfsubjectaccessreview", "SelfSubjectAccessReview", False,
                  verbs=_CREATE_ONLY),
+    ResourceType("authorization.k8s.io", "v1", "selfsubjectrulesreviews",
+                 "selfsubjectrulesreview", "SelfSubjectRulesReview", False, verbs=_CREATE_ONLY),
     ResourceType("authorization.k8s.io", "v1", "localsubjectaccessreviews",
                  "localsubjectaccessreview", "LocalSubjectAccessReview", True,
                  verbs=_CREATE_ONLY),

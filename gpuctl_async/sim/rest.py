@@ -43,7 +43,7 @@ import orjson
 import yaml
 from aiohttp import web
 
-from gpuctl_async.sim import scale
+from gpuctl_async.sim import protobuf, scale
 from gpuctl_async.sim import status as st
 from gpuctl_async.sim import tables
 from gpuctl_async.sim.faults import Faults
@@ -279,12 +279,20 @@ class Api:
         return bool(values)
 
     @staticmethod
-    async def _body(request: web.Request, rt: ResourceType) -> object:
+    async def body(request: web.Request, rt: ResourceType) -> object:
+        """The request's object: JSON, YAML, or (for the kinds kubectl's typed clients send
+        so) Kubernetes protobuf (``sim.protobuf``)."""
         raw = await request.read()
         content_type = request.content_type
         try:
             if content_type in ("application/yaml", "application/apply-patch+yaml"):
                 return yaml.safe_load(raw)
+            if content_type == protobuf.CONTENT_TYPE:
+                try:
+                    return protobuf.decode(raw)
+                except ValueError as exc:
+                    raise st.unsupported_media_type(f"{content_type} ({exc})", [
+                        "application/json", "application/yaml", content_type]) from None
             return orjson.loads(raw)
         except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
             raise st.bad_request(f"the object provided is unrecognized (must be of type "
@@ -384,7 +392,7 @@ class Api:
 
     async def _create(self, request: web.Request, target: Target) -> web.Response:
         dry_run = self._dry_run(request)
-        obj = await self._body(request, target.rt)
+        obj = await self.body(request, target.rt)
         warnings = self._field_validation(request, target.rt, obj)
         entry = self.store.create_entry(target.rt, obj, target.namespace, dry_run=dry_run)
         return self._object_response(entry, 201, warnings)
@@ -392,7 +400,7 @@ class Api:
     async def _update(self, request: web.Request, target: Target,
                       subresource: str | None = None) -> web.Response:
         dry_run = self._dry_run(request)
-        obj = await self._body(request, target.rt)
+        obj = await self.body(request, target.rt)
         warnings = self._field_validation(request, target.rt, obj)
         entry = self.store.update_entry(target.rt, obj, target.namespace, target.name,
                                         subresource=subresource, dry_run=dry_run)
@@ -404,7 +412,7 @@ class Api:
         content_type = request.content_type
         if content_type not in PATCH_TYPES:
             raise st.unsupported_media_type(content_type, list(PATCH_TYPES))
-        patch = await self._body(request, target.rt)
+        patch = await self.body(request, target.rt)
         warnings = self._field_validation(request, target.rt, patch) \
             if content_type != PATCH_TYPES[0] else []
         entry = self.store.patch_entry(target.rt, target.namespace, target.name, content_type,
@@ -480,7 +488,7 @@ class Api:
         return await self._patch(request, target, "status")
 
     async def _binding(self, request: web.Request, target: Target) -> web.Response:
-        binding = await self._body(request, target.rt)
+        binding = await self.body(request, target.rt)
         node = ((binding or {}).get("target") or {}).get("name") if isinstance(
             binding, dict) else None
         if not node:
@@ -500,7 +508,7 @@ class Api:
         content_type = request.content_type
         if target.verb == "patch" and content_type not in PATCH_TYPES:
             raise st.unsupported_media_type(content_type, list(PATCH_TYPES))
-        body = await self._body(request, target.rt)
+        body = await self.body(request, target.rt)
         # Read and write with no await between: the patch applies to the current Scale.
         entry = self.store.get_entry(target.rt, target.namespace, target.name)
         if target.verb == "patch":

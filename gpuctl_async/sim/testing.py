@@ -35,25 +35,27 @@ Authentication and RBAC (``sim.access``; none of it unless ``token``, ``token_fi
         sim.audit(verb="create", resource="jobs", user="alice"); sim.reset_audit()
         sim.authorize("alice", "list", "pods", namespace="team-b") # -> (allowed, reason)
 
+kubectl sends tokens only over TLS: ``SimCluster(tls=True)`` serves HTTPS with a throwaway
+self-signed certificate (``sim.tls``; ``sim.url`` is ``https://...``) that ``write_kubeconfig``
+embeds, so the real kubectl can act as a user. Python clients work either way.
+
 ``bind`` names its binding ``sim:<role>:<kind>:<subject>`` (``:`` for ``/``) so ``unbind`` finds
 it; ``role_kind="Role"`` binds a namespaced Role. ``service_account_token`` may mint tokens
 shorter than the 10 minutes the HTTP TokenRequest allows, for expiry tests.
 
 Options: ``token`` (one ``system:masters`` token, user ``admin``), ``token_file``, ``users``
 (``(token, user, uid, groups)`` tuples, ``{"token", "user", "uid", "groups"}`` dicts, or a
-``{token: authn.UserInfo}`` mapping),
-``history_window`` (events kept per resource for watch resumption),
-``watch_timing`` (``sim.watch.WatchTiming``: bookmarks, watch length without
-``timeoutSeconds``, timed compaction; default kube-apiserver's, ``WatchTiming.quick(0.2)``
-for bookmarks every 0.2 s and no timed compaction), ``max_grace_seconds`` (how long graceful
-pod deletion takes;
-None leaves it to a simulated kubelet), ``log_lines_per_second`` and ``log_buffer_lines``
-(what every running container logs, see ``sim.logs``), ``host``, ``port`` (0: ephemeral),
-``workloads`` (run controllers, scheduler, kubelets, quota and events: ``sim.cluster``;
-default False, a bare API server), ``nodes`` (Node objects to register, e.g.
-``sim.topology.default_nodes()``) and ``timing`` (``sim.timing.Timing``; with workloads).
-Leaving the block ends every watch and log stream, stops the server and the store's deferred
-work: no tasks remain.
+``{token: authn.UserInfo}`` mapping), ``tls`` (serve HTTPS, see above), ``history_window``
+(events kept per resource for watch resumption), ``watch_timing`` (``sim.watch.WatchTiming``:
+bookmarks, watch length without ``timeoutSeconds``, timed compaction; default
+kube-apiserver's, ``WatchTiming.quick(0.2)`` for bookmarks every 0.2 s and no timed
+compaction), ``max_grace_seconds`` (how long graceful pod deletion takes; None leaves it to a simulated
+kubelet), ``log_lines_per_second`` and ``log_buffer_lines`` (what every running container
+logs, see ``sim.logs``), ``host``, ``port`` (0: ephemeral), ``workloads`` (run controllers,
+scheduler, kubelets, quota and events: ``sim.cluster``; default False, a bare API server),
+``nodes`` (Node objects to register, e.g. ``sim.topology.default_nodes()``) and ``timing``
+(``sim.timing.Timing``; with workloads). Leaving the block ends every watch and log stream,
+stops the server and the store's deferred work: no tasks remain.
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ from gpuctl_async.sim.server import (
 from gpuctl_async.sim.status import StatusError
 from gpuctl_async.sim.store import Store
 from gpuctl_async.sim.timing import Timing
+from gpuctl_async.sim.tls import ServingCertificate
 from gpuctl_async.sim.topology import seed_nodes
 from gpuctl_async.sim.watch import WatchTiming
 
@@ -115,7 +118,7 @@ class SimCluster:
                  max_grace_seconds: float | None = 1.0, log_lines_per_second: float = 2.0,
                  log_buffer_lines: int = 10_000, host: str = "127.0.0.1", port: int = 0,
                  workloads: bool = False, nodes: list[dict] | None = None,
-                 timing: Timing | None = None):
+                 timing: Timing | None = None, tls: bool = False):
         self.token = token
         self._users: dict[str, UserInfo] | None = None
         if token_file is not None or users is not None:
@@ -129,6 +132,8 @@ class SimCluster:
                              "log_lines_per_second": log_lines_per_second,
                              "log_buffer_lines": log_buffer_lines}
         self._host, self._port = host, port
+        self._tls = tls
+        self.certificate: ServingCertificate | None = None
         self._runner: web.AppRunner | None = None
         self.store: Store
         self.app: web.Application
@@ -147,10 +152,14 @@ class SimCluster:
         self._runner = web.AppRunner(self.app, handler_cancellation=True, access_log=None,
                                      shutdown_timeout=5.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
+        context = None
+        if self._tls:
+            self.certificate = await ServingCertificate.create(self._host)
+            context = self.certificate.ssl_context()
+        site = web.TCPSite(self._runner, self._host, self._port, ssl_context=context)
         await site.start()
         host, port = self._runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
+        self.url = f"{'https' if self._tls else 'http'}://{host}:{port}"
         return self
 
     async def stop(self) -> None:
@@ -161,6 +170,9 @@ class SimCluster:
             await self._runner.cleanup()
             self._runner = None
             self.store.close()
+        if self.certificate is not None:
+            self.certificate.cleanup()
+            self.certificate = None
 
     async def __aenter__(self) -> SimCluster:
         return await self.start()
@@ -173,7 +185,8 @@ class SimCluster:
                          namespace: str = "default") -> Path:
         """A kubeconfig for ``token`` (default: the ``token`` option; None: no credentials)."""
         return write_kubeconfig(path, self.url, token=self.token if token is _DEFAULT else token,
-                                namespace=namespace)
+                                namespace=namespace,
+                                ca_pem=self.certificate.pem() if self.certificate else None)
 
     # -- identities and RBAC ------------------------------------------------------------------
 

@@ -282,3 +282,23 @@ async def test_audit_records_the_impersonated_identity(sim, session):
     assert len(sim.audit()) == 2  # the forbidden create never reached the handler
     await Caller(sim, session, None).post("/_sim/audit/reset", {})
     assert sim.audit() == []
+
+
+async def test_self_subject_rules_review(sim, session):
+    sim.bind("User", "bob", "view", namespace="team-a")
+    sim.bind("User", "bob", "gone-role", namespace="team-a")
+    bob = Caller(sim, session, "t-bob")
+    code, body = await bob.post(f"{AUTHZ}/selfsubjectrulesreviews",
+                                {"spec": {"namespace": "team-a"}})
+    assert code == 201
+    status = body["status"]
+    assert {"verbs": ["get", "list", "watch"], "apiGroups": ["batch"],
+            "resources": ["cronjobs", "cronjobs/status", "jobs", "jobs/status"]} in \
+        status["resourceRules"]
+    assert any("/api/*" in r["nonResourceURLs"] for r in status["nonResourceRules"])
+    assert status["incomplete"] is True
+    assert status["evaluationError"] == 'clusterrole.rbac.authorization.k8s.io "gone-role" ' \
+                                        'not found'
+    code, body = await bob.post(f"{AUTHZ}/selfsubjectrulesreviews",
+                                {"spec": {"namespace": "team-b"}})
+    assert not any("batch" in r.get("apiGroups", []) for r in body["status"]["resourceRules"])
