@@ -43,7 +43,7 @@ import orjson
 import yaml
 from aiohttp import web
 
-from gpuctl_async.sim import protobuf, scale
+from gpuctl_async.sim import apply, protobuf, scale
 from gpuctl_async.sim import status as st
 from gpuctl_async.sim import tables
 from gpuctl_async.sim.faults import Faults
@@ -410,14 +410,25 @@ class Api:
                      subresource: str | None = None) -> web.Response:
         dry_run = self._dry_run(request)
         content_type = request.content_type
+        if content_type == apply.CONTENT_TYPE and subresource is None:
+            return await self._apply(request, target, dry_run)
         if content_type not in PATCH_TYPES:
-            raise st.unsupported_media_type(content_type, list(PATCH_TYPES))
+            raise st.unsupported_media_type(content_type, [*PATCH_TYPES, apply.CONTENT_TYPE])
         patch = await self.body(request, target.rt)
         warnings = self._field_validation(request, target.rt, patch) \
             if content_type != PATCH_TYPES[0] else []
         entry = self.store.patch_entry(target.rt, target.namespace, target.name, content_type,
                                        patch, subresource=subresource, dry_run=dry_run)
         return self._object_response(entry, 200, warnings)
+
+    async def _apply(self, request: web.Request, target: Target, dry_run: bool) -> web.Response:
+        """Server-side apply: create (201) or merge (200), see ``sim.apply``."""
+        body = await self.body(request, target.rt)
+        warnings = self._field_validation(request, target.rt, body)
+        entry, created = apply.server_side_apply(
+            self.store, target.rt, target.namespace, target.name or "", body,
+            manager=request.query.get("fieldManager"), dry_run=dry_run)
+        return self._object_response(entry, 201 if created else 200, warnings)
 
     async def _delete_options(self, request: web.Request) -> dict:
         raw = await request.read()

@@ -282,8 +282,9 @@ class Store:
     # -- writes (entry level, used by the HTTP layer) -----------------------------------
 
     def create_entry(self, rt: ResourceType, obj: dict, namespace: str | None = None, *,
-                     dry_run: bool = False) -> Entry:
-        """Create ``obj`` (a private dict the store may keep)."""
+                     dry_run: bool = False, managed_fields: list[dict] | None = None) -> Entry:
+        """Create ``obj`` (a private dict the store may keep); ``managed_fields`` is what
+        server-side apply records (clients cannot set it)."""
         meta = self._check_type(rt, obj)
         if rt.namespaced:
             if namespace and meta.get("namespace") and meta["namespace"] != namespace:
@@ -306,6 +307,8 @@ class Store:
                     "metadata.name", "name or generateName is required")])
             meta["name"] = prefix[:58] + "".join(random.choices(_NAME_CHARS, k=5))
         name = meta["name"]
+        if managed_fields:
+            meta["managedFields"] = managed_fields
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = timestamp()
         if rt.has_generation:
@@ -337,7 +340,8 @@ class Store:
                                  "namespace sent on the request")
 
     def update_entry(self, rt: ResourceType, obj: dict, namespace: str | None, name: str, *,
-                     subresource: str | None = None, dry_run: bool = False) -> Entry:
+                     subresource: str | None = None, dry_run: bool = False,
+                     managed_fields: list[dict] | None = None) -> Entry:
         """Replace (PUT): 409 Conflict when ``metadata.resourceVersion`` is stale."""
         old = self.get_entry(rt, namespace, name)
         meta = self._check_type(rt, obj)
@@ -345,7 +349,7 @@ class Store:
         wanted = meta.get("resourceVersion")
         if wanted and wanted != old.obj["metadata"]["resourceVersion"]:
             raise st.conflict(rt, name)
-        return self._replace(rt, old, obj, subresource, dry_run)
+        return self._replace(rt, old, obj, subresource, dry_run, managed_fields)
 
     def patch_entry(self, rt: ResourceType, namespace: str | None, name: str,
                     content_type: str, patch: object, *, subresource: str | None = None,
@@ -365,7 +369,7 @@ class Store:
         return self._replace(rt, old, patched, subresource, dry_run)
 
     def _replace(self, rt: ResourceType, old: Entry, new: dict, subresource: str | None,
-                 dry_run: bool) -> Entry:
+                 dry_run: bool, managed_fields: list[dict] | None = None) -> Entry:
         before = old.obj
         name = before["metadata"]["name"]
         if subresource == "status":
@@ -385,7 +389,13 @@ class Store:
                 else:
                     meta.pop(field, None)
             meta.pop("selfLink", None)
-            meta.pop("managedFields", None)
+            # Clients cannot write managedFields; server-side apply's entries stay.
+            managed = managed_fields if managed_fields is not None else old_meta.get(
+                "managedFields")
+            if managed:
+                meta["managedFields"] = managed
+            else:
+                meta.pop("managedFields", None)
             if rt.has_status:
                 if "status" in before:
                     new["status"] = before["status"]
