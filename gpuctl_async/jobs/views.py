@@ -9,7 +9,14 @@ from typing import Any
 from gpuctl_async.jobs import status as job_status
 from gpuctl_async.jobs.lookup import JobRef
 from gpuctl_async.k8s import labels
-from gpuctl_async.k8s.cache import INVOLVED_INDEX, OWNER_INDEX, ClusterCache, event_time
+from gpuctl_async.k8s.cache import (
+    INVOLVED_INDEX,
+    OWNER_INDEX,
+    ClusterCache,
+    event_count,
+    event_last_seen,
+    event_time,
+)
 from gpuctl_async.k8s.informer import Obj
 from gpuctl_async.k8s.manifests import CONTAINER_NAME, SERVED_KINDS, service_name
 from gpuctl_async.k8s.reverse import reverse_map
@@ -58,7 +65,7 @@ def controller_status(cache: ClusterCache, controller: Obj) -> str:
 
 def _event_item(event: Obj, now: datetime) -> dict[str, Any]:
     involved = event.get("involvedObject", {})
-    when = event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp")
+    when = event_last_seen(event)
     return {
         "age": job_status.format_age(when, now),
         "type": event.get("type") or "Normal",
@@ -67,7 +74,7 @@ def _event_item(event: Obj, now: datetime) -> dict[str, Any]:
                 or event.get("reportingComponent") or "-",
         "object": f"{involved.get('kind', '')}/{involved.get('name', '')}",
         "message": event.get("message") or "-",
-        "count": event.get("count") or 1,
+        "count": event_count(event),
         "lastTimestamp": when,
     }
 

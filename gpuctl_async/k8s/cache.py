@@ -95,10 +95,22 @@ def involved_uid_indexer(obj: Obj) -> Iterable[str]:
     return (uid,) if uid else ()
 
 
+def event_last_seen(event: Obj) -> str | None:
+    """When the event last happened. Events of the events.k8s.io/v1 recorders (the
+    scheduler's) carry ``series.lastObservedTime`` and ``eventTime`` instead of the core/v1
+    ``lastTimestamp``/``firstTimestamp`` (null there)."""
+    return ((event.get("series") or {}).get("lastObservedTime") or event.get("lastTimestamp")
+            or event.get("eventTime") or event.get("firstTimestamp")
+            or event.get("metadata", {}).get("creationTimestamp"))
+
+
+def event_count(event: Obj) -> int:
+    """How often it happened: ``series.count`` (events.k8s.io/v1 style) or ``count``."""
+    return int((event.get("series") or {}).get("count") or event.get("count") or 1)
+
+
 def event_time(event: Obj) -> datetime | None:
-    return parse_time(event.get("lastTimestamp") or event.get("eventTime")
-                      or event.get("firstTimestamp")
-                      or event.get("metadata", {}).get("creationTimestamp"))
+    return parse_time(event_last_seen(event))
 
 
 class ClusterCache:
