@@ -92,7 +92,12 @@ class JobSubmitter:
                 raise Conflict(f"Job '{name}' already exists in namespace '{namespace}'")
 
     async def _ensure_namespace(self, namespace: str) -> None:
-        if self.cache.namespaces.get("", namespace) is not None:
+        existing = self.cache.namespaces.get("", namespace)
+        if existing is not None:
+            # Kubernetes would refuse each object (403); deletion takes seconds: say so.
+            if existing["metadata"].get("deletionTimestamp"):
+                raise Conflict(f"Namespace '{namespace}' is being deleted; wait until it is "
+                               f"gone or use another namespace")
             return
         if await create_marked_namespace(self.kube, namespace):
             log.info("Created namespace %s", namespace)

@@ -7,7 +7,8 @@ authentication, RBAC and audit, see ``sim.access``), ``--tls``/``--no-tls`` (ser
 with a throwaway certificate; default: on exactly when authentication is, since kubectl
 sends tokens only over TLS), ``--kubeconfig-out FILE`` (with the ``--token`` token, if any,
 and the certificate), ``--history-window``, ``--bookmark-interval``,
-``--first-bookmark-delay``, ``--compaction-interval`` (``sim.watch.WatchTiming``), and for the
+``--first-bookmark-delay``, ``--compaction-interval`` (``sim.watch.WatchTiming``),
+``--namespace-finalize-seconds``, and for the
 workloads: ``--nodes FILE`` (YAML list, see ``sim.topology``), ``--node SPEC`` (repeatable,
 ``name=n,pool=p,gpuType=a100,gpus=8,cpu=64,memoryGi=512``; either replaces the default
 4-node GPU topology), ``--timing human|fast`` and ``--no-workloads`` (a bare API server with
@@ -62,6 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds before an idle watch's first bookmark (default 120)")
     parser.add_argument("--compaction-interval", type=float, default=300.0,
                         help="seconds between history compactions (default 300; 0: never)")
+    parser.add_argument("--namespace-finalize-seconds", type=float, default=3.0,
+                        help="seconds a deleted namespace stays Terminating at least (default 3)")
     parser.add_argument("--nodes", metavar="FILE", default=None,
                         help="YAML list of nodes to register instead of the default topology")
     parser.add_argument("--node", metavar="SPEC", action="append", default=[],
@@ -114,6 +117,7 @@ async def _serve(args: argparse.Namespace) -> int:
                                   bookmark_interval=args.bookmark_interval,
                                   first_bookmark_delay=args.first_bookmark_delay,
                                   compaction_interval=args.compaction_interval or None),
+                              namespace_finalize_seconds=args.namespace_finalize_seconds,
                               host=args.host,
                               port=args.port, workloads=args.workloads, nodes=_nodes(args),
                               log_lines_per_second=args.log_lines_per_second,

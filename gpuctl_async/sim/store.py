@@ -41,6 +41,12 @@ Pods: deleting a pod bound to a node is graceful (``deletionTimestamp``, then go
 grace period, capped at ``max_grace_seconds`` to stand in for a kubelet); set
 ``max_grace_seconds=None`` when a simulated kubelet finishes deletions itself by deleting
 with ``grace_period_seconds=0``.
+
+Namespaces: deleting one makes it Terminating; the namespace controller (``sim.gc``) deletes
+what is in it and, once it is empty and has been Terminating for at least
+``namespace_finalize_seconds`` (the real controller's discovery, content deletion and
+finalize round trips take seconds even for an empty namespace), removes the ``kubernetes``
+finalizer, which deletes it.
 """
 
 from __future__ import annotations
@@ -129,7 +135,7 @@ class ListResult:
 
 class Store:
     def __init__(self, *, history_window: int = 20_000,
-                 max_grace_seconds: float | None = 1.0):
+                 max_grace_seconds: float | None = 1.0, namespace_finalize_seconds: float = 0.0):
         self._rv = 0
         self._tables: dict[str, dict[Key, Entry]] = {rt.key: {} for rt in RESOURCES}
         self._sorted: dict[str, list[Key] | None] = {rt.key: None for rt in RESOURCES}
@@ -139,6 +145,7 @@ class Store:
         self._namespace_counts: Counter[str] = Counter()
         self._timers: set[asyncio.TimerHandle] = set()
         self.max_grace_seconds = max_grace_seconds
+        self.namespace_finalize_seconds = namespace_finalize_seconds
         self.services = ServiceAllocator()
         self.gc = GarbageCollector(self)
         for name in ("default", "kube-system"):

@@ -49,8 +49,9 @@ Options: ``token`` (one ``system:masters`` token, user ``admin``), ``token_file`
 (events kept per resource for watch resumption), ``watch_timing`` (``sim.watch.WatchTiming``:
 bookmarks, watch length without ``timeoutSeconds``, timed compaction; default
 kube-apiserver's, ``WatchTiming.quick(0.2)`` for bookmarks every 0.2 s and no timed
-compaction), ``max_grace_seconds`` (how long graceful pod deletion takes; None leaves it to a simulated
-kubelet), ``log_lines_per_second`` and ``log_buffer_lines`` (what every running container
+compaction), ``max_grace_seconds`` (how long graceful pod deletion takes; None leaves it to
+a simulated kubelet), ``namespace_finalize_seconds`` (how long a deleted namespace stays
+Terminating at least; default 3 s, as a real one takes seconds), ``log_lines_per_second`` and ``log_buffer_lines`` (what every running container
 logs, see ``sim.logs``), ``host``, ``port`` (0: ephemeral), ``workloads`` (run controllers,
 scheduler, kubelets, quota and events: ``sim.cluster``; default False, a bare API server),
 ``nodes`` (Node objects to register, e.g. ``sim.topology.default_nodes()``) and ``timing``
@@ -115,7 +116,8 @@ class SimCluster:
     def __init__(self, *, token: str | None = None, token_file: str | os.PathLike | None = None,
                  users: Iterable | None = None, history_window: int = 20_000,
                  watch_timing: WatchTiming | None = None,
-                 max_grace_seconds: float | None = 1.0, log_lines_per_second: float = 2.0,
+                 max_grace_seconds: float | None = 1.0, namespace_finalize_seconds: float = 3.0,
+                 log_lines_per_second: float = 2.0,
                  log_buffer_lines: int = 10_000, host: str = "127.0.0.1", port: int = 0,
                  workloads: bool = False, nodes: list[dict] | None = None,
                  timing: Timing | None = None, tls: bool = False):
@@ -127,7 +129,8 @@ class SimCluster:
         self._workloads, self._nodes, self._timing = workloads, nodes, timing
         self.workloads: Workloads | None = None
         self._options = {"history_window": history_window,
-                         "max_grace_seconds": max_grace_seconds}
+                         "max_grace_seconds": max_grace_seconds,
+                         "namespace_finalize_seconds": namespace_finalize_seconds}
         self._app_options = {"watch_timing": watch_timing,
                              "log_lines_per_second": log_lines_per_second,
                              "log_buffer_lines": log_buffer_lines}

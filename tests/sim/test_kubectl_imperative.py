@@ -65,3 +65,16 @@ async def test_create_commands_send_protobuf_and_are_understood(cluster):  # noq
     (container,) = pod["spec"]["containers"]
     assert container["args"] == ["sleep", "60"] and container["image"] == "busybox:1.36"
     assert pod["spec"]["restartPolicy"] == "Always"
+
+
+async def test_namespace_deletion_takes_seconds_through_its_finalizer(cluster):  # noqa: F811
+    rc, _, err = await cluster.kubectl("create", "namespace", "short-lived")
+    assert rc == 0, err
+    rc, out, err = await cluster.kubectl("delete", "namespace", "short-lived", "--wait=false")
+    assert rc == 0, err
+    namespace = await get_json(cluster, "namespace", "short-lived")
+    assert namespace["status"]["phase"] == "Terminating"
+    assert namespace["spec"]["finalizers"] == ["kubernetes"]
+    rc, out, err = await cluster.kubectl("wait", "--for=delete", "namespace/short-lived",
+                                         "--timeout=20s")
+    assert rc == 0, err
