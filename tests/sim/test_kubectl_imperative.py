@@ -26,7 +26,8 @@ async def test_create_commands_send_protobuf_and_are_understood(cluster):  # noq
         ("create", "deployment", "web", "-n", "team-x", "--image=nginx:1.27", "--replicas=3",
          "--port=8080"),
         ("create", "job", "once", "-n", "team-x", "--image=busybox:1.36", "--", "echo", "hi"),
-        ("create", "quota", "q", "-n", "team-x", "--hard=cpu=2,memory=1Gi,pods=4"),
+        ("create", "quota", "q", "-n", "team-x",
+         "--hard=cpu=2000m,memory=1073217536Ki,pods=4"),
         ("create", "priorityclass", "urgent", "--value=1000", "--description=now"),
         ("create", "rolebinding", "robot-view", "-n", "team-x", "--clusterrole=view",
          "--serviceaccount=team-x:robot"),
@@ -53,7 +54,8 @@ async def test_create_commands_send_protobuf_and_are_understood(cluster):  # noq
     assert container["command"] == ["echo", "hi"] and container["image"] == "busybox:1.36"
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
     quota = await get_json(cluster, "resourcequota", "q", "-n", "team-x")
-    assert quota["spec"]["hard"] == {"cpu": "2", "memory": "1Gi", "pods": "4"}
+    # Stored in canonical form, as the real server does.
+    assert quota["spec"]["hard"] == {"cpu": "2", "memory": "1048064Mi", "pods": "4"}
     priority = await get_json(cluster, "priorityclass", "urgent")
     assert (priority["value"], priority["description"]) == (1000, "now")
     binding = await get_json(cluster, "rolebinding", "robot-view", "-n", "team-x")
