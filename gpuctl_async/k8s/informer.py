@@ -233,12 +233,10 @@ class Informer:
         delay = self.backoff_initial
         need_list = True
         while True:
-            was_open = False
             try:
                 if need_list:
                     await self._relist()
                     need_list = False
-                was_open = True
                 await self._watch()
                 delay = self.backoff_initial
                 # The server ended it at timeoutSeconds (or went away cleanly): routine.
@@ -256,7 +254,7 @@ class Informer:
                 await self._sleep(delay)
                 delay = min(delay * 2, self.backoff_max)
             except (GpuctlError, aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
-                streamed = was_open and self.connected  # broke after it had opened
+                streamed = self.connected  # it broke after it had opened
                 self._disconnected()
                 self.last_error = getattr(exc, "message", None) or repr(exc)
                 if streamed:
