@@ -44,7 +44,9 @@ async def health(request: web.Request) -> web.Response:
 
 
 @docs(tags=["meta"], summary="Readiness check",
-      description="200 once the Kubernetes API server answers and every cache has synced.",
+      description="200 once the Kubernetes API server answers and every cache has synced; a "
+                  "synced cache whose watch is reconnecting stays ready until it has been "
+                  "down for `watch_outage_grace` seconds.",
       responses={200: json_content(ReadySchema, "Ready to serve"),
                  **error_responses(503, rate_limited=False)})
 async def ready(request: web.Request) -> web.Response:
