@@ -281,6 +281,8 @@ class SimCluster:
         for doc in yaml.safe_load_all(text):
             if not doc:
                 continue
+            if not isinstance(doc, dict):
+                raise ValueError(f"{str(source)[:80]!r} is neither a file nor YAML objects")
             rt = BY_KIND.get((doc.get("apiVersion"), doc.get("kind")))
             if rt is None:
                 raise ValueError(f"the simulated cluster does not serve "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import aiohttp
 import pytest
 
@@ -219,3 +221,30 @@ async def test_decisions_follow_binding_changes(sim, session):
     assert (await bob.get("/api/v1/namespaces/team-a/pods"))[0] == 200
     sim.store.delete("clusterroles", "view")
     assert (await bob.get("/api/v1/namespaces/team-a/pods"))[0] == 403
+
+
+async def test_apply_manifests_and_the_shipped_cluster_role(sim, session):
+    applied = sim.apply_manifests("""\
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: lister, namespace: team-c}
+rules: [{apiGroups: [""], resources: [pods], verbs: [list]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: bob-lists, namespace: team-c}
+subjects: [{kind: User, name: bob, apiGroup: rbac.authorization.k8s.io}]
+roleRef: {kind: Role, name: lister, apiGroup: rbac.authorization.k8s.io}
+""")
+    assert [o["kind"] for o in applied] == ["Role", "RoleBinding"]
+    bob = as_(sim, session, BOB)
+    assert (await bob.get("/api/v1/namespaces/team-c/pods"))[0] == 200
+    with pytest.raises(ValueError, match="neither a file nor YAML objects"):
+        sim.apply_manifests("no/such/file.yaml")
+    # The service's own manifests load as they are, and their ServiceAccount may review.
+    kinds = {o["kind"] for o in sim.apply_manifests(Path("config/k8s/rbac.yaml"))}
+    assert {"ServiceAccount", "ClusterRole", "ClusterRoleBinding"} <= kinds
+    token = sim.service_account_token("gpuctl-system", "gpuctl-async")
+    code, body = await as_(sim, session, token).post(
+        "/apis/authentication.k8s.io/v1/tokenreviews", {"spec": {"token": ALICE}})
+    assert code == 201 and body["status"]["user"]["username"] == "alice"
