@@ -56,7 +56,7 @@ async def first_log_frame(ws) -> dict:
 
 async def test_tenant_creates_lists_reads_streams_and_deletes_in_own_namespace(auth_api, demo):
     alice = demo.tenants["alice"][1]
-    await create_job(auth_api, alice, "mine", "team-a")
+    await create_job(auth_api, alice, "mine", "team-a", kind="inference")  # runs, and logs
     listed = await (await auth_api.get("/api/v1/jobs", headers=bearer(alice))).json()
     assert {item["name"] for item in listed["items"]} == {"mine"}
     await running(auth_api, alice, "mine", "team-a")
