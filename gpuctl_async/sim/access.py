@@ -59,6 +59,14 @@ def _bearer(request: web.Request) -> str:
     return header[7:].strip()
 
 
+def _go_reference(check: RequestInfo) -> str:
+    """``fmt.Sprint`` of the ``v1.ObjectReference`` kube-apiserver builds for one
+    impersonation header (Kind Namespace Name UID APIVersion ResourceVersion FieldPath)."""
+    kind = {"groups": "Group", "userextras": "UserExtra", "uids": "UID"}[check.resource]
+    api_version = "" if check.resource == "groups" else f"{_AUTH_GROUP}/v1"
+    return "{" + " ".join((kind, "", check.name, "", api_version, "", check.subresource)) + "}"
+
+
 class Access:
     def __init__(self, authenticator: Authenticator, authorizer, audit: AuditLog):
         self.authenticator = authenticator
@@ -81,7 +89,7 @@ class Access:
                 return status_response(error)
             except ValueError as exc:  # kube-apiserver answers this with a plain 500
                 return web.Response(status=500, text=f'Internal Server Error: '
-                                                     f'"{request.path_qs}": {exc}')
+                                                     f'"{request.path_qs}": {exc}\n')
             impersonator, user = user, impersonated
         attrs = request_info(request.method, request.path, request.query)
         allowed, reason = self.authorizer.authorize(user, attrs)
@@ -128,8 +136,8 @@ class Access:
         if not checks:
             return requester
         if not wanted_user:
-            raise ValueError("requested impersonation of groups, extra or uid without "
-                             "impersonating a user")
+            refs = " ".join(_go_reference(check) for check in checks)
+            raise ValueError(f"requested [{refs}] without impersonating a user")
         for check in checks:
             allowed, reason = self.authorizer.authorize(requester, check)
             if not allowed:
