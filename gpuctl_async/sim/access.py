@@ -98,7 +98,7 @@ class Access:
         request[_USER_KEY] = user
         response = await handler(request)
         if attrs.verb in MUTATING and attrs.is_resource:
-            self.audit.record(attrs, user, impersonator, response, request.path_qs)
+            self.audit.record(attrs, user, impersonator, response, request.path_qs, reason)
         return response
 
     def _impersonate(self, request: web.Request, requester: UserInfo) -> UserInfo:

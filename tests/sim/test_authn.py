@@ -278,6 +278,8 @@ async def test_audit_records_the_impersonated_identity(sim, session):
     assert record["impersonatedBy"] == "gpuctl"
     assert record["name"] == created["metadata"]["name"]
     assert (record["namespace"], record["apiGroup"], record["code"]) == ("team-a", "batch", 201)
+    assert record["authorizationReason"] == ('RBAC: allowed by RoleBinding "sim:edit:user:alice/'
+                                             'team-a" of ClusterRole "edit" to User "alice"')
     code, body = await Caller(sim, session, None).get("/_sim/audit", resource="jobs",
                                                       user="alice")
     assert body["items"] == [record]
