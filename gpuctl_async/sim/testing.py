@@ -45,8 +45,9 @@ embeds, so the real kubectl can act as a user. Python clients work either way.
 ``SimCluster.binding_name``) so ``unbind`` finds it, returns the binding and creates the
 namespace if needed; ``role_kind="Role"`` binds a namespaced Role. ServiceAccount subjects are
 ``"ns/name"`` or ``"system:serviceaccount:ns:name"``. ``authorize`` asks the authorizer
-directly (no HTTP), adding ``system:authenticated`` to ``groups``. ``service_account_token`` may mint tokens
-shorter than the 10 minutes the HTTP TokenRequest allows, for expiry tests.
+directly (no HTTP), adding ``system:authenticated`` to ``groups``. ``service_account_token``
+may mint tokens shorter than the 10 minutes the HTTP TokenRequest allows (even 0 or less:
+expired at once), for expiry tests.
 
 Options: ``token`` (one ``system:masters`` token, user ``admin``), ``token_file``, ``users``
 (``(token, user, uid, groups)`` tuples, ``{"token", "user", "uid", "groups"}`` dicts, or a
