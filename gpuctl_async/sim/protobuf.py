@@ -136,13 +136,13 @@ def _message(data: bytes, schema: Schema) -> dict:
         if known is None:
             continue
         name, kind, sub = known
+        if (kind in ("int", "bool")) != (wire == 0) or (wire != 0 and wire != 2):
+            raise ValueError(f"{name}: unexpected wire type {wire}")
         if kind == "str":
             out[name] = _text(value)
         elif kind == "bytes":
             out[name] = value
         elif kind in ("int", "bool"):
-            if wire != 0:
-                raise ValueError(f"{name}: expected a varint")
             number_value = int(value)  # type: ignore[arg-type]
             if kind == "int" and number_value >= 1 << 63:
                 number_value -= 1 << 64
@@ -159,7 +159,10 @@ def _message(data: bytes, schema: Schema) -> dict:
             if kind == "map":
                 out.setdefault(name, {})[key] = _text(entry.get(2, b""))
             else:
-                items = [_text(v) for n, _, v in _fields(entry.get(2, b"")) if n == 1]
+                values = entry.get(2, b"")
+                if not isinstance(values, bytes):
+                    raise ValueError(f"{name}: expected a length-delimited value")
+                items = [_text(v) for n, _, v in _fields(values) if n == 1]
                 out.setdefault(name, {})[key] = items
     return out
 
