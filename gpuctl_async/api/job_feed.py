@@ -27,7 +27,7 @@ from gpuctl_async.appkeys import LISTING
 from gpuctl_async.auth import SUBPROTOCOL
 from gpuctl_async.auth.guard import CLOSE_FORBIDDEN, read_scope
 from gpuctl_async.auth.permissions import LIST_PODS
-from gpuctl_async.errors import Forbidden
+from gpuctl_async.errors import Forbidden, GpuctlError
 from gpuctl_async.jobs.listing import Row
 from gpuctl_async.spec import JOB_KINDS
 
@@ -66,18 +66,20 @@ async def job_feed(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, protocols=(SUBPROTOCOL,))
     await ws.prepare(request)
 
-    async def readable() -> frozenset[str] | None | Forbidden:
+    async def readable() -> frozenset[str] | None | GpuctlError:
         """Where the caller may list pods now: re-asked before every batch, so a removed
-        binding applies within the decision TTL (cached decisions make it free)."""
+        binding applies within the decision TTL (cached decisions make it free). A refusal
+        (4403) or a failed check (1011, e.g. Kubernetes unreachable) closes the socket."""
         try:
             return await read_scope(request, LIST_PODS, filters.get("namespace"))
-        except Forbidden as exc:
+        except GpuctlError as exc:
+            code = CLOSE_FORBIDDEN if isinstance(exc, Forbidden) else WSCloseCode.INTERNAL_ERROR
             await ws.send_str(dumps({"type": "error", "data": exc.message}).decode())
-            await ws.close(code=CLOSE_FORBIDDEN, message=exc.message.encode()[:120])
+            await ws.close(code=code, message=exc.message.encode()[:120])
             return exc
 
     within = await readable()
-    if isinstance(within, Forbidden):
+    if isinstance(within, GpuctlError):
         return ws
     request.app[FEED_SOCKETS].add(ws)
 
@@ -101,7 +103,7 @@ async def job_feed(request: web.Request) -> web.WebSocketResponse:
             batch = list(pending.values())
             pending.clear()
             within = await readable()
-            if isinstance(within, Forbidden):
+            if isinstance(within, GpuctlError):
                 return
             now = time.time()
             for event, row in batch:

@@ -177,8 +177,9 @@ async def stream_logs(request: web.Request) -> web.WebSocketResponse:
             pod = query.get("pod")
             if pod is not None and all(p["metadata"]["name"] != pod for p in job.pods):
                 raise NotFound(f"Pod '{pod}' not found in job '{job.name}'")
-        except (NotFound, Conflict, Forbidden) as exc:
-            code = _CLOSE_CODES[type(exc)]
+        except GpuctlError as exc:  # after the upgrade: an error frame, not an HTTP answer
+            code = next((code for kind, code in _CLOSE_CODES.items() if isinstance(exc, kind)),
+                        WSCloseCode.INTERNAL_ERROR)
             await _close_with_error(ws, sink, exc.message, code)
             return ws
         session = JobLogSession(request.app[LOG_HUB], job, sink, _follow_options(query))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import time
+from collections import Counter
 from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -108,6 +109,7 @@ class JobListing:
         self._rows: list[Row] = []
         self._pod_keys: dict[tuple[str, str], RowKey] = {}
         self._controller_keys: dict[tuple[str, str, str], RowKey] = {}
+        self._namespace_rows: Counter[str] = Counter()
         self._listeners: list[Listener] = []
         self._unsubscribe: list[Callable[[], None]] = []
 
@@ -168,6 +170,8 @@ class JobListing:
     def page(self, *, page: int, page_size: int, within: Container[str] | None = None,
              **filters: str | None) -> tuple[int, list[Row]]:
         start = (page - 1) * page_size
+        if within is not None and all(ns in within for ns in self._namespace_rows):
+            within = None  # the caller may read every namespace that has jobs: no filter
         if within is None and not any(filters.values()):
             return len(self._rows), self._rows[start:start + page_size]
         matching = list(self.rows(within=within, **filters))
@@ -257,6 +261,7 @@ class JobListing:
         else:
             self._keys.insert(position, key)
             self._rows.insert(position, row)
+            self._namespace_rows[key[1]] += 1
         if old_row is None or old_row.item != row.item:
             self._notify("MODIFIED" if old_row is not None else "ADDED", row)
 
@@ -267,6 +272,9 @@ class JobListing:
         if position < len(self._keys) and self._keys[position] == key:
             del self._keys[position]
             row = self._rows.pop(position)
+            self._namespace_rows[key[1]] -= 1
+            if not self._namespace_rows[key[1]]:
+                del self._namespace_rows[key[1]]
             if notify:
                 self._notify("DELETED", row)
 

@@ -22,7 +22,8 @@ Module map (one concern each):
 Authentication and RBAC (only with a token or token file; ``access`` is the filter chain):
 
 - ``authn``      token-file users, ServiceAccount tokens; ``service_accounts`` the defaults
-- ``rbac``       the RBAC authorizer and Forbidden wording; ``rbac_defaults`` bootstrap roles
+- ``rbac``       the RBAC authorizer and Forbidden wording; ``rbac_defaults`` bootstrap roles;
+  ``escalation`` no granting of rights one does not hold
 - ``access``     authentication → impersonation → authorization → audit middleware
 - ``reviews``    TokenReview, (Self/Local)SubjectAccessReview, SelfSubjectReview, TokenRequest
 - ``audit``      the audit log and ``/_sim/audit``

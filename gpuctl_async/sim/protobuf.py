@@ -195,6 +195,9 @@ def _text(value: object) -> str:
     return value.decode("utf-8")
 
 
+_VARINTS = ("int", "bool", "opt_int", "opt_bool")
+
+
 def _message(data: bytes, schema: Schema) -> dict:
     out: dict = {}
     for number, wire, value in _fields(data):
@@ -202,15 +205,15 @@ def _message(data: bytes, schema: Schema) -> dict:
         if known is None:
             continue
         name, kind, sub = known
+        if (kind in _VARINTS) != (wire == 0) or (wire != 0 and wire != 2):
+            raise ValueError(f"{name}: unexpected wire type {wire}")
         if kind == "str":
             text = _text(value)
             if text:  # Go writes empty strings; JSON's omitempty leaves them out
                 out[name] = text
         elif kind == "bytes":
             out[name] = value
-        elif kind in ("int", "bool", "opt_int", "opt_bool"):
-            if wire != 0:
-                raise ValueError(f"{name}: expected a varint")
+        elif kind in _VARINTS:
             number_value = int(value)  # type: ignore[arg-type]
             if kind.endswith("int") and number_value >= 1 << 63:
                 number_value -= 1 << 64
@@ -229,13 +232,21 @@ def _message(data: bytes, schema: Schema) -> dict:
             if kind == "map":
                 out.setdefault(name, {})[key] = _text(entry.get(2, b""))
             elif kind == "bmap":
-                out.setdefault(name, {})[key] = base64.b64encode(
-                    entry.get(2, b"")).decode()  # type: ignore[arg-type]
+                raw = entry.get(2, b"")
+                if not isinstance(raw, bytes):
+                    raise ValueError(f"{name}: expected a length-delimited value")
+                out.setdefault(name, {})[key] = base64.b64encode(raw).decode()
             elif kind == "qmap":
-                quantity = {n: v for n, _, v in _fields(entry.get(2, b""))}  # type: ignore
+                raw = entry.get(2, b"")
+                if not isinstance(raw, bytes):
+                    raise ValueError(f"{name}: expected a length-delimited value")
+                quantity = {n: v for n, _, v in _fields(raw)}
                 out.setdefault(name, {})[key] = _text(quantity.get(1, b""))
             else:
-                items = [_text(v) for n, _, v in _fields(entry.get(2, b"")) if n == 1]
+                values = entry.get(2, b"")
+                if not isinstance(values, bytes):
+                    raise ValueError(f"{name}: expected a length-delimited value")
+                items = [_text(v) for n, _, v in _fields(values) if n == 1]
                 out.setdefault(name, {})[key] = items
     return out
 

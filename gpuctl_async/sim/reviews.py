@@ -65,22 +65,23 @@ def _echo(rt: ResourceType, body: dict, status: dict) -> dict:
 def _attributes(rt: ResourceType, spec: dict, namespace: str | None = None) -> RequestInfo:
     resource, non_resource = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
     errors = []
-    if resource is not None and non_resource is not None:
-        errors.append(FieldError.invalid("spec.nonResourceAttributes", non_resource,
-                                         "cannot be specified in combination with "
-                                         "resourceAttributes"))
-    if resource is None and non_resource is None:
-        errors.append(FieldError.invalid("spec.resourceAttributes", None,
-                                         "exactly one of nonResourceAttributes or "
-                                         "resourceAttributes must be specified"))
-    if rt.plural == "subjectaccessreviews" and not spec.get("user") and not spec.get("groups"):
+    if (resource is None) == (non_resource is None):  # the union: exactly one
+        errors.append(FieldError("FieldValueInvalid", "spec", detail=(
+            f"{_go_value(non_resource)}: exactly one of nonResourceAttributes or "
+            f"resourceAttributes must be specified")))
+    if rt.plural != "selfsubjectaccessreviews" and not spec.get("user") and \
+            not spec.get("groups"):
         errors.append(FieldError.invalid("spec.user", spec.get("user") or "",
                                          "at least one of user or group must be specified"))
-    if namespace is not None and isinstance(resource, dict) and \
-            (resource.get("namespace") or "") != namespace:
-        errors.append(FieldError.invalid("spec.resourceAttributes.namespace",
-                                         resource.get("namespace") or "",
-                                         "must match metadata.namespace"))
+    if namespace is not None:
+        if isinstance(resource, dict) and (resource.get("namespace") or "") != namespace:
+            errors.append(FieldError.invalid("spec.resourceAttributes.namespace",
+                                             resource.get("namespace") or "",
+                                             "must match metadata.namespace"))
+        if non_resource is not None:
+            errors.append(FieldError("FieldValueInvalid", "spec.nonResourceAttributes",
+                                     detail=f"{_go_value(non_resource)}: disallowed on this "
+                                            f"kind of request"))
     if errors:
         raise st.invalid(rt, "", errors)
     if isinstance(non_resource, dict):
@@ -92,6 +93,14 @@ def _attributes(rt: ResourceType, spec: dict, namespace: str | None = None) -> R
                                                      "subresource", "namespace", "name")}
     return RequestInfo(True, text["verb"], "", text["group"], text["version"],
                        text["namespace"], text["resource"], text["subresource"], text["name"])
+
+
+def _go_value(attributes: object) -> str:
+    """How Go's field.Invalid prints the NonResourceAttributes it was given."""
+    if not isinstance(attributes, dict):
+        return '"null"'
+    return (f'v1.NonResourceAttributes{{Path:"{attributes.get("path") or ""}", '
+            f'Verb:"{attributes.get("verb") or ""}"}}')
 
 
 def _decision(allowed: bool, reason: str) -> dict:
@@ -126,7 +135,7 @@ class Reviews:
         spec = body.get("spec") or {}
         token = spec.get("token")
         if not isinstance(token, str) or not token:
-            raise st.bad_request("token is required for TokenReview in authentication.k8s.io")
+            raise st.bad_request("token is required for TokenReview in authentication")
         user, error = self.authenticator.authenticate(token)
         if user is None:
             status: dict = {"user": {}, "error": error}

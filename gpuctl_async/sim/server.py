@@ -13,7 +13,8 @@ middleware; ``/_sim`` and health checks are exempt), then faults (latency, outag
 
 Authentication on: ``token`` is one ``system:masters`` token (user ``admin``), ``users`` maps
 more tokens to identities (``authn.parse_token_file``); the bootstrap RBAC policy is created
-(``rbac_defaults``), every namespace gets its ``default`` ServiceAccount, and
+(``rbac_defaults``), RBAC writes are checked for escalation (``escalation``), every namespace
+gets its ``default`` ServiceAccount, and
 ``/_sim/audit`` records mutating requests. ``ACCESS_KEY`` and ``REVIEWS_KEY`` give the parts.
 """
 
@@ -27,6 +28,7 @@ from gpuctl_async.sim.audit import AuditLog
 from gpuctl_async.sim.authn import MASTERS, Authenticator, UserInfo
 from gpuctl_async.sim.compaction import Compactor
 from gpuctl_async.sim.discovery import Discovery
+from gpuctl_async.sim.escalation import EscalationCheck
 from gpuctl_async.sim.faults import Faults
 from gpuctl_async.sim.logs import PodLogs
 from gpuctl_async.sim.rbac import RBAC, AlwaysAllow
@@ -73,10 +75,12 @@ def create_app(store: Store, *, token: str | None = None,
     authenticator = Authenticator(store, users)
     if token:
         authenticator.add_static(token, ADMIN)
-    access = Access(authenticator, RBAC(store) if secured else AlwaysAllow(), AuditLog())
+    rbac = RBAC(store) if secured else None
+    access = Access(authenticator, rbac or AlwaysAllow(), AuditLog())
     middlewares = [_errors]
-    if secured:
+    if rbac is not None:
         middlewares.append(access.middleware)
+        EscalationCheck(store, rbac).install()
         bootstrap_policy(store)
         DefaultServiceAccounts(store).install()
     middlewares.append(faults.middleware)

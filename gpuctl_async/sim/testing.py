@@ -27,21 +27,28 @@ Authentication and RBAC (``sim.access``; none of it unless ``token``, ``token_fi
         sim.bind("User", "alice", "edit", namespace="team-a")      # RoleBinding
         sim.bind("Group", "devs", "view")                          # ClusterRoleBinding
         sim.bind("ServiceAccount", "gpuctl-system/gpuctl-async", "gpuctl-async")
-        sim.unbind("User", "alice", "edit", namespace="team-a")    # -> bindings removed
+        sim.unbind("User", "alice", "edit", namespace="team-a")    # -> True if it existed
+        sim.ensure_namespace("team-b"); sim.secured                 # True: auth is on
         sa = sim.service_account_token("gpuctl-system", "gpuctl-async",
                                        expiration_seconds=3600)   # creates SA (+ns) if needed
         sim.apply_manifests("config/k8s/rbac.yaml")                # or a YAML string
         sim.write_kubeconfig(path, token=bob, namespace="team-a")  # kubectl as bob
         sim.audit(verb="create", resource="jobs", user="alice"); sim.reset_audit()
-        sim.authorize("alice", "list", "pods", namespace="team-b") # -> (allowed, reason)
+        sim.authorize("alice", "list", "pods", namespace="team-b",
+                      groups=("devs",), api_group="", subresource="", name="")
+                                                                   # -> (allowed, reason)
 
 kubectl sends tokens only over TLS: ``SimCluster(tls=True)`` serves HTTPS with a throwaway
 self-signed certificate (``sim.tls``; ``sim.url`` is ``https://...``) that ``write_kubeconfig``
 embeds, so the real kubectl can act as a user. Python clients work either way.
 
-``bind`` names its binding ``sim:<role>:<kind>:<subject>`` (``:`` for ``/``) so ``unbind`` finds
-it; ``role_kind="Role"`` binds a namespaced Role. ``service_account_token`` may mint tokens
-shorter than the 10 minutes the HTTP TokenRequest allows, for expiry tests.
+``bind`` names its binding ``sim:<role>:<kind>:<subject>`` (``:`` for ``/``;
+``SimCluster.binding_name``) so ``unbind`` finds it, returns the binding and creates the
+namespace if needed; ``role_kind="Role"`` binds a namespaced Role. ServiceAccount subjects are
+``"ns/name"`` or ``"system:serviceaccount:ns:name"``. ``authorize`` asks the authorizer
+directly (no HTTP), adding ``system:authenticated`` to ``groups``. ``service_account_token``
+may mint tokens shorter than the 10 minutes the HTTP TokenRequest allows (even 0 or less:
+expired at once), for expiry tests.
 
 Options: ``token`` (one ``system:masters`` token, user ``admin``), ``token_file``, ``users``
 (``(token, user, uid, groups)`` tuples, ``{"token", "user", "uid", "groups"}`` dicts, or a
@@ -286,6 +293,8 @@ class SimCluster:
         for doc in yaml.safe_load_all(text):
             if not doc:
                 continue
+            if not isinstance(doc, dict):
+                raise ValueError(f"{str(source)[:80]!r} is neither a file nor YAML objects")
             rt = BY_KIND.get((doc.get("apiVersion"), doc.get("kind")))
             if rt is None:
                 raise ValueError(f"the simulated cluster does not serve "

@@ -102,6 +102,10 @@ async def test_concurrent_requests_with_a_new_token_make_one_review(auth_api, de
                                      for _ in range(20)))
     assert [a.status for a in answers] == [200] * 20
     assert tokens.reviews == before + 1
+    # A rejected token is remembered briefly (auth_failure_ttl) too.
+    for _ in range(5):
+        assert (await auth_api.get("/", headers=bearer("no-such-token"))).status == 401
+    assert tokens.reviews == before + 2
 
 
 async def test_tokens_never_reach_a_log_line(rbac_sim, demo, aiohttp_client, tmp_path, caplog):

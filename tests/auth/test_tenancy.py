@@ -56,7 +56,7 @@ async def first_log_frame(ws) -> dict:
 
 async def test_tenant_creates_lists_reads_streams_and_deletes_in_own_namespace(auth_api, demo):
     alice = demo.tenants["alice"][1]
-    await create_job(auth_api, alice, "mine", "team-a")
+    await create_job(auth_api, alice, "mine", "team-a", kind="inference")  # runs, and logs
     listed = await (await auth_api.get("/api/v1/jobs", headers=bearer(alice))).json()
     assert {item["name"] for item in listed["items"]} == {"mine"}
     await running(auth_api, alice, "mine", "team-a")
@@ -226,3 +226,15 @@ async def test_kubernetes_refusal_of_an_impersonated_write_comes_back_as_403(
     assert 'User "carol" cannot create resource "services"' in (await resp.json())["error"]
     await eventually(lambda: rbac_sim.store.list("deployments", namespace="team-a"),
                      lambda items: not items, timeout=5)
+
+
+async def test_a_service_account_caller_is_impersonated_with_its_uid_and_extra(
+        auth_api, rbac_sim):
+    """Service-account tokens carry a uid and extra (credential id): the write goes out with
+    Impersonate-Uid and a percent-encoded Impersonate-Extra-, which the role must allow."""
+    token = rbac_sim.service_account_token("team-a", "ci")
+    rbac_sim.bind("ServiceAccount", "team-a/ci", "edit", namespace="team-a")
+    await create_job(auth_api, token, "from-ci", "team-a")
+    [record] = rbac_sim.audit(verb="create", resource="jobs", namespace="team-a")
+    assert record["user"] == "system:serviceaccount:team-a:ci"
+    assert record["uid"] and "system:serviceaccounts:team-a" in record["groups"]

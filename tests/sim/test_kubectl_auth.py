@@ -206,3 +206,33 @@ async def test_standalone_sim_with_token_file(tmp_path):
     _, err = await asyncio.wait_for(process.communicate(), 20)
     assert process.returncode != 0
     assert "cannot read --token-file" in err.decode() and "at least 3 columns" in err.decode()
+
+
+async def test_kubectl_get_prints_rbac_columns(sim, tmp_path):
+    sim.bind("ServiceAccount", "team-a/robot", "view", namespace="team-a")
+    code, out, err = await kubectl(sim, tmp_path, ADMIN, "get", "rolebindings", "-n",
+                                   "team-a", "-o", "wide")
+    assert code == 0, err
+    header, *rows = [line.split() for line in out.splitlines()]
+    assert header == ["NAME", "ROLE", "AGE", "USERS", "GROUPS", "SERVICEACCOUNTS"]
+    assert ["sim:edit:user:alice", "ClusterRole/edit"] == rows[0][:2]
+    assert rows[1][0] == "sim:view:serviceaccount:team-a:robot" and rows[1][-1] == "team-a/robot"
+    code, out, err = await kubectl(sim, tmp_path, ADMIN, "get", "clusterrole", "view")
+    assert out.splitlines()[0].split() == ["NAME", "CREATED", "AT"]
+    code, out, err = await kubectl(sim, tmp_path, ADMIN, "get", "sa", "-n", "team-a")
+    assert out.splitlines()[0].split() == ["NAME", "SECRETS", "AGE"]
+    assert out.splitlines()[1].split()[:2] == ["default", "0"]
+
+
+async def test_kubectl_create_rolebinding_cannot_escalate(sim, tmp_path):
+    sim.bind("User", "bob", "admin", namespace="team-a")
+    code, out, err = await kubectl(sim, tmp_path, "t-bob", "create", "rolebinding", "mine",
+                                   "-n", "team-a", "--clusterrole", "edit", "--user", "carol")
+    assert code == 0, err
+    code, out, err = await kubectl(sim, tmp_path, "t-bob", "create", "rolebinding", "root",
+                                   "-n", "team-a", "--clusterrole", "cluster-admin", "--user",
+                                   "bob")
+    assert code == 1
+    assert ('rolebindings.rbac.authorization.k8s.io "root" is forbidden: user "bob" '
+            '(groups=["system:authenticated"]) is attempting to grant RBAC permissions not '
+            'currently held:') in err
