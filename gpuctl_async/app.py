@@ -56,7 +56,8 @@ async def kubernetes_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SUBMITTER] = JobSubmitter(
         kube, cache, settle_timeout=settings.read_your_writes_timeout,
         host_paths=HostPathPolicy.from_prefixes(settings.allowed_host_paths))
-    listing = JobListing(cache, lambda controller: controller_status(cache, controller))
+    listing = JobListing(cache, lambda controller: controller_status(cache, controller,
+                                                                     filling=True))
     app[LISTING] = listing
     log.info("Using Kubernetes API at %s (%s)", target.host, target.source)
     hub = app[LOG_HUB] = LogHub(kube, cache, max_streams=settings.log_max_streams,

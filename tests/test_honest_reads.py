@@ -92,3 +92,27 @@ async def test_job_feed_is_503_before_the_upgrade(sim, aiohttp_client, tmp_path)
 async def _error(api, path: str) -> str:
     resp = await api.get(path)
     return (await resp.json()).get("error", "")
+
+
+async def test_rows_made_while_caches_fill_are_right_once_all_synced(sim, aiohttp_client,
+                                                                       tmp_path, caplog):
+    # The Job controller's cache syncs while pods cannot be listed: the job list's
+    # subscribers must not fail on the unsynced pod cache, and the row is there afterwards.
+    from gpuctl_async.appkeys import CACHE
+
+    sim.store.create("namespaces", {"metadata": {"name": "team-f"}})
+    sim.store.create("jobs", {
+        "metadata": {"name": "waiting", "labels": {"runwhere.ai/job-type": "training",
+                                                   "runwhere.ai/job-name": "waiting"}},
+        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [
+            {"name": "main", "image": "busybox:1.36"}]}}}}, namespace="team-f")
+    sim.refuse("list", "pods")
+    api = await aiohttp_client(create_app(sim_settings(sim, tmp_path, watch_backoff_max=0.3)))
+    jobs = api.app[CACHE].jobs
+    assert await jobs.wait_for(lambda: jobs.synced, timeout=5)
+    assert (await api.get("/api/v1/jobs")).status == 503
+    sim.refuse(None)
+    resp = await eventually(lambda: api.get("/api/v1/jobs"), lambda r: r.status == 200)
+    body = await resp.json()
+    assert [(i["jobId"], i["namespace"]) for i in body["items"]] == [("waiting", "team-f")]
+    assert not [r for r in caplog.records if "subscriber failed" in r.getMessage()]

@@ -27,35 +27,42 @@ MAX_EVENTS = 50
 _CREATE_FAILURES = ("FailedCreate",)
 
 
-def _replica_sets(cache: ClusterCache, controller: Obj) -> list[Obj]:
+def _replica_sets(cache: ClusterCache, controller: Obj, filling: bool = False) -> list[Obj]:
     if controller.get("kind") != "Deployment":
         return []
-    return cache.replica_sets.by_index(OWNER_INDEX, controller["metadata"].get("uid", ""))
+    index = cache.replica_sets.peek_index if filling else cache.replica_sets.by_index
+    return index(OWNER_INDEX, controller["metadata"].get("uid", ""))
 
 
-def job_events(cache: ClusterCache, objects: Iterable[Obj]) -> list[Obj]:
+def job_events(cache: ClusterCache, objects: Iterable[Obj], filling: bool = False) -> list[Obj]:
     """Cached events about any of ``objects``, newest first."""
+    index = cache.events.peek_index if filling else cache.events.by_index
     events: list[Obj] = []
     for obj in objects:
         uid = obj.get("metadata", {}).get("uid")
         if uid:
-            events.extend(cache.events.by_index(INVOLVED_INDEX, uid))
+            events.extend(index(INVOLVED_INDEX, uid))
     oldest = datetime.min.replace(tzinfo=timezone.utc)
     events.sort(key=lambda e: event_time(e) or oldest, reverse=True)
     return events
 
 
-def controller_status(cache: ClusterCache, controller: Obj) -> str:
+def controller_status(cache: ClusterCache, controller: Obj, *, filling: bool = False) -> str:
+    """The status a controller without pods shows. ``filling``: called from a cache
+    subscriber, which may run before every cache has synced, so it reads what is there
+    (the job list recomputes the row as pods and events arrive) instead of refusing."""
     namespace = controller["metadata"].get("namespace", "")
     job_name = controller["metadata"].get("labels", {}).get(labels.JOB_NAME,
                                                              controller["metadata"]["name"])
-    pods = cache.pods.by_index("job", f"{namespace}/{job_name}")
+    pods_index = cache.pods.peek_index if filling else cache.pods.by_index
+    pods = pods_index("job", f"{namespace}/{job_name}")
     if controller["kind"] == "Job":
         shown = job_status.job_status(controller, pods)
     else:
         shown = job_status.replicated_status(controller, pods)
     if shown == "Pending" and not pods:
-        for event in job_events(cache, [controller, *_replica_sets(cache, controller)]):
+        for event in job_events(cache, [controller, *_replica_sets(cache, controller, filling)],
+                                filling):
             if event.get("reason") in _CREATE_FAILURES:
                 return event["reason"]
             if event.get("reason") == "SuccessfulCreate":
