@@ -21,6 +21,7 @@ from gpuctl_async.api.job_feed import setup_job_feed_routes
 from gpuctl_async.api.job_views import setup_job_view_routes
 from gpuctl_async.appkeys import CACHE, KUBE, LISTING, LOG_HUB, READINESS, SETTINGS, SUBMITTER
 from gpuctl_async.auth import auth_middleware, setup_auth
+from gpuctl_async.consistency import setup_consistency
 from gpuctl_async.cors import setup_cors
 from gpuctl_async.jobs.create import JobSubmitter
 from gpuctl_async.jobs.listing import JobListing
@@ -100,5 +101,6 @@ def create_app(settings: Settings) -> web.Application:
     setup_namespace_routes(app)
     setup_job_view_routes(app)
     setup_openapi(app)
+    setup_consistency(app)  # after the OpenAPI document's start-up hook
     setup_auth(app)  # after every route and the OpenAPI document
     return app

@@ -84,3 +84,14 @@ async def test_job_creation_documents_an_example_per_kind(offline_client):
     assert set(body["examples"]) == {"training", "inference", "notebook", "compute"}
     for example in body["examples"].values():
         assert example["value"]["yamlContent"].startswith("kind: ")
+
+
+async def test_the_consistency_token_is_documented(offline_client):
+    spec = await (await offline_client.get("/api/docs/openapi.json")).json()
+    assert "X-Consistency-Token" == spec["components"]["parameters"]["ConsistencyToken"]["name"]
+    create = spec["paths"]["/api/v1/jobs"]["post"]
+    assert {"$ref": "#/components/parameters/ConsistencyToken"} in create["parameters"]
+    assert "X-Consistency-Token" in create["responses"]["201"]["headers"]
+    listing = spec["paths"]["/api/v1/jobs"]["get"]
+    assert {"$ref": "#/components/parameters/ConsistencyToken"} in listing["parameters"]
+    assert "headers" not in listing["responses"]["200"]

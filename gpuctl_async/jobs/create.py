@@ -11,6 +11,7 @@ from typing import Any
 from gpuctl_async.errors import Conflict, GpuctlError, ValidationFailed
 from gpuctl_async.k8s import labels
 from gpuctl_async.k8s.cache import ClusterCache
+from gpuctl_async.k8s.claims import NameClaims
 from gpuctl_async.k8s.client import KubeApiError, KubeClient
 from gpuctl_async.k8s.impersonation import as_service
 from gpuctl_async.k8s.manifests import build_manifests
@@ -29,6 +30,12 @@ SUBMITTED_MESSAGE = "Job submitted to resource pool"
 DRY_RUN_FALLBACK_NAMESPACE = "default"
 
 
+def job_claims(kube: KubeClient) -> NameClaims:
+    """``gpuctl-job-<name>`` claims: one job name per namespace, whatever the kinds, across
+    replicas (see :mod:`gpuctl_async.k8s.claims`)."""
+    return NameClaims(kube, "job")
+
+
 class JobSubmitter:
     """Creates jobs. One per app: it remembers nothing but a lock for PriorityClasses."""
 
@@ -38,6 +45,7 @@ class JobSubmitter:
         self.cache = cache
         self.settle_timeout = settle_timeout
         self.host_paths = host_paths
+        self.claims = job_claims(kube)
         self._priority_lock = asyncio.Lock()
 
     def parse(self, yaml_text: str) -> ParsedDocument:
@@ -59,7 +67,7 @@ class JobSubmitter:
             return await self._dry_run(document, manifests)
         await self._ensure_namespace(namespace)
         await self._ensure_priority_classes()
-        await self._create_all(manifests, job_name=name)
+        await self._create_claimed(manifests, namespace=namespace, name=name)
         controller = manifests[0]
         informer = self.cache.controller_informer(controller["kind"])
         await informer.wait_for(lambda: informer.get(namespace, name) is not None,
@@ -127,24 +135,40 @@ class JobSubmitter:
                     lambda n=name: self.cache.priority_classes.get("", n) is not None,
                     self.settle_timeout)
 
-    async def _create_all(self, manifests: list[dict], *, job_name: str) -> None:
-        """Create in order; if one fails, delete what was created before re-raising."""
-        created: list[dict] = []
+    async def _create_claimed(self, manifests: list[dict], *, namespace: str,
+                              name: str) -> None:
+        """Claim the name (the API server picks one winner among racing replicas), create
+        the objects, make the claim their controller's dependent. Any failure undoes all."""
+        claim = await self.claims.take(namespace, name, holder=f"{manifests[0]['kind']}/{name}")
+        if claim is None:
+            raise Conflict(f"Job '{name}' already exists in namespace '{namespace}'")
+        created: list[tuple[dict, dict]] = []  # (manifest, what the API server stored)
         try:
-            for manifest in manifests:
-                try:
-                    await self._create(manifest)
-                except Conflict:
-                    if created:  # the Service clashed with an object we did not make
-                        raise
-                    namespace = manifest["metadata"]["namespace"]
-                    raise Conflict(f"Job '{job_name}' already exists in namespace "
-                                   f"'{namespace}'") from None
-                created.append(manifest)
+            await self._create_all(manifests, created, job_name=name)
+            await self.claims.bind(claim, created[0][1])
         except BaseException:
-            for manifest in reversed(created):
+            for manifest, _ in reversed(created):
                 await self._undo(manifest)
+            try:
+                await asyncio.shield(self.claims.release(claim))
+            except GpuctlError as exc:
+                log.error("Could not release the claim of job %s/%s: %s", namespace, name,
+                          exc.message)
             raise
+
+    async def _create_all(self, manifests: list[dict], created: list[tuple[dict, dict]], *,
+                          job_name: str) -> None:
+        """Create in order, noting each in ``created`` (the caller undoes them on failure)."""
+        for manifest in manifests:
+            try:
+                stored = await self._create(manifest)
+            except Conflict:
+                if created:  # the Service clashed with an object we did not make
+                    raise
+                namespace = manifest["metadata"]["namespace"]
+                raise Conflict(f"Job '{job_name}' already exists in namespace "
+                               f"'{namespace}'") from None
+            created.append((manifest, stored))
 
     async def _create(self, manifest: dict, *, dry_run: bool = False) -> dict:
         meta = manifest["metadata"]

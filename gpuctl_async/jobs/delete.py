@@ -7,11 +7,12 @@ import logging
 from collections.abc import Awaitable, Callable, Container
 from typing import Any
 
-from gpuctl_async.errors import NotFound
+from gpuctl_async.errors import GpuctlError, NotFound
 from gpuctl_async.k8s.cache import ClusterCache
 from gpuctl_async.k8s.client import KubeClient
 from gpuctl_async.k8s.manifests import service_name
 from gpuctl_async.k8s.resources import PODS, SERVICES
+from gpuctl_async.jobs.create import job_claims
 from gpuctl_async.jobs.lookup import JobRef, find_job
 from gpuctl_async.jobs.status import pod_is_finished
 
@@ -37,6 +38,7 @@ async def delete_job(kube: KubeClient, cache: ClusterCache, job_id: str, *,
         deleted = await kube.delete(
             resource.path(job.namespace, job.controller["metadata"]["name"]),
             propagationPolicy="Background")
+        await _release_claim(kube, job)
     deleted |= await kube.delete(SERVICES.path(job.namespace, service_name(job.name)),
                                  propagationPolicy="Background")
     if force or job.controller is None:
@@ -52,6 +54,17 @@ async def delete_job(kube: KubeClient, cache: ClusterCache, job_id: str, *,
     log.info("Deleted job %s/%s%s", job.namespace, job.name, " (force)" if force else "")
     return {"jobId": job_id, "name": job.name, "namespace": job.namespace,
             "status": "terminating", "message": DELETED_MESSAGE}
+
+
+async def _release_claim(kube: KubeClient, job: JobRef) -> None:
+    """Free the name now; the garbage collector would, later (the claim is the controller's
+    dependent), so a failure here only delays reuse of the name."""
+    try:
+        await job_claims(kube).release_owned_by(job.namespace, job.name,
+                                                job.controller["metadata"]["uid"])
+    except GpuctlError as exc:
+        log.warning("Could not release the claim of job %s/%s: %s", job.namespace, job.name,
+                    exc.message)
 
 
 async def _settle(cache: ClusterCache, job: JobRef, timeout: float) -> None:

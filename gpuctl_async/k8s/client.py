@@ -23,6 +23,7 @@ from kubernetes_asyncio import client, config
 from kubernetes_asyncio.config.config_exception import ConfigException
 
 from gpuctl_async.errors import GpuctlError, Unavailable
+from gpuctl_async.k8s import consistency
 from gpuctl_async.k8s.impersonation import CALLER, Identity, impersonation_headers
 from gpuctl_async.settings import Settings
 
@@ -150,7 +151,10 @@ class KubeClient:
             raise KubeUnavailable(f"Kubernetes API server stopped answering: {exc!r}") from None
         finally:
             response.release()
-        return orjson.loads(raw) if raw else {}
+        answer = orjson.loads(raw) if raw else {}
+        if method.upper() != "GET":
+            consistency.record(path, answer)  # for the request's consistency token
+        return answer
 
     async def delete(self, path: str, **options: Any) -> bool:
         """DELETE one object with ``DeleteOptions`` (e.g. ``propagationPolicy``,

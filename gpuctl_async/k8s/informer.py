@@ -163,6 +163,13 @@ class Informer:
         keys = self._indexes[index].get(value, ())
         return [self._objects[key] for key in keys if key in self._objects]
 
+    def reached(self, version: int) -> bool:
+        """Whether this cache has seen every change up to ``version`` (an etcd revision, see
+        :mod:`gpuctl_async.k8s.consistency`)."""
+        current = self.resource_version
+        return self.synced and current is not None and current.isdigit() \
+            and int(current) >= version
+
     def _unsynced_reason(self) -> str:
         why = f": {self.last_error}" if self.last_error else ""
         return f"cache of {self.name} has not synced yet{why}"

@@ -13,7 +13,12 @@
    error is raised.
 
 Writes of one app are serialised by a lock, so two requests cannot both pass the
-one-quota-per-namespace check for the same namespace.
+one-quota-per-namespace check for the same namespace. Across replicas the API server decides:
+each namespace's gpuctl quota is guarded by a ``gpuctl-quota`` claim (:mod:`gpuctl_async.k8s.
+claims`), created before a first quota (``AlreadyExists``: another request's quota won, 409)
+and owned by the quota it guards, so it goes when that quota goes. A ``replace`` first
+rewrites the claim with its resourceVersion as precondition, so of two racing replaces one
+gets 409 before writing anything, then makes the new quota the claim's owner.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any
 from gpuctl_async.errors import Conflict, GpuctlError
 from gpuctl_async.k8s import labels
 from gpuctl_async.k8s.cache import ClusterCache
+from gpuctl_async.k8s.claims import NameClaims
 from gpuctl_async.k8s.client import KubeApiError, KubeClient
 from gpuctl_async.k8s.informer import Obj
 from gpuctl_async.k8s.namespaces import create_marked_namespace
@@ -77,6 +83,17 @@ def _recreatable(quota: Obj) -> dict:
             "spec": quota.get("spec", {})}
 
 
+def quota_claims(kube: KubeClient) -> NameClaims:
+    """The ``gpuctl-quota`` claim of each namespace: one gpuctl quota per namespace."""
+    return NameClaims(kube, "quota")
+
+
+def _raced(target: QuotaTarget) -> Conflict:
+    message = (f"Namespace {target.namespace} got another quota at the same time; read it "
+               "and send replace: true to replace it.")
+    return Conflict(message, details={target.field: [message]})
+
+
 class QuotaCreator:
     """Creates quota documents. Build one per request; ``lock`` is shared by the app."""
 
@@ -86,6 +103,7 @@ class QuotaCreator:
         self.cache = cache
         self.lock = lock
         self.settle_timeout = settle_timeout
+        self.claims = quota_claims(kube)
 
     async def create(self, yaml_text: str, *, replace: bool = False, dry_run: bool = False,
                      authorize: Callable[[str], Awaitable[None]] | None = None,
@@ -105,7 +123,8 @@ class QuotaCreator:
                         "dryRun": True}
             journal = _Journal()
             try:
-                entries = [await self._apply(target, existing[target.namespace], journal)
+                entries = [await self._apply(target, existing[target.namespace], journal,
+                                             replace=replace)
                            for target in targets]
             except BaseException:
                 await journal.rollback()
@@ -153,17 +172,67 @@ class QuotaCreator:
 
     # -- writes --------------------------------------------------------------------------
 
-    async def _apply(self, target: QuotaTarget, existing: list[Obj], journal: _Journal) -> dict:
+    async def _apply(self, target: QuotaTarget, existing: list[Obj], journal: _Journal, *,
+                     replace: bool) -> dict:
         await self._prepare_namespace(target.namespace, journal)
+        claim = await self._claim(target, replacing=replace, journal=journal)
+        existing = existing + await self._unseen_owners(claim, existing)
         same = next((q for q in existing if q["metadata"]["name"] == target.object_name), None)
         if same is not None:
             await self._set_hard(same, target.hard(), journal)
+            if not claim["metadata"].get("ownerReferences"):
+                await self.claims.bind(claim, same)
         else:
-            await self._create_quota(target, journal)
+            created = await self._create_quota(target, journal)
+            try:
+                await self.claims.bind(claim, created)
+            except KubeApiError as exc:
+                if exc.code == 409:
+                    raise _raced(target) from None
+                raise
         for old in existing:
             if old is not same:
                 await self._delete_quota(old, journal)
         return target.summary(self._status(target, existing))
+
+    async def _unseen_owners(self, claim: Obj, existing: list[Obj]) -> list[Obj]:
+        """Quotas the claim names that this replica's cache does not show yet (another
+        replica's replace a moment ago): a replace must take them over too."""
+        seen = {q["metadata"]["name"] for q in existing}
+        namespace = claim["metadata"]["namespace"]
+        unseen = []
+        for ref in claim["metadata"].get("ownerReferences") or ():
+            if ref.get("kind") != "ResourceQuota" or ref.get("name") in seen:
+                continue
+            try:
+                quota = await self.kube.request("GET",
+                                                RESOURCE_QUOTAS.path(namespace, ref["name"]))
+            except KubeApiError as exc:
+                if exc.is_not_found:
+                    continue
+                raise
+            if is_gpuctl_quota(quota) and quota["metadata"].get("uid") == ref.get("uid"):
+                unseen.append(quota)
+        return unseen
+
+    async def _claim(self, target: QuotaTarget, *, replacing: bool, journal: _Journal) -> Obj:
+        """The namespace's claim, ours for this request: taken (a first quota), or rewritten
+        under a resourceVersion precondition (a replace); 409 when another request got it."""
+        namespace = target.namespace
+        claim = await self.claims.get(namespace) if replacing else None
+        if claim is None:  # a first quota, or one written before claims existed
+            claim = await self.claims.take(namespace, holder=target.quota_name)
+            if claim is None:
+                raise _raced(target)
+            journal.record(f"claim of namespace {namespace}'s quota",
+                           lambda c=claim: self.claims.release(c))
+            return claim
+        try:
+            return await self.claims.mark(claim, holder=target.quota_name)
+        except KubeApiError as exc:
+            if exc.code == 409:
+                raise _raced(target) from None
+            raise
 
     async def _prepare_namespace(self, name: str, journal: _Journal) -> None:
         namespace = self.cache.namespaces.get("", name)
@@ -192,10 +261,11 @@ class QuotaCreator:
         await self.kube.request("PATCH", NAMESPACES.path(name=name), body=body,
                                 content_type=MERGE_PATCH)
 
-    async def _create_quota(self, target: QuotaTarget, journal: _Journal) -> None:
+    async def _create_quota(self, target: QuotaTarget, journal: _Journal) -> Obj:
         namespace, name = target.namespace, target.object_name
         try:
-            await self.kube.request("POST", RESOURCE_QUOTAS.path(namespace), body=target.manifest())
+            created = await self.kube.request("POST", RESOURCE_QUOTAS.path(namespace),
+                                              body=target.manifest())
         except KubeApiError as exc:
             if exc.is_already_exists:
                 raise Conflict(f"ResourceQuota '{name}' already exists in namespace "
@@ -203,6 +273,7 @@ class QuotaCreator:
             raise
         journal.record(f"creation of ResourceQuota {namespace}/{name}",
                        lambda: self._delete(RESOURCE_QUOTAS.path(namespace, name)))
+        return created
 
     async def _set_hard(self, quota: Obj, hard: dict[str, str], journal: _Journal) -> None:
         meta = quota["metadata"]
