@@ -5,7 +5,9 @@ server's order), the quota controller, the scheduler, the kubelets, the Job, Rep
 Deployment and StatefulSet controllers, and the event recorder they share; registers the
 given nodes; and adds ``POST /_sim/seed/running-jobs`` (JSON ``{"jobs": 1000,
 "podsPerJob": 10, "namespaces": 10, "prefix": "bench", "pool": "training-pool",
-"gpusPerPod": 0}`` → counts and seconds) for benchmarks against a separate process.
+"gpusPerPod": 0}`` → counts and seconds) for benchmarks against a separate process, the
+chunked envelope seeder (``/_sim/seed/envelope``, ``sim.envelope``) and the churn generator
+(``/_sim/churn``, ``sim.churn``).
 
 The store stops finishing graceful pod deletions itself (``max_grace_seconds=None``): the
 kubelets do, after stopping the containers. ``start()`` needs the running loop; ``stop()``
@@ -17,7 +19,9 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
+from gpuctl_async.sim.churn import Churn
 from gpuctl_async.sim.deployments import DeploymentController
+from gpuctl_async.sim.envelope import EnvelopeSeeder
 from gpuctl_async.sim.events import EventRecorder
 from gpuctl_async.sim.faults import SIM_PREFIX
 from gpuctl_async.sim.jobs import JobController
@@ -48,6 +52,8 @@ class Workloads:
         self.controllers = [cls(store, self.events, self.timing, self.quota) for cls in
                             (JobController, ReplicaSetController, DeploymentController,
                              StatefulSetController)]
+        self.envelope = EnvelopeSeeder(store, self.kubelet)
+        self.churn = Churn(store, self.kubelet)
 
     def start(self) -> None:
         self.store.max_grace_seconds = None
@@ -63,6 +69,8 @@ class Workloads:
             controller.start()
 
     async def stop(self) -> None:
+        await self.churn.close()
+        await self.envelope.close()
         for controller in self.controllers:
             await controller.stop()
         await self.scheduler.stop()
@@ -77,7 +85,8 @@ class Workloads:
                                  prefix=prefix, pool=pool, gpus_per_pod=gpus_per_pod)
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.post(f"{SIM_PREFIX}/seed/running-jobs", self._seed_running_jobs)]
+        return [web.post(f"{SIM_PREFIX}/seed/running-jobs", self._seed_running_jobs),
+                *self.envelope.routes(), *self.churn.routes()]
 
     async def _seed_running_jobs(self, request: web.Request) -> web.Response:
         try:

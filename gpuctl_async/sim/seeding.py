@@ -14,6 +14,7 @@ until deleted.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 from gpuctl_async.k8s import labels
 from gpuctl_async.k8s.manifests import build_controller
@@ -40,6 +41,19 @@ def seed_running_jobs(store: Store, kubelet: Kubelet, *, jobs: int = 1000,
     """Create ``jobs`` Jobs with ``pods_per_job`` Running pods each; returns counts and
     the seconds it took."""
     started = time.perf_counter()
+    pods = sum(running_job_steps(store, kubelet, jobs=jobs, pods_per_job=pods_per_job,
+                                 namespaces=namespaces, prefix=prefix, pool=pool,
+                                 gpus_per_pod=gpus_per_pod))
+    return {"jobs": jobs, "pods": pods, "namespaces": namespaces,
+            "seconds": round(time.perf_counter() - started, 3)}
+
+
+def running_job_steps(store: Store, kubelet: Kubelet, *, jobs: int, pods_per_job: int,
+                      namespaces: int, prefix: str = "bench", pool: str = "training-pool",
+                      gpus_per_pod: int = 0) -> Iterator[int]:
+    """The writes of :func:`seed_running_jobs`, one Job and its pods at a time: yields the
+    number of pods after each, so a caller may pause between two Jobs (chunked seeding).
+    Never between a Job and its pods: the Job controller would create pods of its own."""
     for priority_class in labels.PRIORITY_CLASSES:
         try:
             store.create("priorityclasses", priority_class)
@@ -51,7 +65,7 @@ def seed_running_jobs(store: Store, kubelet: Kubelet, *, jobs: int = 1000,
         except StatusError:
             pass
     nodes = store.list("nodes")
-    pods = 0
+    fitting_by_pool: dict[str, list[str]] = {}
     for index in range(jobs):
         namespace = f"{prefix}-{index % namespaces}"
         manifest = build_controller(_training_spec(f"{prefix}-job-{index:05d}", namespace,
@@ -59,8 +73,10 @@ def seed_running_jobs(store: Store, kubelet: Kubelet, *, jobs: int = 1000,
         manifest["spec"].update(parallelism=pods_per_job, completions=pods_per_job)
         job = store.create("jobs", manifest, namespace=namespace)
         template = job["spec"]["template"]
-        fitting = [n["metadata"]["name"] for n in nodes if matches_node_affinity(
-            template, n)] or [n["metadata"]["name"] for n in nodes]
+        if pool not in fitting_by_pool:  # every Job of one pool fits the same nodes
+            fitting_by_pool[pool] = [n["metadata"]["name"] for n in nodes if matches_node_affinity(
+                template, n)] or [n["metadata"]["name"] for n in nodes]
+        fitting = fitting_by_pool[pool]
         for replica in range(pods_per_job):
             pod = pod_from_template(job, template)
             if fitting:
@@ -70,6 +86,4 @@ def seed_running_jobs(store: Store, kubelet: Kubelet, *, jobs: int = 1000,
             if fitting:
                 pod["status"] = kubelet.running_status(pod)
                 store.update("pods", pod, subresource="status")
-            pods += 1
-    return {"jobs": jobs, "pods": pods, "namespaces": namespaces,
-            "seconds": round(time.perf_counter() - started, 3)}
+        yield pods_per_job
