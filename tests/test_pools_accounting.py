@@ -6,7 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from gpuctl_async.k8s.cache import holds_node_resources, slim_pod
+from gpuctl_async.k8s.cache import holds_node_resources
+from gpuctl_async.k8s.slim import slim_gpuctl_pod, slim_other_pod
 from gpuctl_async.pools.accounting import gpu_total, node_gpu_type, node_status, pod_requests
 from gpuctl_async.pools.labels import is_gpu_label
 
@@ -46,7 +47,7 @@ def test_only_bound_unfinished_pods_hold_node_resources(node, phase, held):
 
 def test_slim_pod_keeps_only_what_accounting_reads():
     full = pod({"nvidia.com/gpu": "1"}, init=({"cpu": "2"},))
-    slim = slim_pod(full)
+    slim = slim_other_pod(full)
     assert slim == {
         "kind": "Pod",
         "metadata": {"name": "p", "namespace": "ns", "resourceVersion": "7"},
@@ -76,7 +77,7 @@ def test_gpu_labels(key, gpu):
     assert is_gpu_label(key) is gpu
 
 
-def test_pod_cache_keeps_gpuctl_pods_whole_and_others_slim_while_they_hold_a_node():
+def test_pod_cache_keeps_gpuctl_pods_for_their_readers_and_others_slim_while_they_hold_a_node():
     from gpuctl_async.k8s.cache import keep_pod, shape_pod
 
     gpuctl = {"metadata": {"name": "a", "labels": {"runwhere.ai/job-type": "training"}},
@@ -85,6 +86,6 @@ def test_pod_cache_keeps_gpuctl_pods_whole_and_others_slim_while_they_hold_a_nod
                    "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "y"}]},
                    "status": {"phase": "Running"}}
     other_done = {**other_bound, "status": {"phase": "Succeeded"}}
-    assert keep_pod(gpuctl) and shape_pod(gpuctl) is gpuctl
+    assert keep_pod(gpuctl) and shape_pod(gpuctl) == slim_gpuctl_pod(gpuctl)
     assert keep_pod(other_bound) and "labels" not in shape_pod(other_bound)["metadata"]
     assert not keep_pod(other_done)

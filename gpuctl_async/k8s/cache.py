@@ -3,8 +3,9 @@
 One :class:`Informer` per resource type. Workload types are narrowed to gpuctl's objects with
 the ``runwhere.ai/job-type`` label selector, so memory grows with gpuctl's jobs rather than the
 cluster's. Pods are the exception: node and pool GPU accounting must count every pod holding a
-node's resources, gpuctl's or not, so the one pod cache watches all pods but keeps whole only
-gpuctl's; any other pod is kept slimmed to its node, phase and requests while it holds them. Events cannot be label-selected, so every namespace's events are watched and only
+node's resources, gpuctl's or not, so the one pod cache watches all pods; gpuctl's are kept
+with the fields their readers use, any other pod only with its node, phase and requests while
+it holds them (``k8s.slim``, which also trims every other cached type on arrival). Events cannot be label-selected, so every namespace's events are watched and only
 those about the kinds a job is made of are kept, for ``event_retention`` seconds (Kubernetes
 itself keeps events one hour by default): all namespaces, because a job's events must be there
 the moment a job is created in a namespace gpuctl has never seen before.
@@ -20,6 +21,7 @@ from datetime import datetime, timedelta, timezone
 from gpuctl_async.k8s import labels, resources
 from gpuctl_async.k8s.client import KubeClient
 from gpuctl_async.k8s.informer import Informer, Obj, label_indexer, owner_uid_indexer
+from gpuctl_async.k8s.slim import drop_server_fields, slim_gpuctl_pod, slim_other_pod
 from gpuctl_async.k8s.timestamps import parse_time
 
 GPUCTL_SELECTOR = labels.JOB_TYPE  # "has the label": every object gpuctl made
@@ -57,7 +59,8 @@ def keep_pod(pod: Obj) -> bool:
 
 
 def shape_pod(pod: Obj) -> Obj:
-    return pod if is_gpuctl(pod) else slim_pod(pod)
+    """gpuctl's pods as their readers need them, any other as accounting needs it."""
+    return slim_gpuctl_pod(pod) if is_gpuctl(pod) else slim_other_pod(pod)
 
 
 def node_indexer(obj: Obj) -> Iterable[str]:
@@ -69,25 +72,6 @@ def holds_node_resources(pod: Obj) -> bool:
     """Bound to a node and not finished: its requests count against that node."""
     return (bool(pod.get("spec", {}).get("nodeName"))
             and pod.get("status", {}).get("phase") not in ("Succeeded", "Failed"))
-
-
-def slim_pod(pod: Obj) -> Obj:
-    """What node accounting needs of any pod (its node, phase and requests), nothing more."""
-    meta, spec = pod.get("metadata", {}), pod.get("spec", {})
-
-    def requests(containers: list[Obj] | None) -> list[Obj]:
-        return [{"resources": {"requests": (c.get("resources") or {}).get("requests") or {}}}
-                for c in containers or ()]
-
-    return {
-        "kind": "Pod",
-        "metadata": {key: meta[key] for key in ("name", "namespace", "resourceVersion")
-                     if key in meta},
-        "spec": {"nodeName": spec.get("nodeName"),
-                 "containers": requests(spec.get("containers")),
-                 "initContainers": requests(spec.get("initContainers"))},
-        "status": {"phase": pod.get("status", {}).get("phase")},
-    }
 
 
 def involved_uid_indexer(obj: Obj) -> Iterable[str]:
@@ -122,6 +106,7 @@ class ClusterCache:
         self.event_retention = event_retention
 
         def informer(resource, **kwargs) -> Informer:
+            kwargs.setdefault("transform", drop_server_fields)
             return Informer(kube, resource, inactivity_timeout=inactivity_timeout,
                             watch_timeout=watch_timeout, outage_grace=outage_grace,
                             backoff_max=backoff_max, **kwargs)
