@@ -18,8 +18,14 @@ seeded namespace (RoleBindings, not a cluster-wide grant: the list then makes th
 check and one per namespace, all from the decision cache once warm). Without it the service
 runs with ``--auth none``, as before.
 
+With ``--load wrk`` the load comes from ``wrk`` (``apt-get install -y wrk``; refused with that
+hint when missing, see ``wrkload.py``) instead of this process's aiohttp client, which on 2
+cores costs about as much CPU as the service and so limits the figures; it also measures
+``/health`` against the bare handler's, with the targets list ≥ 80 % and ``/health`` ≥ 90 %
+of the bare handler in the same run.
+
 Not a test: ``python bench/jobs_read.py [--jobs 1000 --pods-per-job 10 --namespaces 10]
-[--auth]``.
+[--auth] [--load aiohttp|wrk]``.
 """
 
 from __future__ import annotations
@@ -37,16 +43,23 @@ from pathlib import Path
 import aiohttp
 import orjson
 from measure import free_port, percentile, rss_mib, start_sim
+from wrkload import WrkResult, require_wrk, run_wrk
 
 BARE_SERVER = """
 import sys, orjson
+from datetime import datetime, timezone
 from aiohttp import web
 items = orjson.loads(sys.stdin.buffer.read())
 async def handler(request):
     return web.Response(body=orjson.dumps({"total": 10000, "items": items}),
                         content_type="application/json")
+async def health(request):
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return web.Response(body=orjson.dumps({"status": "healthy", "timestamp": now}),
+                        content_type="application/json")
 app = web.Application()
 app.router.add_get("/api/v1/jobs", handler)
+app.router.add_get("/health", health)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
 """
 
@@ -116,7 +129,54 @@ async def wait_ready(session: aiohttp.ClientSession, url: str, timeout: float) -
     raise TimeoutError(f"{url}/ready did not answer 200 within {timeout} s")
 
 
+def report_wrk(name: str, result: WrkResult) -> None:
+    print(f"{name}: {result.rate:,.0f} req/s, p50 {result.p50_ms:.1f} ms, "
+          f"p99 {result.p99_ms:.1f} ms (wrk)"
+          + (f", {result.errors} errors or non-200 answers" if result.errors else ""))
+
+
+async def start_bare(items: list, env: dict) -> tuple[asyncio.subprocess.Process, str]:
+    """The ceiling: a bare aiohttp handler returning ``items`` from memory."""
+    port = free_port()
+    bare = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", BARE_SERVER, str(port), stdin=asyncio.subprocess.PIPE, env=env)
+    bare.stdin.write(orjson.dumps(items))
+    bare.stdin.close()
+    url = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as session:
+        while True:
+            try:
+                async with session.get(f"{url}/api/v1/jobs"):
+                    return bare, url
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.05)
+
+
+async def wrk_phase(args, url: str, headers: dict, pages: int, job_list: list,
+                    items: list, env: dict, processes: list) -> None:
+    """List, detail and /health from wrk, then the bare handler's list and /health."""
+    list_paths = [f"/api/v1/jobs?pageSize=50&page={p}" for p in range(1, pages + 1)]
+    detail_paths = [f"/api/v1/jobs/{name}?namespace={ns}" for ns, name in job_list]
+    run = {"connections": args.connections, "seconds": args.seconds, "headers": headers}
+    listed = await run_wrk(url, list_paths, **run)
+    report_wrk("GET /api/v1/jobs?pageSize=50 (random pages)", listed)
+    report_wrk("GET /api/v1/jobs/{jobId} (random jobs)", await run_wrk(url, detail_paths, **run))
+    health = await run_wrk(url, ["/health"], **run)
+    report_wrk("GET /health", health)
+    bare, bare_url = await start_bare(items, env)
+    processes.append(bare)
+    bare_list = await run_wrk(bare_url, ["/api/v1/jobs?pageSize=50&page=1"], **run)
+    report_wrk("bare aiohttp handler, same 50 items from memory", bare_list)
+    bare_health = await run_wrk(bare_url, ["/health"], **run)
+    report_wrk("bare aiohttp /health", bare_health)
+    print(f"job list / bare list: {100 * listed.rate / bare_list.rate:.0f}% (target >= 80%); "
+          f"/health / bare /health: {100 * health.rate / bare_health.rate:.0f}% "
+          f"(target >= 90%)")
+
+
 async def main(args: argparse.Namespace) -> None:
+    if args.load == "wrk":
+        require_wrk()
     workdir = Path(tempfile.mkdtemp(prefix="bench-jobs-read-"))
     kubeconfig = workdir / "kubeconfig"
     processes: list[asyncio.subprocess.Process] = []
@@ -167,6 +227,14 @@ async def main(args: argparse.Namespace) -> None:
                     jobs.update((i["namespace"], i["name"])
                                 for i in (await response.json())["items"])
             job_list = sorted(jobs)
+
+            if args.load == "wrk":
+                async with session.get(f"{url}/api/v1/jobs",
+                                       params={"pageSize": 50, "page": 1}) as response:
+                    items = (await response.json())["items"]
+                await wrk_phase(args, url, headers, pages, job_list, items, env, processes)
+                print(f"service RSS after the load: {rss_mib(service.pid):.0f} MiB")
+                return
 
             async with session.post(f"{sim_url}/_sim/counters/reset"):
                 pass
@@ -230,6 +298,8 @@ if __name__ == "__main__":
     parser.add_argument("--namespaces", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--load", choices=("aiohttp", "wrk"), default="aiohttp",
+                        help="who makes the load: this process, or wrk (see wrkload.py)")
     parser.add_argument("--auth", action="store_true",
                         help="authentication and RBAC on (a namespaced reader's token)")
     asyncio.run(main(parser.parse_args()))

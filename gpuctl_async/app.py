@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -23,6 +25,7 @@ from gpuctl_async.appkeys import CACHE, KUBE, LISTING, LOG_HUB, READINESS, SETTI
 from gpuctl_async.auth import auth_middleware, setup_auth
 from gpuctl_async.consistency import setup_consistency
 from gpuctl_async.cors import setup_cors
+from gpuctl_async.heap import freeze_when_synced, thaw
 from gpuctl_async.jobs.create import JobSubmitter
 from gpuctl_async.jobs.listing import JobListing
 from gpuctl_async.jobs.views import controller_status
@@ -67,9 +70,14 @@ async def kubernetes_ctx(app: web.Application) -> AsyncIterator[None]:
     listing.start()
     hub.start()
     cache.start()
+    freezer = asyncio.create_task(freeze_when_synced(cache), name="heap freezer")
     try:
         yield
     finally:
+        freezer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await freezer
+        thaw()
         await hub.close()
         listing.stop()
         await cache.stop()

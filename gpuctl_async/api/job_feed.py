@@ -108,7 +108,7 @@ async def job_feed(request: web.Request) -> web.WebSocketResponse:
             now = time.time()
             for event, row in batch:
                 if within is None or row.item["namespace"] in within:
-                    await ws.send_str(dumps({"type": event, "item": row.render(now)}).decode())
+                    await ws.send_str(_frame(event, row, now))
             await asyncio.sleep(COALESCE_SECONDS)  # the coalescing window, not a wait
 
     stop_listening = listing.listen(on_change)
@@ -128,6 +128,12 @@ async def job_feed(request: web.Request) -> web.WebSocketResponse:
                 await sender
         request.app[FEED_SOCKETS].discard(ws)
     return ws
+
+
+def _frame(event: str, row: Row, now: float) -> str:
+    """``{"type": event, "item": row}``, from the row's own encoding (made once per change and
+    second, shared by every socket) rather than encoded again per socket."""
+    return f'{{"type":"{event}","item":{row.encode(now).decode()}}}'
 
 
 async def _close_feeds(app: web.Application) -> None:

@@ -6,8 +6,9 @@
      "labelSelector": "runwhere.ai/job-type", "seconds": 60}
 
 starts (or restarts) it: ``changesPerSecond`` status writes to Running pods matching
-``labelSelector`` (gpuctl's by default, so each change reaches the job list), each bumping the
-first container's ``restartCount`` and stamping the condition ``sim.gpuctl/Churn`` whose
+``labelSelector`` (gpuctl's by default, so each change reaches the job list), each flipping the
+first container's ``ready`` (the job list's ``ready`` column changes, so every change is a
+row change and a job-feed frame) and stamping the condition ``sim.gpuctl/Churn`` whose
 ``message`` is the wall-clock time of the write (a watcher's lag is its receive time minus
 that); plus ``createsPerSecond`` new Running pods (``churn-<n>`` in namespace ``churn``, bound
 round-robin to the nodes) and ``deletesPerSecond`` deletions of the oldest of them. It stops
@@ -112,6 +113,7 @@ class Churn:
                 await asyncio.sleep(max(0.0, delay))
         finally:
             self.report["running"] = False
+            self.report["seconds"] = round(loop.time() - started, 2)
 
     def _change(self, key: tuple[str, str]) -> None:
         namespace, name = key
@@ -122,7 +124,7 @@ class Churn:
         status = pod.setdefault("status", {})
         containers = status.get("containerStatuses") or []
         if containers:
-            containers[0]["restartCount"] = int(containers[0].get("restartCount") or 0) + 1
+            containers[0]["ready"] = not containers[0].get("ready")
         conditions = [c for c in status.get("conditions") or () if c.get("type") != CONDITION]
         conditions.append({"type": CONDITION, "status": "True", "lastProbeTime": None,
                            "lastTransitionTime": None, "message": f"{time.time():.6f}"})

@@ -41,19 +41,22 @@ def seed_running_jobs(store: Store, kubelet: Kubelet, *, jobs: int = 1000,
     """Create ``jobs`` Jobs with ``pods_per_job`` Running pods each; returns counts and
     the seconds it took."""
     started = time.perf_counter()
-    pods = sum(running_job_steps(store, kubelet, jobs=jobs, pods_per_job=pods_per_job,
-                                 namespaces=namespaces, prefix=prefix, pool=pool,
-                                 gpus_per_pod=gpus_per_pod))
+    pods = sum(step[1] for step in running_job_steps(
+        store, kubelet, jobs=jobs, pods_per_job=pods_per_job, namespaces=namespaces,
+        prefix=prefix, pool=pool, gpus_per_pod=gpus_per_pod))
     return {"jobs": jobs, "pods": pods, "namespaces": namespaces,
             "seconds": round(time.perf_counter() - started, 3)}
 
 
 def running_job_steps(store: Store, kubelet: Kubelet, *, jobs: int, pods_per_job: int,
                       namespaces: int, prefix: str = "bench", pool: str = "training-pool",
-                      gpus_per_pod: int = 0) -> Iterator[int]:
-    """The writes of :func:`seed_running_jobs`, one Job and its pods at a time: yields the
-    number of pods after each, so a caller may pause between two Jobs (chunked seeding).
-    Never between a Job and its pods: the Job controller would create pods of its own."""
+                      gpus_per_pod: int = 0, nodes: list[dict] | None = None,
+                      ) -> Iterator[tuple[int, int]]:
+    """The writes of :func:`seed_running_jobs` in small steps: yields ``(jobs, pods)``
+    created by each step ((0, 0) between chunks of node matching), so a caller may pause
+    between any two (chunked seeding); never between a Job and its pods, or the Job
+    controller would create pods of its own. ``nodes``: the cluster's nodes, if the caller
+    has them (listing 5,000 nodes is itself a long step)."""
     for priority_class in labels.PRIORITY_CLASSES:
         try:
             store.create("priorityclasses", priority_class)
@@ -64,7 +67,9 @@ def running_job_steps(store: Store, kubelet: Kubelet, *, jobs: int, pods_per_job
             store.create("namespaces", {"metadata": {"name": f"{prefix}-{n}"}})
         except StatusError:
             pass
-    nodes = store.list("nodes")
+    if nodes is None:
+        nodes = store.list("nodes")
+        yield 0, 0
     fitting_by_pool: dict[str, list[str]] = {}
     for index in range(jobs):
         namespace = f"{prefix}-{index % namespaces}"
@@ -74,8 +79,11 @@ def running_job_steps(store: Store, kubelet: Kubelet, *, jobs: int, pods_per_job
         job = store.create("jobs", manifest, namespace=namespace)
         template = job["spec"]["template"]
         if pool not in fitting_by_pool:  # every Job of one pool fits the same nodes
-            fitting_by_pool[pool] = [n["metadata"]["name"] for n in nodes if matches_node_affinity(
-                template, n)] or [n["metadata"]["name"] for n in nodes]
+            fitting = []
+            for start in range(0, len(nodes), 500):
+                fitting.extend(n["metadata"]["name"] for n in nodes[start:start + 500]
+                               if matches_node_affinity(template, n))
+            fitting_by_pool[pool] = fitting or [n["metadata"]["name"] for n in nodes]
         fitting = fitting_by_pool[pool]
         for replica in range(pods_per_job):
             pod = pod_from_template(job, template)
@@ -86,4 +94,4 @@ def running_job_steps(store: Store, kubelet: Kubelet, *, jobs: int, pods_per_job
             if fitting:
                 pod["status"] = kubelet.running_status(pod)
                 store.update("pods", pod, subresource="status")
-        yield pods_per_job
+        yield 1, pods_per_job
