@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from collections.abc import Sequence
@@ -86,6 +87,7 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         web.run_app(
             create_app(settings),
+            loop=new_event_loop(settings.event_loop),
             host=settings.host,
             port=settings.port,
             access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
@@ -97,6 +99,18 @@ def run_serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}")
     return 0
+
+
+def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
+    """A fresh loop of the configured kind (``run_app`` runs and closes it)."""
+    if kind == "uvloop":
+        try:
+            import uvloop
+        except ImportError:  # not built for this platform (Windows)
+            log.warning("uvloop is not installed; running on the asyncio loop")
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
 
 
 def _fail(message: str) -> int:

@@ -62,6 +62,10 @@ class Settings:
     access_log: bool = True
     """Log one line per HTTP request."""
 
+    event_loop: str = "uvloop"
+    """The asyncio loop ``serve`` runs on: ``uvloop`` (libuv, the loop aiohttp recommends:
+    faster sockets and timers) or ``asyncio`` (the standard library's)."""
+
     max_body_bytes: int = 1024 * 1024
     """Largest accepted request body; larger ones get 413."""
 
@@ -234,6 +238,9 @@ def load_settings(
     settings = Settings(**values)
     if settings.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         raise SettingsError(f"setting 'log_level' has an invalid value {settings.log_level!r}")
+    if settings.event_loop not in ("uvloop", "asyncio"):
+        raise SettingsError(f"setting 'event_loop' must be uvloop or asyncio, not "
+                            f"{settings.event_loop!r}")
     if not 0 <= settings.port < 65536:
         raise SettingsError(f"setting 'port' must be between 0 and 65535, not {settings.port}")
     if settings.max_body_bytes < 1024:

@@ -54,8 +54,9 @@ def test_deployment_is_locked_down_and_probed():
 
 
 def test_cluster_role_grants_what_the_service_needs_and_no_wildcards():
-    """Reads for the caches, the reviews, impersonation and the PriorityClasses; no write to
-    tenants' objects: with auth on every such write is the caller's, impersonated."""
+    """Reads for the caches, the reviews, impersonation, the PriorityClasses and the name
+    claims (gpuctl's own ConfigMaps); no write to tenants' objects: with auth on every such
+    write is the caller's, impersonated."""
     role = next(d for d in _documents() if d["kind"] == "ClusterRole")
     granted = {}
     for rule in role["rules"]:
@@ -75,4 +76,4 @@ def test_cluster_role_grants_what_the_service_needs_and_no_wildcards():
     writes = {resource: verbs - read - {"impersonate"} for resource, verbs in granted.items()}
     assert {r: v for r, v in writes.items() if v} == {
         "priorityclasses": {"create"}, "tokenreviews": {"create"},
-        "subjectaccessreviews": {"create"}}
+        "subjectaccessreviews": {"create"}, "configmaps": {"create", "patch", "delete"}}
