@@ -18,6 +18,10 @@ starts the service as a separate process and measures:
    answered meanwhile), its RSS, and the lag of ``--watchers`` raw pod watches on it during
    the churn (each change is stamped with its write time).
 
+The quiet load comes from ``wrk`` when it is installed (``apt-get install -y wrk``; see
+``wrkload.py``), else from this process (``--load aiohttp``, which on 2 cores limits the
+figures: the note says so).
+
 Not a test. Run ``python bench/scale.py`` (the envelope; about 3-4 minutes on 2 cores) or
 ``python bench/scale.py --small`` (a tenth of it: 500 nodes, 5,000 gpuctl pods, 10,000
 others; churn 20 s with 50 sockets). The machine's load average is printed beside the figures.
@@ -40,6 +44,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 from measure import free_port, percentile, rss_mib, start_sim
+from wrkload import INSTALL_HINT, run_wrk, wrk_available
 
 MIB = 1.0
 GIB = 1024.0
@@ -240,8 +245,9 @@ async def churn_phase(session, url: str, sim_url: str, args, pods: list[tuple[st
             task.cancel()
         await asyncio.gather(*tasks, *watch_tasks, return_exceptions=True)
         await socket_session.close()
-    done = report["changes"] / args.churn_seconds
-    figures.add(f"churn: pod changes/s written by the sim ({args.churn_seconds:.0f} s)", done,
+    done = report["changes"] / max(report.get("seconds") or args.churn_seconds, 1e-9)
+    figures.add(f"churn: pod changes/s written by the sim ({report.get('seconds', 0):.0f} s)",
+                done,
                 "/s", args.churn_rate, most=False, fmt="{:,.0f}")
     figures.add("churn: sim ticks behind schedule", report["behindTicks"], "", None,
                 fmt="{:,.0f}")
@@ -265,7 +271,16 @@ async def churn_phase(session, url: str, sim_url: str, args, pods: list[tuple[st
 
 
 async def main(args: argparse.Namespace) -> None:
+    if args.load is None:
+        args.load = "wrk" if wrk_available() else "aiohttp"
+        if args.load == "aiohttp":
+            print(f"note: {INSTALL_HINT}; the quiet load comes from this process instead, "
+                  "which limits the figures on a small machine")
+    elif args.load == "wrk" and not wrk_available():
+        raise SystemExit(INSTALL_HINT)
     print("command:", shlex.join([sys.executable, *sys.argv]))
+    print(f"quiet load from: {args.load}; the churn phase's list load and probes from this "
+          "process")
     print(f"machine: {os.cpu_count()} cores; load average before: "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     workdir = Path(tempfile.mkdtemp(prefix="bench-scale-"))
@@ -318,24 +333,28 @@ async def main(args: argparse.Namespace) -> None:
             async with session.get(f"{url}/api/v1/nodes", params={"pageSize": 1}) as response:
                 node_pages = max(1, (await response.json())["total"] // 50)
 
-            routes = {
+            routes = {  # name: (paths, p99 target in ms)
                 f"job list (pageSize=50 of {total:,})":
-                    (lambda: f"{url}/api/v1/jobs?pageSize=50&page={random.randint(1, pages)}",
-                     10),
+                    ([f"/api/v1/jobs?pageSize=50&page={p}" for p in range(1, pages + 1)], 10),
                 "job detail (random jobs)":
-                    (lambda: "{}/api/v1/jobs/{}?namespace={}".format(
-                        url, *reversed(random.choice(pods))), 10),
-                f"pool list ({len(pools)} pools)": (lambda: f"{url}/api/v1/pools", 20),
-                "pool detail": (lambda: f"{url}/api/v1/pools/{random.choice(pools)}", 20),
+                    ([f"/api/v1/jobs/{name}?namespace={ns}" for ns, name in pods], 10),
+                f"pool list ({len(pools)} pools)": (["/api/v1/pools"], 20),
+                "pool detail": ([f"/api/v1/pools/{p}" for p in pools], 20),
                 "node list (pageSize=50)":
-                    (lambda: f"{url}/api/v1/nodes?pageSize=50&page="
-                             f"{random.randint(1, node_pages)}", 20),
+                    ([f"/api/v1/nodes?pageSize=50&page={p}" for p in range(1, node_pages + 1)],
+                     20),
             }
             quiet_list_p99 = 0.0
-            for name, (make_url, target) in routes.items():
-                rate, latencies, errors = await load(session, make_url, args.connections,
-                                                     args.seconds)
-                p99 = 1000 * percentile(latencies, 0.99)
+            for name, (paths, target) in routes.items():
+                if args.load == "wrk":
+                    result = await run_wrk(url, paths, connections=args.connections,
+                                           seconds=args.seconds)
+                    rate, p99, errors = result.rate, result.p99_ms, result.errors
+                else:
+                    rate, latencies, errors = await load(
+                        session, lambda paths=paths: url + random.choice(paths),
+                        args.connections, args.seconds)
+                    p99 = 1000 * percentile(latencies, 0.99)
                 quiet_list_p99 = quiet_list_p99 or p99
                 figures.add(f"quiet: {name} p99 at {args.connections} conn.", p99, "ms", target)
                 figures.add(f"quiet: {name} rate", rate, "req/s", fmt="{:,.0f}")
@@ -369,6 +388,8 @@ if __name__ == "__main__":
     parser.add_argument("--namespaces", type=int, default=50)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=5.0, help="per quiet route")
+    parser.add_argument("--load", choices=("wrk", "aiohttp"), default=None,
+                        help="who makes the quiet load (default: wrk when installed)")
     parser.add_argument("--churn-rate", type=int, default=200)
     parser.add_argument("--churn-seconds", type=float, default=60.0)
     parser.add_argument("--sockets", type=int, default=500)

@@ -33,6 +33,7 @@ from gpuctl_async.k8s.cache import ClusterCache
 from gpuctl_async.k8s.client import KubeClient, build_api_client
 from gpuctl_async.logs.hub import LogHub
 from gpuctl_async.middleware import error_middleware
+from gpuctl_async.pools.accounting import start_usage_ledger
 from gpuctl_async.ratelimit import setup_rate_limit
 from gpuctl_async.readiness import Readiness
 from gpuctl_async.settings import Settings
@@ -68,6 +69,7 @@ async def kubernetes_ctx(app: web.Application) -> AsyncIterator[None]:
                                 linger=settings.log_stream_linger,
                                 batch_window=settings.log_batch_window)
     listing.start()
+    ledger = start_usage_ledger(cache)
     hub.start()
     cache.start()
     freezer = asyncio.create_task(freeze_when_synced(cache), name="heap freezer")
@@ -79,6 +81,7 @@ async def kubernetes_ctx(app: web.Application) -> AsyncIterator[None]:
             await freezer
         thaw()
         await hub.close()
+        ledger.stop()
         listing.stop()
         await cache.stop()
         await readiness.close()

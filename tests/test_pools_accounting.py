@@ -89,3 +89,47 @@ def test_pod_cache_keeps_gpuctl_pods_for_their_readers_and_others_slim_while_the
     assert keep_pod(gpuctl) and shape_pod(gpuctl) == slim_gpuctl_pod(gpuctl)
     assert keep_pod(other_bound) and "labels" not in shape_pod(other_bound)["metadata"]
     assert not keep_pod(other_done)
+
+
+async def test_the_usage_ledger_follows_pods_as_they_come_change_finish_and_go(sim, api):
+    """node_usage reads the ledger; it must equal the sum recomputed from the cached pods."""
+    from gpuctl_async.appkeys import CACHE
+    from gpuctl_async.pools.ledger import ledger_of
+    from tests.helpers import add_nodes, node_manifest, settle
+
+    await add_nodes(api, sim, node_manifest("n1"), node_manifest("n2"))
+    cache = api.app[CACHE]
+    ledger = ledger_of(cache)
+    assert ledger is not None
+
+    def recomputed(node: str) -> tuple:
+        cpu = memory = Decimal(0)
+        gpus = 0
+        for p in cache.pods.by_index("node", node):
+            if holds_node_resources(p):
+                requests = pod_requests(p)
+                cpu += requests.get("cpu", Decimal(0))
+                memory += requests.get("memory", Decimal(0))
+                gpus += int(requests.get("nvidia.com/gpu", 0))
+        return cpu, memory, gpus
+
+    def manifest(name: str, node: str, gpu: str) -> dict:
+        requests = {"cpu": "250m", "memory": "1Gi", "nvidia.com/gpu": gpu}
+        return {"metadata": {"name": name}, "spec": {"nodeName": node, "containers": [
+            {"name": "c", "image": "x", "resources": {"requests": requests,
+                                                      "limits": requests}}]}}
+
+    for index in range(4):
+        sim.store.create("pods", manifest(f"p{index}", "n1" if index % 2 else "n2", "1"),
+                         namespace="default")
+    await settle(api, sim)
+    assert ledger.used("n1") == recomputed("n1") == (Decimal("0.5"), Decimal(2 * 2**30), 2)
+    sim.store.patch("pods", "p1", {"status": {"phase": "Succeeded"}}, namespace="default",
+                    patch_type="application/merge-patch+json", subresource="status")
+    sim.store.delete("pods", "p2", namespace="default", grace_period_seconds=0)
+    await settle(api, sim)
+    for node in ("n1", "n2"):
+        assert ledger.used(node) == recomputed(node)
+    assert ledger.used("n1")[2] == 1 and ledger.used("n2")[2] == 1
+    resp = await api.get("/api/v1/nodes/n1")
+    assert resp.status == 200

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from decimal import Decimal
 
 from gpuctl_async.k8s import labels
 from gpuctl_async.k8s.cache import NODE_INDEX, ClusterCache, holds_node_resources
 from gpuctl_async.k8s.informer import Obj
+from gpuctl_async.pools.ledger import UsageLedger, ledger_of
 from gpuctl_async.quantity import QuantityError, parse_quantity
 
 ACTIVE = "active"
@@ -51,10 +53,21 @@ def node_status(node: Obj) -> str:
 
 
 def _quantity(value: object) -> Decimal:
+    if isinstance(value, str):
+        return _parsed(value)
     try:
         return parse_quantity(value)  # type: ignore[arg-type]
     except QuantityError:
         return Decimal(0)  # a malformed quantity cannot be scheduled against either
+
+
+@lru_cache(maxsize=4096)
+def _parsed(text: str) -> Decimal:
+    """Quantities repeat (``8``, ``2Gi``, ``100m``): each distinct one is parsed once."""
+    try:
+        return parse_quantity(text)
+    except QuantityError:
+        return Decimal(0)
 
 
 def capacity_of(node: Obj, resource: str) -> Decimal:
@@ -99,7 +112,18 @@ def bound_pods(cache: ClusterCache, name: str) -> list[Obj]:
     return sorted(pods, key=lambda p: (p["metadata"].get("namespace", ""), p["metadata"]["name"]))
 
 
+def start_usage_ledger(cache: ClusterCache) -> UsageLedger:
+    """Keep per-node usage as pods change (``pools.ledger``); returns the ledger to stop."""
+    ledger = UsageLedger(cache, pod_requests, (CPU, MEMORY, GPU))
+    ledger.start()
+    return ledger
+
+
 def node_usage(cache: ClusterCache, name: str) -> NodeUsage:
+    ledger = ledger_of(cache)
+    if ledger is not None:
+        cache.pods.require_synced()  # as the by_index read below would
+        return NodeUsage(*ledger.used(name))
     cpu = memory = Decimal(0)
     gpu = 0
     for pod in bound_pods(cache, name):
