@@ -149,9 +149,12 @@ class NodePoolResponseSchema(Schema):
 @querystring_schema(NodeListQuerySchema)
 async def list_nodes(request: web.Request) -> web.Response:
     query = request["querystring"]
-    nodes = node_views.list_nodes(request.app[CACHE], pool=query.get("pool"),
+    cache = request.app[CACHE]
+    nodes = node_views.list_nodes(cache, pool=query.get("pool"),
                                   gpu_type=query.get("gpuType"), status=query.get("status"))
-    return json_response(paginate(nodes, query))
+    page = paginate(nodes, query)
+    page["items"] = [node_views.node_summary(cache, node) for node in page["items"]]
+    return json_response(page)
 
 
 @docs(tags=TAGS, summary="GPU occupancy of every node",

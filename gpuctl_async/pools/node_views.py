@@ -12,6 +12,7 @@ from gpuctl_async.pools.accounting import (
     bound_pods, capacity_of, gpu_total, node_gpu_type, node_labels, node_name, node_pool,
     node_status, node_usage, pod_gpus)
 from gpuctl_async.pools.labels import get_node
+from gpuctl_async.pools.pool_views import sorted_nodes
 from gpuctl_async.quantity import format_bytes
 
 UNKNOWN = "unknown"
@@ -38,10 +39,13 @@ def node_summary(cache: ClusterCache, node: Obj) -> dict:
 
 
 def list_nodes(cache: ClusterCache, *, pool: str | None = None, gpu_type: str | None = None,
-               status: str | None = None) -> list[dict]:
-    """Nodes by name, narrowed by pool (``default``: nodes without one), GPU type, status."""
-    nodes = sorted(cache.nodes.items(), key=node_name)
-    return [node_summary(cache, n) for n in nodes
+               status: str | None = None) -> list[Obj]:
+    """Nodes by name, narrowed by pool (``default``: nodes without one), GPU type, status;
+    the caller summarises (:func:`node_summary`) only the page it shows."""
+    nodes = sorted_nodes(cache)
+    if pool is None and gpu_type is None and status is None:
+        return nodes
+    return [n for n in nodes
             if (pool is None or node_pool(n) == pool)
             and (gpu_type is None or node_gpu_type(n) == gpu_type)
             and (status is None or node_status(n) == status)]
@@ -104,7 +108,7 @@ def _gpu_slots(cache: ClusterCache, node: Obj) -> list[dict]:
 
 def gpu_detail(cache: ClusterCache) -> list[dict]:
     result = []
-    for node in sorted(cache.nodes.items(), key=node_name):
+    for node in sorted_nodes(cache):
         slots = _gpu_slots(cache, node)
         used = sum(1 for s in slots if s["status"] == "used")
         result.append({"nodeName": node_name(node), "gpuCount": len(slots), "gpuUsed": used,

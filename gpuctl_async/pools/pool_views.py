@@ -8,6 +8,7 @@ from gpuctl_async.k8s.cache import ClusterCache
 from gpuctl_async.k8s.informer import Obj
 from gpuctl_async.pools.accounting import (
     ACTIVE, NOT_READY, gpu_total, node_gpu_type, node_name, node_pool, node_ready, node_usage)
+from gpuctl_async.pools.memo import memoized
 
 EMPTY = "empty"
 POOL_INDEX = "pool"  # the node cache's index by pool label
@@ -21,10 +22,16 @@ def _by_name(nodes: list[Obj]) -> list[Obj]:
     return sorted(nodes, key=node_name)
 
 
+def sorted_nodes(cache: ClusterCache) -> list[Obj]:
+    """Every node by name (shared: do not mutate)."""
+    return memoized(cache, "nodes by name", (cache.nodes,),
+                    lambda: _by_name(list(cache.nodes.items())))
+
+
 def members(cache: ClusterCache, pool: str) -> list[Obj]:
     """The pool's nodes, by name; the default pool is every node without a pool label."""
     if pool == labels.DEFAULT_POOL:
-        return _by_name([n for n in cache.nodes.items() if node_pool(n) == labels.DEFAULT_POOL])
+        return [n for n in sorted_nodes(cache) if node_pool(n) == labels.DEFAULT_POOL]
     return _by_name(cache.nodes.by_index(POOL_INDEX, pool))
 
 
@@ -35,7 +42,7 @@ def pool_exists(cache: ClusterCache, pool: str) -> bool:
 def all_pools(cache: ClusterCache) -> dict[str, list[Obj]]:
     """Every pool and its nodes: ``default`` first (always there), then by name."""
     grouped: dict[str, list[Obj]] = {labels.DEFAULT_POOL: []}
-    for node in _by_name(list(cache.nodes.items())):
+    for node in sorted_nodes(cache):
         grouped.setdefault(node_pool(node), []).append(node)
     order = sorted(grouped, key=lambda pool: (pool != labels.DEFAULT_POOL, pool))
     return {pool: grouped[pool] for pool in order}
@@ -77,11 +84,18 @@ def pool_summary(cache: ClusterCache, pool: str, nodes: list[Obj]) -> dict:
 
 
 def list_pools(cache: ClusterCache) -> list[dict]:
-    return [pool_summary(cache, pool, nodes) for pool, nodes in all_pools(cache).items()]
+    """Every pool's summary; recomputed only after a node or pod changed."""
+    return memoized(cache, "pool list", (cache.nodes, cache.pods), lambda: [
+        pool_summary(cache, pool, nodes) for pool, nodes in all_pools(cache).items()])
 
 
 def pool_detail(cache: ClusterCache, pool: str) -> dict:
     """One pool (snake_case, as the original's pool detail); 404 for a pool without nodes."""
+    return memoized(cache, ("pool", pool), (cache.nodes, cache.pods),
+                    lambda: _pool_detail(cache, pool))
+
+
+def _pool_detail(cache: ClusterCache, pool: str) -> dict:
     if not pool_exists(cache, pool):
         raise pool_not_found(pool)
     nodes = members(cache, pool)
