@@ -59,10 +59,13 @@ class Figures:
         shown = fmt.format(value) + f" {unit}"
         if target is None:
             self.rows.append((name, shown, "-", None))
+            print(f"  {name}: {shown}", flush=True)
             return
         met = value <= target if most else value >= target
         self.rows.append((name, shown, ("≤ " if most else "≥ ") + fmt.format(target)
                           + f" {unit}", met))
+        print(f"  {name}: {shown} (target {self.rows[-1][2]}: {'met' if met else 'MISSED'})",
+              flush=True)
 
     def print(self) -> None:
         width = max(len(r[0]) for r in self.rows)
@@ -234,10 +237,15 @@ async def churn_phase(session, url: str, sim_url: str, args, pods: list[tuple[st
                         missed_feed += 1
                 await asyncio.sleep(max(0.0, 0.5 - (time.perf_counter() - written)))
 
-        list_load = load(session, lambda: f"{url}/api/v1/jobs?pageSize=50&page="
-                         f"{random.randint(1, pages)}", args.connections,
-                         max(1.0, args.churn_seconds - 2))
-        (rate, latencies, errors), _ = await asyncio.gather(list_load, probe_loop())
+        seconds = max(1.0, args.churn_seconds - 2)
+        if args.load == "wrk":
+            list_load = run_wrk(url, [f"/api/v1/jobs?pageSize=50&page={p}"
+                                      for p in range(1, pages + 1)],
+                                connections=args.connections, seconds=seconds)
+        else:
+            list_load = load(session, lambda: f"{url}/api/v1/jobs?pageSize=50&page="
+                             f"{random.randint(1, pages)}", args.connections, seconds)
+        listed, _ = await asyncio.gather(list_load, probe_loop())
         async with session.delete(f"{sim_url}/_sim/churn") as response:
             report = await response.json()
     finally:
@@ -259,7 +267,11 @@ async def churn_phase(session, url: str, sim_url: str, args, pods: list[tuple[st
     figures.add("churn: probes a watching socket never got", missed_feed, "", 0, fmt="{:,.0f}")
     figures.add("churn: feed sockets closed by the server", sum(s.closed_early for s in sockets),
                 "", 0, fmt="{:,.0f}")
-    list_p99 = 1000 * percentile(latencies, 0.99)
+    if args.load == "wrk":
+        rate, list_p99, errors = listed.rate, listed.p99_ms, listed.errors
+    else:
+        rate, latencies, errors = listed
+        list_p99 = 1000 * percentile(latencies, 0.99)
     figures.add("churn: job list p99 under churn", list_p99, "ms", 2 * quiet_list_p99)
     figures.add("churn: job list rate under churn", rate, "req/s", fmt="{:,.0f}")
     if errors:
@@ -279,8 +291,8 @@ async def main(args: argparse.Namespace) -> None:
     elif args.load == "wrk" and not wrk_available():
         raise SystemExit(INSTALL_HINT)
     print("command:", shlex.join([sys.executable, *sys.argv]))
-    print(f"quiet load from: {args.load}; the churn phase's list load and probes from this "
-          "process")
+    print(f"list load from: {args.load}; the churn probes, feed sockets and raw watches from "
+          "this process")
     print(f"machine: {os.cpu_count()} cores; load average before: "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     workdir = Path(tempfile.mkdtemp(prefix="bench-scale-"))

@@ -44,34 +44,55 @@ _MAX_INTERNED = 256
 
 
 def shared(value: Any, key: str = "") -> Any:
-    """``value`` with every string in it interned (dict keys too), except unique ones."""
+    """``value`` with every string in it interned (dict keys too), except unique ones. A
+    recursive walk: for the few objects of the other types; pods intern field by field."""
     if isinstance(value, str):
-        return sys.intern(value) if len(value) <= _MAX_INTERNED and key not in _UNIQUE_VALUES \
-            else value
+        return _intern(value) if key not in _UNIQUE_VALUES else value
     if isinstance(value, dict):
-        return {sys.intern(k): shared(v, k) for k, v in value.items()}
+        return {_intern(k): shared(v, k) for k, v in value.items()}
     if isinstance(value, list):
         return [shared(item, key) for item in value]
     return value
 
 
-def _metadata(meta: Mapping[str, Any], *, annotations: bool = True) -> Obj:
-    kept: Obj = {key: meta[key] for key in ("name", "namespace", "uid", "resourceVersion",
+def _intern(text: Any) -> Any:
+    return sys.intern(text) if isinstance(text, str) and len(text) <= _MAX_INTERNED else text
+
+
+def _strings(mapping: Mapping[str, Any] | None) -> Obj:
+    """Labels, annotations, selectors, requests: a string map with both sides shared."""
+    return {_intern(k): _intern(v) for k, v in (mapping or {}).items()}
+
+
+def _metadata(meta: Mapping[str, Any]) -> Obj:
+    kept: Obj = {key: meta[key] for key in ("name", "uid", "resourceVersion",
                                             "creationTimestamp", "deletionTimestamp")
                  if key in meta}
+    if "namespace" in meta:
+        kept["namespace"] = _intern(meta["namespace"])
     if meta.get("labels"):
-        kept["labels"] = meta["labels"]
-    if annotations and meta.get("annotations"):
-        kept["annotations"] = {k: v for k, v in meta["annotations"].items() if k != LAST_APPLIED}
+        kept["labels"] = _strings(meta["labels"])
+    if meta.get("annotations"):
+        kept["annotations"] = _strings({k: v for k, v in meta["annotations"].items()
+                                        if k != LAST_APPLIED})
     if meta.get("ownerReferences"):
-        kept["ownerReferences"] = [{k: ref[k] for k in ("apiVersion", "kind", "name", "uid",
-                                                        "controller") if k in ref}
-                                   for ref in meta["ownerReferences"]]
+        kept["ownerReferences"] = [
+            {"apiVersion": _intern(ref.get("apiVersion")), "kind": _intern(ref.get("kind")),
+             **{k: ref[k] for k in ("name", "uid", "controller") if k in ref}}
+            for ref in meta["ownerReferences"]]
+    return kept
+
+
+def _resources(container: Mapping[str, Any], *, limits: bool = True) -> Obj:
+    amounts = container.get("resources") or {}
+    kept = {"requests": _strings(amounts.get("requests"))}
+    if limits and amounts.get("limits"):
+        kept["limits"] = _strings(amounts["limits"])
     return kept
 
 
 def _requests(container: Mapping[str, Any]) -> Obj:
-    return {"resources": {"requests": (container.get("resources") or {}).get("requests") or {}}}
+    return {"resources": _resources(container, limits=False)}
 
 
 def _probe(probe: Mapping[str, Any] | None) -> Obj | None:
@@ -80,9 +101,12 @@ def _probe(probe: Mapping[str, Any] | None) -> Obj | None:
 
 
 def _container(container: Mapping[str, Any]) -> Obj:
-    kept: Obj = {key: container[key] for key in ("name", "image", "command", "args", "resources")
-                 if key in container}
-    env = [{"name": var["name"], "value": var.get("value", "")}
+    kept: Obj = {"name": _intern(container.get("name")), "image": _intern(container.get("image")),
+                 "resources": _resources(container)}
+    for key in ("command", "args"):
+        if container.get(key):
+            kept[key] = [_intern(part) for part in container[key]]
+    env = [{"name": _intern(var["name"]), "value": _intern(var.get("value", ""))}
            for var in container.get("env") or () if "valueFrom" not in var]
     if env:
         kept["env"] = env
@@ -98,12 +122,15 @@ def _container(container: Mapping[str, Any]) -> Obj:
 
 
 def _container_status(status: Mapping[str, Any]) -> Obj:
-    return {key: status[key] for key in ("name", "state", "lastState", "ready", "restartCount")
+    kept = {key: status[key] for key in ("state", "lastState", "ready", "restartCount")
             if key in status}
+    kept["name"] = _intern(status.get("name"))
+    return kept
 
 
 def _conditions(conditions: list[Mapping[str, Any]] | None) -> list[Obj]:
-    return [{key: c[key] for key in ("type", "status", "reason", "message") if key in c}
+    return [{**{key: _intern(c[key]) for key in ("type", "status", "reason") if key in c},
+             **({"message": c["message"]} if "message" in c else {})}
             for c in conditions or ()]
 
 
@@ -112,41 +139,47 @@ def slim_gpuctl_pod(pod: Obj) -> Obj:
     spec, status = pod.get("spec") or {}, pod.get("status") or {}
     kept_spec: Obj = {"containers": [_container(c) for c in spec.get("containers") or ()]}
     if spec.get("initContainers"):
-        kept_spec["initContainers"] = [{"name": c.get("name"), **_requests(c)}
+        kept_spec["initContainers"] = [{"name": _intern(c.get("name")), **_requests(c)}
                                        for c in spec["initContainers"]]
-    for key in ("nodeName", "nodeSelector", "priorityClassName", "imagePullSecrets"):
-        if spec.get(key):
-            kept_spec[key] = spec[key]
+    if spec.get("nodeName"):
+        kept_spec["nodeName"] = _intern(spec["nodeName"])
+    if spec.get("nodeSelector"):
+        kept_spec["nodeSelector"] = _strings(spec["nodeSelector"])
+    if spec.get("priorityClassName"):
+        kept_spec["priorityClassName"] = _intern(spec["priorityClassName"])
+    if spec.get("imagePullSecrets"):
+        kept_spec["imagePullSecrets"] = spec["imagePullSecrets"]
     volumes = [{"name": v.get("name"), "hostPath": {"path": v["hostPath"].get("path")}}
                for v in spec.get("volumes") or () if v.get("hostPath")]
     if volumes:
         kept_spec["volumes"] = volumes
-    kept_status: Obj = {key: status[key] for key in ("phase", "podIP", "startTime", "reason",
-                                                     "message") if key in status}
+    kept_status: Obj = {key: status[key] for key in ("podIP", "startTime", "message")
+                        if key in status}
+    for key in ("phase", "reason"):
+        if key in status:
+            kept_status[key] = _intern(status[key])
     for key in ("containerStatuses", "initContainerStatuses"):
         if status.get(key):
             kept_status[key] = [_container_status(s) for s in status[key]]
     if status.get("conditions"):
         kept_status["conditions"] = _conditions(status["conditions"])
-    return shared({"kind": "Pod", "apiVersion": pod.get("apiVersion", "v1"),
-                   "metadata": _metadata(pod.get("metadata") or {}),
-                   "spec": kept_spec, "status": kept_status})
+    return {"kind": "Pod", "apiVersion": _intern(pod.get("apiVersion", "v1")),
+            "metadata": _metadata(pod.get("metadata") or {}),
+            "spec": kept_spec, "status": kept_status}
 
 
 def slim_other_pod(pod: Obj) -> Obj:
     """Any other pod: what node accounting needs (its node, phase and requests)."""
     meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
-    kept_spec: Obj = {"nodeName": spec.get("nodeName"),
+    kept_spec: Obj = {"nodeName": _intern(spec.get("nodeName")),
                       "containers": [_requests(c) for c in spec.get("containers") or ()]}
     if spec.get("initContainers"):
         kept_spec["initContainers"] = [_requests(c) for c in spec["initContainers"]]
-    return shared({
-        "kind": "Pod",
-        "metadata": {key: meta[key] for key in ("name", "namespace", "resourceVersion")
-                     if key in meta},
-        "spec": kept_spec,
-        "status": {"phase": (pod.get("status") or {}).get("phase")},
-    })
+    kept_meta = {key: meta[key] for key in ("name", "resourceVersion") if key in meta}
+    if "namespace" in meta:
+        kept_meta["namespace"] = _intern(meta["namespace"])
+    return {"kind": "Pod", "metadata": kept_meta, "spec": kept_spec,
+            "status": {"phase": _intern((pod.get("status") or {}).get("phase"))}}
 
 
 def drop_server_fields(obj: Obj) -> Obj:
