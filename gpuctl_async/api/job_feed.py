@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import time
 import weakref
+from collections.abc import Callable
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp_apigami import docs, querystring_schema
@@ -28,12 +29,48 @@ from gpuctl_async.auth import SUBPROTOCOL
 from gpuctl_async.auth.guard import CLOSE_FORBIDDEN, read_scope
 from gpuctl_async.auth.permissions import LIST_PODS
 from gpuctl_async.errors import Forbidden, GpuctlError
-from gpuctl_async.jobs.listing import Row
+from gpuctl_async.jobs.listing import JobListing, Row
 from gpuctl_async.spec import JOB_KINDS
 
 COALESCE_SECONDS = 0.2
 HEARTBEAT_SECONDS = 25.0
 FEED_SOCKETS = web.AppKey("job_feed_sockets", weakref.WeakSet)
+
+
+class FeedRouter:
+    """One listener on the job listing for all feed sockets, handing each change only to the
+    sockets whose ``namespace`` filter it matches (and to the unfiltered ones): 500
+    dashboards of one namespace each then cost ten calls per change, not 500."""
+
+    def __init__(self) -> None:
+        self._by_namespace: dict[str | None, set[Callable[[str, Row], None]]] = {}
+        self._stop: Callable[[], None] | None = None
+
+    def add(self, listing: JobListing, namespace: str | None,
+            callback: Callable[[str, Row], None]) -> Callable[[], None]:
+        """Route changes to ``callback``; returns the function that stops it."""
+        if self._stop is None:
+            self._stop = listing.listen(self._dispatch)
+        self._by_namespace.setdefault(namespace, set()).add(callback)
+
+        def remove() -> None:
+            callbacks = self._by_namespace.get(namespace)
+            if callbacks is not None:
+                callbacks.discard(callback)
+                if not callbacks:
+                    del self._by_namespace[namespace]
+            if not self._by_namespace and self._stop is not None:
+                self._stop()
+                self._stop = None
+        return remove
+
+    def _dispatch(self, event: str, row: Row) -> None:
+        for key in (row.item["namespace"], None):
+            for callback in list(self._by_namespace.get(key, ())):
+                callback(event, row)
+
+
+FEED_ROUTER = web.AppKey("job_feed_router", FeedRouter)
 
 
 class JobFeedQuerySchema(Schema):
@@ -111,7 +148,7 @@ async def job_feed(request: web.Request) -> web.WebSocketResponse:
                     await ws.send_str(_frame(event, row, now))
             await asyncio.sleep(COALESCE_SECONDS)  # the coalescing window, not a wait
 
-    stop_listening = listing.listen(on_change)
+    stop_listening = request.app[FEED_ROUTER].add(listing, filters.get("namespace"), on_change)
     sender: asyncio.Task[None] | None = None
     try:
         snapshot = listing.items(within=within, **filters)
@@ -143,5 +180,6 @@ async def _close_feeds(app: web.Application) -> None:
 
 def setup_job_feed_routes(app: web.Application) -> None:
     app[FEED_SOCKETS] = weakref.WeakSet()
+    app[FEED_ROUTER] = FeedRouter()
     app.on_shutdown.append(_close_feeds)
     app.router.add_get("/api/v1/jobs/ws", job_feed, allow_head=False)
