@@ -85,6 +85,32 @@ async def test_lists_in_pages_then_follows_changes(sim, informer):
     assert recorder.events.count(("ADDED", "extra")) == 1
 
 
+async def test_an_expired_continue_token_lists_again_from_the_start(sim, kube):
+    """Pages are fetched ahead; history compacted mid-list makes a later page 410, and the
+    list starts over, complete and with nothing twice."""
+    sim.seed("pods", 30, namespace="default", template={**POD})
+    compacted = []
+
+    def keep(obj):
+        if not compacted:  # while the first page is taken in: the list's snapshot expires
+            sim.store.create("pods", pod("during-list"), namespace="default")
+            compacted.append(sim.store.compact())
+        return True
+
+    informer = Informer(kube, PODS, page_size=7, keep=keep)
+    recorder = Recorder(informer)
+    sim.reset_counters()
+    informer.start()
+    try:
+        assert await informer.wait_for(lambda: informer.synced, 5)
+        assert sim.request_count("list", "pods") > 5  # 5 pages, then again from the start
+        assert cached(informer) == truth(sim)
+        assert recorder.net_presence() == {name: 1 for name in truth(sim)}
+        assert all(kind == "ADDED" for kind, _ in recorder.events)
+    finally:
+        await informer.stop()
+
+
 async def test_resumes_after_watches_are_cut(sim, informer):
     informer.start()
     assert await informer.wait_for(lambda: informer.synced, 5)
