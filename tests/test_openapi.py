@@ -95,3 +95,4 @@ async def test_the_consistency_token_is_documented(offline_client):
     listing = spec["paths"]["/api/v1/jobs"]["get"]
     assert {"$ref": "#/components/parameters/ConsistencyToken"} in listing["parameters"]
     assert "headers" not in listing["responses"]["200"]
+    assert "X-Consistency-Token" in spec["info"]["description"]

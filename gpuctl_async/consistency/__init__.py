@@ -102,11 +102,22 @@ _RESPONSE_HEADER = {
 }
 
 
+_CLIENTS = f"""
+Several replicas serve the API, each from its own caches. Every successful write answer
+carries an `{HEADER}` header; send the last one you were given on later requests (to any
+replica) and the answer waits, bounded, until that replica has seen your writes (503 with
+`Retry-After` if it cannot in time). Without it, a read right after a write may come from a
+replica that has not seen the write yet.
+"""
+
+
 def _document(app: web.Application) -> None:
     """Every operation of the API takes the header; every write answer may carry it."""
     document = app.get(SWAGGER_DICT)
     if document is None:
         return
+    info = document.setdefault("info", {})
+    info["description"] = info.get("description", "") + _CLIENTS
     components = document.setdefault("components", {})
     components.setdefault("parameters", {})["ConsistencyToken"] = _PARAMETER
     components.setdefault("headers", {})["ConsistencyToken"] = _RESPONSE_HEADER
