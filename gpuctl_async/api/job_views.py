@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 from aiohttp_apigami import docs, querystring_schema
 from marshmallow import Schema, fields, validate
@@ -9,11 +11,14 @@ from marshmallow import Schema, fields, validate
 from gpuctl_async.api.pagination import PageQuerySchema
 from gpuctl_async.api.openapi import error_responses, json_content
 from gpuctl_async.api.responses import json_response
+from gpuctl_async.api.responses import dumps
 from gpuctl_async.appkeys import CACHE, LISTING
 from gpuctl_async.auth.guard import read_scope
 from gpuctl_async.auth.permissions import GET_PODS, LIST_PODS
 from gpuctl_async.jobs.lookup import find_job
 from gpuctl_async.jobs.views import job_detail
+from gpuctl_async.k8s.cache import ClusterCache
+from gpuctl_async.k8s.memo import memoized
 from gpuctl_async.spec import JOB_KINDS
 
 TAGS = ["jobs"]
@@ -127,12 +132,24 @@ class JobDetailSchema(Schema):
 async def list_jobs(request: web.Request) -> web.Response:
     query = request["querystring"]
     within = await read_scope(request, LIST_PODS, query.get("namespace"))
-    body = request.app[LISTING].page_json(
-        page=query["page"], page_size=query["pageSize"], namespace=query.get("namespace"),
-        kind=query.get("kind"), pool=query.get("pool"), status=query.get("status"),
-        within=within,
-    )
+    options = {"page": query["page"], "page_size": query["pageSize"],
+               "namespace": query.get("namespace"), "kind": query.get("kind"),
+               "pool": query.get("pool"), "status": query.get("status")}
+    cache = request.app[CACHE]
+    body = memoized(cache, ("job page", _key(within), int(time.time()), *options.values()),
+                    _job_reads(cache),
+                    lambda: request.app[LISTING].page_json(within=within, **options))
     return web.Response(body=body, content_type="application/json")
+
+
+def _job_reads(cache: ClusterCache) -> tuple:
+    """Every cache a job row or detail is computed from."""
+    return (cache.pods, *cache.controllers(), cache.replica_sets, cache.events, cache.services,
+            cache.nodes)
+
+
+def _key(within) -> frozenset | None:
+    return None if within is None else frozenset(within)
 
 
 @docs(tags=TAGS, summary="Get a job's details",
@@ -146,8 +163,14 @@ async def get_job(request: web.Request) -> web.Response:
     job_id = request.match_info["jobId"]
     namespace = request["querystring"].get("namespace")
     within = await read_scope(request, GET_PODS, namespace)
-    job = find_job(cache, job_id, namespace, within=within)
-    return json_response(job_detail(cache, job, job_id))
+
+    def detail() -> bytes:
+        return dumps(job_detail(cache, find_job(cache, job_id, namespace, within=within),
+                                job_id))
+
+    body = memoized(cache, ("job", job_id, namespace, _key(within), int(time.time())),
+                    _job_reads(cache), detail)
+    return web.Response(body=body, content_type="application/json")
 
 
 def setup_job_view_routes(app: web.Application) -> None:

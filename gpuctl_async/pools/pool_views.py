@@ -8,7 +8,7 @@ from gpuctl_async.k8s.cache import ClusterCache
 from gpuctl_async.k8s.informer import Obj
 from gpuctl_async.pools.accounting import (
     ACTIVE, NOT_READY, gpu_total, node_gpu_type, node_name, node_pool, node_ready, node_usage)
-from gpuctl_async.pools.memo import memoized
+from gpuctl_async.k8s.memo import memoized
 
 EMPTY = "empty"
 POOL_INDEX = "pool"  # the node cache's index by pool label

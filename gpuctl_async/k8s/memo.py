@@ -3,7 +3,9 @@
 An informer's ``resource_version`` moves with every change it applies, so the versions of the
 caches an answer reads say whether it can still be given as it is. At 5,000 nodes, sorting
 them and summing pools on every request held the loop for milliseconds per request; with
-this a quiet cluster's pool list is a dictionary lookup. Answers are shared: never mutate one.
+this a quiet cluster's pool list is a dictionary lookup, and a job page or detail asked for
+again within the same second (ages count whole seconds) is its bytes from the last time.
+Answers are shared: never mutate one.
 """
 
 from __future__ import annotations
@@ -17,21 +19,22 @@ from gpuctl_async.k8s.informer import Informer
 
 T = TypeVar("T")
 
-_MEMOS: weakref.WeakKeyDictionary[ClusterCache, dict[Hashable, tuple[tuple, Any]]] = \
-    weakref.WeakKeyDictionary()
-MAX_ENTRIES = 256
+_MEMOS: weakref.WeakKeyDictionary[ClusterCache, dict[Hashable, dict[Hashable, tuple[tuple, Any]]]] \
+    = weakref.WeakKeyDictionary()
+MAX_ENTRIES = 2048  # per kind of answer (the first part of a tuple key)
 
 
 def memoized(cache: ClusterCache, key: Hashable, reads: Sequence[Informer],
              compute: Callable[[], T]) -> T:
     """``compute()``, or its earlier result if none of ``reads`` changed since."""
     versions = tuple((informer.synced, informer.resource_version) for informer in reads)
-    memo = _MEMOS.setdefault(cache, {})
+    kind = key[0] if isinstance(key, tuple) else key
+    memo = _MEMOS.setdefault(cache, {}).setdefault(kind, {})
     known = memo.get(key)
     if known is not None and known[0] == versions:
         return known[1]
     value = compute()
     if len(memo) >= MAX_ENTRIES:
-        memo.clear()  # e.g. many pool names asked for: start again rather than grow
+        memo.clear()  # e.g. last second's pages: start again rather than grow
     memo[key] = (versions, value)
     return value
