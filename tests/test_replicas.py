@@ -193,3 +193,23 @@ async def test_a_malformed_token_is_a_400_naming_the_header(sim, replicas, token
     assert resp.status == 400
     body = await resp.json()
     assert HEADER in body["details"]
+
+
+async def test_an_abandoned_claim_is_taken_over_and_a_held_one_is_not(sim, replicas):
+    """A claim without owner (its replica died between claim and bind) is taken over once it
+    is older than ``abandoned_after``; one that guards a live job never is."""
+    from gpuctl_async.appkeys import KUBE
+    from gpuctl_async.k8s.claims import NameClaims
+
+    a, _ = replicas
+    impatient = NameClaims(a.app[KUBE], "job", abandoned_after=0)
+    orphan = sim.store.create("configmaps", {"metadata": {"name": "gpuctl-job-orphan",
+                                                          "labels": {CLAIM_LABEL: "job"}}},
+                              namespace="default")
+    claim = await impatient.take("default", "orphan", holder="Job/orphan")
+    assert claim is not None and claim["metadata"]["uid"] != orphan["metadata"]["uid"]
+    patient = NameClaims(a.app[KUBE], "job")  # the default: two minutes
+    assert await patient.take("default", "orphan") is None  # young, though unbound
+    assert (await a.post("/api/v1/jobs",
+                         json={"yamlContent": job_yaml("training", "held")})).status == 201
+    assert await impatient.take("default", "held") is None  # bound to its Job
