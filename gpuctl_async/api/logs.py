@@ -19,6 +19,7 @@ from gpuctl_async.auth.guard import CLOSE_FORBIDDEN, read_scope
 from gpuctl_async.auth.permissions import GET_LOGS
 from gpuctl_async.errors import BadRequest, Conflict, Forbidden, GpuctlError, NotFound
 from gpuctl_async.jobs.lookup import find_job
+from gpuctl_async.logs.cursor import Cursor, CursorError
 from gpuctl_async.logs.hub import TooManyStreams
 from gpuctl_async.logs.lines import parse_ts
 from gpuctl_async.logs.session import FollowOptions, JobLogSession, SessionFailed
@@ -71,6 +72,17 @@ class RFC3339(fields.String):
                                   "2024-01-01T12:00:00Z") from None
 
 
+class CursorField(fields.String):
+    """``since``: the ``cursor`` of the last frame seen, or an RFC3339 timestamp."""
+
+    def _deserialize(self, value, attr, data, **kwargs) -> Cursor:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return Cursor.parse(text)
+        except CursorError as exc:
+            raise ValidationError(str(exc)) from None
+
+
 class LogQuerySchema(Schema):
     namespace = fields.String(metadata={
         "description": "Namespace of the job; without it every namespace is searched"})
@@ -97,9 +109,10 @@ class TailQuerySchema(LogQuerySchema):
 
 
 class StreamQuerySchema(LogQuerySchema):
-    since = RFC3339(metadata={
-        "description": "Resume: every line after this timestamp (the `ts` of the last frame "
-                       "seen), instead of the tail"})
+    since = CursorField(metadata={
+        "description": "Resume: the `cursor` of the last frame seen (exact per pod: no gap, "
+                       "no repeat), or an RFC3339 timestamp (every line after it), instead "
+                       "of the tail"})
 
 
 class LogsResponseSchema(Schema):
@@ -123,7 +136,7 @@ class LogFrameSchema(Schema):
 
 def _follow_options(query: dict) -> FollowOptions:
     return FollowOptions(pod=query.get("pod"), container=query.get("container"),
-                         tail=query["tail"], since_ns=query.get("since"),
+                         tail=query["tail"], resume=query.get("since"),
                          since_time_ns=query.get("sinceTime"),
                          since_seconds=query.get("sinceSeconds"))
 

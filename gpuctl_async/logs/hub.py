@@ -5,7 +5,8 @@ last one leaves (a listener coming back meanwhile keeps it). It follows the cont
 through its runs: when the upstream ends or drops while the pod goes on (a restart, a cut
 connection, an API outage) it reopens it with ``sinceTime`` set to the last line it has
 (the API rounds that down to whole seconds) and drops what it already passed on, so
-listeners see every line once, in order. It ends when the pod is over (Succeeded, Failed or
+listeners see every line once, in order. Lines sharing a timestamp are numbered
+(``Line.seq``), so a resume in the middle of such a group drops exactly the ones passed on. It ends when the pod is over (Succeeded, Failed or
 deleted) and its last run is read to the end.
 
 Lines are handed to listeners in batches: a line arriving after a quiet spell goes out at
@@ -74,6 +75,8 @@ class Stream:
         without missing a line), or once the stream is over."""
         self.over = False
         self.last_ns: int | None = None
+        self.last_count = 0
+        """How many lines passed on carry the timestamp ``last_ns``."""
         self._changed = asyncio.Event()
         self._pending: list[Line] = []
         self._flush_handle: asyncio.TimerHandle | None = None
@@ -186,15 +189,24 @@ class Stream:
         response = await self.hub.kube.open("GET", PODS.path(namespace, pod, "log"),
                                             query=query, accept="*/*")
         got = False
+        # A resumed read starts at a whole second, so the lines of each timestamp come
+        # complete and numbering them again here matches the numbers given before.
+        group_ns, group_seq = None, -1
+        seam = (self.last_ns, self.last_count) if self.last_ns is not None else None
         try:
             self.ready.set()
             splitter = LineSplitter()
             while chunk := await response.content.readany():
                 for raw in splitter.feed(chunk):
                     line = parse_line(raw, pod)
-                    if line is None or (self.last_ns is not None and line.ns <= self.last_ns):
+                    if line is None:
+                        continue
+                    group_seq = group_seq + 1 if line.ns == group_ns else 0
+                    group_ns = line.ns
+                    line.seq = group_seq
+                    if seam is not None and (line.ns, line.seq) < seam:
                         continue  # the seam of a resumed stream: already passed on
-                    self.last_ns = line.ns
+                    self.last_ns, self.last_count = line.ns, line.seq + 1
                     self._pending.append(line)
                     got = True
                 self._schedule_flush()
