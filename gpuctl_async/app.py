@@ -12,6 +12,7 @@ from gpuctl_async.api.meta import setup_meta
 from gpuctl_async.api.openapi import setup_openapi
 from gpuctl_async.api.jobs import setup_job_routes
 from gpuctl_async.api.labels import setup_label_routes
+from gpuctl_async.api.log_events import setup_log_event_routes
 from gpuctl_async.api.logs import setup_log_routes
 from gpuctl_async.api.nodes import setup_node_routes
 from gpuctl_async.api.pools import setup_pool_routes
@@ -90,6 +91,7 @@ def create_app(settings: Settings) -> web.Application:
     setup_job_feed_routes(app)  # before the routes with {jobId}: "ws" is not a job
     setup_job_routes(app)
     setup_log_routes(app)  # before the job view routes, which take any {jobId}
+    setup_log_event_routes(app)
     setup_pool_routes(app)
     setup_label_routes(app)  # before the node routes: /nodes/labels is not a node
     setup_node_routes(app)

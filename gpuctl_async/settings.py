@@ -101,6 +101,17 @@ class Settings:
     log_heartbeat: float = 25.0
     """Seconds between pings on an idle log WebSocket (at most 30)."""
 
+    log_sse_keepalive: float = 15.0
+    """Seconds of silence after which a log event stream (SSE) gets a comment line, so
+    proxies do not cut it."""
+
+    stream_max_subscriptions: int = 256
+    """Most subscriptions one multiplexed socket (``/api/v1/stream``) may hold at once."""
+
+    stream_max_pending_bytes: int = 8 * 1024 * 1024
+    """Bytes one multiplexed socket may have queued for a slow client, all subscriptions
+    together; past it, the subscription holding the most is ended with an error frame."""
+
     allowed_host_paths: tuple[str, ...] = ()
     """Node directories jobs may mount (``storage.workdirs``), as path prefixes; empty: any
     path but the node's system directories, which are always refused. Env: comma-separated."""
@@ -232,6 +243,11 @@ def load_settings(
         raise SettingsError("setting 'log_batch_window' must be between 0 and 0.05")
     if not 0 < settings.log_heartbeat <= 30:
         raise SettingsError("setting 'log_heartbeat' must be more than 0 and at most 30")
+    if settings.log_sse_keepalive <= 0:
+        raise SettingsError("setting 'log_sse_keepalive' must be more than 0")
+    if settings.stream_max_subscriptions < 1 or settings.stream_max_pending_bytes < 1:
+        raise SettingsError("settings 'stream_max_subscriptions' and "
+                            "'stream_max_pending_bytes' must be at least 1")
     if settings.log_queue_lines < 1 or settings.log_max_streams < 1:
         raise SettingsError("settings 'log_queue_lines' and 'log_max_streams' must be at least 1")
     if settings.rate_limit_per_second < 0 or settings.rate_limit_burst < 0:

@@ -134,7 +134,8 @@ class LogFrameSchema(Schema):
     count = fields.Integer(metadata={"description": "dropped: lines skipped"})
 
 
-def _follow_options(query: dict) -> FollowOptions:
+def follow_options(query: dict) -> FollowOptions:
+    """The session options of a :class:`StreamQuerySchema` query (shared by the transports)."""
     return FollowOptions(pod=query.get("pod"), container=query.get("container"),
                          tail=query["tail"], resume=query.get("since"),
                          since_time_ns=query.get("sinceTime"),
@@ -194,7 +195,7 @@ async def stream_logs(request: web.Request) -> web.WebSocketResponse:
             code = _CLOSE_CODES[type(exc)]
             await _close_with_error(ws, sink, exc.message, code)
             return ws
-        session = JobLogSession(request.app[LOG_HUB], job, sink, _follow_options(query))
+        session = JobLogSession(request.app[LOG_HUB], job, sink, follow_options(query))
         follower = asyncio.create_task(_follow(ws, sink, session), name="log session")
         async for message in ws:
             if message.type == WSMsgType.ERROR:

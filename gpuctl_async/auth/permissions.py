@@ -99,6 +99,10 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/jobs/{jobId}"): Rule("view", GET_PODS),
     ("GET", "/api/v1/jobs/{jobId}/logs"): Rule("view", GET_LOGS),
     ("GET", "/api/v1/jobs/{jobId}/logs/ws"): Rule("view", GET_LOGS),
+    ("GET", "/api/v1/jobs/{jobId}/logs/stream"): Rule("view", GET_LOGS),
+    # the multiplexed socket: each subscription is checked on its own (get pods/log for
+    # logs, list pods for the job feed), as the routes it stands for
+    ("GET", "/api/v1/stream"): Rule("authenticated"),
     ("POST", "/api/v1/jobs"): Rule("view", by_kind="create"),
     ("POST", "/api/v1/jobs/batch"): Rule("view", by_kind="create"),
     ("DELETE", "/api/v1/jobs/{jobId}"): Rule("view", by_kind="delete"),

@@ -26,10 +26,13 @@ async def create_job(api, sim, name: str, kind: str = "training",
 
 
 async def add_pod(api, sim, controller: dict, suffix: str, *, running: bool = True,
-                  started_ago: float = 1.0, rate: float | None = None) -> str:
+                  started_ago: float = 1.0, rate: float | None = None,
+                  annotations: dict[str, str] | None = None) -> str:
+    """A pod of ``controller`` on node-1; ``annotations`` shape its simulated log."""
     body = job_pod(controller, suffix, node="node-1", phase="Pending")
+    body["metadata"]["annotations"] = dict(annotations or {})
     if rate is not None:
-        body["metadata"]["annotations"] = {RATE_ANNOTATION: str(rate)}
+        body["metadata"]["annotations"][RATE_ANNOTATION] = str(rate)
     pod = sim.store.create("pods", body, namespace=controller["metadata"]["namespace"])
     name = pod["metadata"]["name"]
     if running:
@@ -133,6 +136,68 @@ class LogSocket:
 
     async def close(self) -> None:
         await self.ws.close()
+
+
+class EventStream:
+    """A Server-Sent Events client of ``/logs/stream``: every event, parsed."""
+
+    def __init__(self, response: aiohttp.ClientResponse):
+        self.response = response
+        self.events: list[dict] = []  # {"event", "id", "data"} (data decoded from JSON)
+        self.comments = 0
+        self.ended = False
+
+    @classmethod
+    async def open(cls, api, job: str, last_event_id: str | None = None,
+                   **params) -> EventStream:
+        query = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in params.items()}
+        headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+        response = await api.get(f"/api/v1/jobs/{job}/logs/stream", params=query,
+                                 headers=headers)
+        assert response.status == 200, await response.text()
+        return cls(response)
+
+    @property
+    def lines(self) -> list[dict]:
+        return [event["data"] for event in self.events if event["event"] == "message"]
+
+    def of(self, pod: str) -> list[dict]:
+        return [line for line in self.lines if line["pod"] == pod]
+
+    def named(self) -> list[str]:
+        return [event["event"] for event in self.events if event["event"] != "message"]
+
+    async def _read_event(self) -> bool:
+        event: dict = {"event": "message", "id": None, "data": None}
+        while True:
+            raw = await self.response.content.readline()
+            if not raw:
+                self.ended = True
+                return False
+            line = raw.decode().rstrip("\n")
+            if not line:
+                if event["data"] is not None:
+                    self.events.append(event)
+                    return True
+                continue
+            if line.startswith(":"):
+                self.comments += 1
+                return True
+            field, _, value = line.partition(": ")
+            if field == "data":
+                event["data"] = orjson.loads(value)
+            else:
+                event[field] = value
+
+    async def until(self, check, timeout: float = 5.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not check(self):
+                if not await self._read_event():
+                    assert check(self), "the stream ended before the condition held"
+                    return
+
+    def close(self) -> None:
+        self.response.close()
 
 
 def contiguous(lines: list[dict]) -> bool:
