@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import weakref
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -28,10 +27,9 @@ from gpuctl_async.auth import SUBPROTOCOL
 from gpuctl_async.auth.guard import CLOSE_FORBIDDEN, read_scope
 from gpuctl_async.auth.permissions import LIST_PODS
 from gpuctl_async.errors import Forbidden
-from gpuctl_async.jobs.listing import Row
+from gpuctl_async.jobs.feed import JobFeed
 from gpuctl_async.spec import JOB_KINDS
 
-COALESCE_SECONDS = 0.2
 HEARTBEAT_SECONDS = 25.0
 FEED_SOCKETS = web.AppKey("job_feed_sockets", weakref.WeakSet)
 
@@ -49,11 +47,6 @@ class JobFeedFrameSchema(Schema):
     item = fields.Nested(JobItemSchema, metadata={"description": "ADDED/MODIFIED/DELETED"})
 
 
-def _matches(row: Row, filters: dict[str, str]) -> bool:
-    return all((row.pool if key == "pool" else row.item.get(key)) == value
-               for key, value in filters.items())
-
-
 @docs(tags=["jobs"], summary="Live job list (WebSocket)",
       description=__doc__,
       responses={101: json_content(JobFeedFrameSchema, "WebSocket; each frame is JSON"),
@@ -61,7 +54,6 @@ def _matches(row: Row, filters: dict[str, str]) -> bool:
 @querystring_schema(JobFeedQuerySchema)
 async def job_feed(request: web.Request) -> web.WebSocketResponse:
     filters = {k: v for k, v in request["querystring"].items() if v}
-    listing = request.app[LISTING]
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, protocols=(SUBPROTOCOL,))
     await ws.prepare(request)
     try:
@@ -72,46 +64,19 @@ async def job_feed(request: web.Request) -> web.WebSocketResponse:
         return ws
     request.app[FEED_SOCKETS].add(ws)
 
-    pending: dict[tuple[str, str], tuple[str, Row]] = {}
-    wake = asyncio.Event()
+    async def send(frame: dict) -> None:
+        await ws.send_str(dumps(frame).decode())
 
-    def on_change(event: str, row: Row) -> None:
-        if not _matches(row, filters) or (within is not None
-                                          and row.item["namespace"] not in within):
-            return
-        key = (row.item["namespace"], row.item["jobId"])
-        earlier = pending.get(key)
-        if earlier is not None and earlier[0] == "ADDED" and event != "DELETED":
-            event = "ADDED"  # the client has not heard of it yet
-        pending[key] = (event, row)
-        wake.set()
-
-    async def send_changes() -> None:
-        while True:
-            await wake.wait()
-            wake.clear()
-            batch = list(pending.values())
-            pending.clear()
-            now = time.time()
-            for event, row in batch:
-                await ws.send_str(dumps({"type": event, "item": row.render(now)}).decode())
-            await asyncio.sleep(COALESCE_SECONDS)  # the coalescing window, not a wait
-
-    stop_listening = listing.listen(on_change)
-    sender: asyncio.Task[None] | None = None
+    feed = JobFeed(request.app[LISTING], filters, within)
+    sender = asyncio.create_task(feed.run(send), name="job feed")
     try:
-        snapshot = listing.items(within=within, **filters)
-        await ws.send_str(dumps({"type": "snapshot", "items": snapshot}).decode())
-        sender = asyncio.create_task(send_changes())
         async for message in ws:
             if message.type == WSMsgType.ERROR:
                 break
     finally:
-        stop_listening()
-        if sender is not None:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
-                await sender
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
+            await sender
         request.app[FEED_SOCKETS].discard(ws)
     return ws
 

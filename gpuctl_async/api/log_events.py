@@ -7,7 +7,7 @@ import asyncio
 from aiohttp import web
 from aiohttp_apigami import docs, querystring_schema
 
-from gpuctl_async.api.logs import StreamQuerySchema, follow_options
+from gpuctl_async.api.logs import StreamQuerySchema
 from gpuctl_async.api.openapi import error_responses
 from gpuctl_async.appkeys import CACHE, LOG_HUB, SETTINGS
 from gpuctl_async.auth.guard import read_scope
@@ -15,6 +15,7 @@ from gpuctl_async.auth.permissions import GET_LOGS
 from gpuctl_async.errors import NotFound, ValidationFailed
 from gpuctl_async.jobs.lookup import find_job
 from gpuctl_async.logs.cursor import Cursor, CursorError
+from gpuctl_async.logs.params import follow_options
 from gpuctl_async.logs.session import JobLogSession
 from gpuctl_async.logs.sse import HEADERS, SseChannel, SseOutbox, follow_as_events
 

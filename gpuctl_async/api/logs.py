@@ -19,10 +19,9 @@ from gpuctl_async.auth.guard import CLOSE_FORBIDDEN, read_scope
 from gpuctl_async.auth.permissions import GET_LOGS
 from gpuctl_async.errors import BadRequest, Conflict, Forbidden, GpuctlError, NotFound
 from gpuctl_async.jobs.lookup import find_job
-from gpuctl_async.logs.cursor import Cursor, CursorError
 from gpuctl_async.logs.hub import TooManyStreams
-from gpuctl_async.logs.lines import parse_ts
-from gpuctl_async.logs.session import FollowOptions, JobLogSession, SessionFailed
+from gpuctl_async.logs.params import RFC3339, CursorField, follow_options
+from gpuctl_async.logs.session import JobLogSession, SessionFailed
 from gpuctl_async.logs.sink import Sink
 from gpuctl_async.logs.tail import job_tail
 
@@ -58,29 +57,6 @@ The server closes with 1001 when it shuts down, and disconnects a client that ac
 nothing for a while. Pings go out regularly. To resume after a disconnect, reconnect with
 `since=<ts of the last line received>`: nothing is missed and nothing repeated.
 """
-
-
-class RFC3339(fields.String):
-    """A timestamp such as ``2024-01-01T12:00:00.123456789Z``, loaded as nanoseconds."""
-
-    def _deserialize(self, value, attr, data, **kwargs) -> int:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            return parse_ts(text)
-        except ValueError:
-            raise ValidationError("must be an RFC3339 timestamp, e.g. "
-                                  "2024-01-01T12:00:00Z") from None
-
-
-class CursorField(fields.String):
-    """``since``: the ``cursor`` of the last frame seen, or an RFC3339 timestamp."""
-
-    def _deserialize(self, value, attr, data, **kwargs) -> Cursor:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            return Cursor.parse(text)
-        except CursorError as exc:
-            raise ValidationError(str(exc)) from None
 
 
 class LogQuerySchema(Schema):
@@ -132,14 +108,6 @@ class LogFrameSchema(Schema):
     ts = fields.String(metadata={"description": "RFC3339Nano timestamp of the line"})
     lines = fields.List(fields.Dict(), metadata={"description": "logs: [{data, pod, ts}]"})
     count = fields.Integer(metadata={"description": "dropped: lines skipped"})
-
-
-def follow_options(query: dict) -> FollowOptions:
-    """The session options of a :class:`StreamQuerySchema` query (shared by the transports)."""
-    return FollowOptions(pod=query.get("pod"), container=query.get("container"),
-                         tail=query["tail"], resume=query.get("since"),
-                         since_time_ns=query.get("sinceTime"),
-                         since_seconds=query.get("sinceSeconds"))
 
 
 @docs(tags=TAGS, summary="Get a job's logs",

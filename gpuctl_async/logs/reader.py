@@ -10,12 +10,33 @@ from gpuctl_async.k8s.client import KubeClient, KubeUnavailable
 from gpuctl_async.k8s.resources import PODS
 from gpuctl_async.logs.lines import Line, format_seconds, parse_body
 
+MAX_GROUP_READ = 16_384
+"""Longest tail read to find where a group of lines sharing one timestamp starts."""
+
 
 async def read_log(kube: KubeClient, namespace: str, pod: str, container: str, *,
                    tail: int | None = None, since_ns: int | None = None,
                    since_seconds: int | None = None) -> list[Line]:
     """The container's lines (timestamps on), the last ``tail`` of them, from ``since_ns``
-    on (exact: the API's whole-second ``sinceTime`` is refined here)."""
+    on (exact: the API's whole-second ``sinceTime`` is refined here).
+
+    Lines sharing a timestamp are numbered (``Line.seq``) from the first of them; a tail
+    whose lines all share one timestamp may have cut that group, so it is read again, twice
+    as long each time, until a line before the group shows where the group starts."""
+    lines = await _read(kube, namespace, pod, container, tail=tail, since_ns=since_ns,
+                        since_seconds=since_seconds)
+    longer = tail
+    while longer and len(lines) == longer and lines[0].ns == lines[-1].ns \
+            and longer < MAX_GROUP_READ:
+        longer *= 2
+        lines = await _read(kube, namespace, pod, container, tail=longer, since_ns=since_ns,
+                            since_seconds=since_seconds)
+    return lines[-tail:] if tail else lines
+
+
+async def _read(kube: KubeClient, namespace: str, pod: str, container: str, *,
+                tail: int | None = None, since_ns: int | None = None,
+                since_seconds: int | None = None) -> list[Line]:
     query: dict[str, object] = {"container": container, "timestamps": True}
     if tail is not None:
         query["tailLines"] = tail
