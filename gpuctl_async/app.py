@@ -18,6 +18,7 @@ from gpuctl_async.api.nodes import setup_node_routes
 from gpuctl_async.api.pools import setup_pool_routes
 from gpuctl_async.api.namespaces import setup_namespace_routes
 from gpuctl_async.api.quotas import setup_quota_routes
+from gpuctl_async.api.stream import setup_stream_routes
 from gpuctl_async.api.job_feed import setup_job_feed_routes
 from gpuctl_async.api.job_views import setup_job_view_routes
 from gpuctl_async.appkeys import CACHE, KUBE, LISTING, LOG_HUB, READINESS, SETTINGS, SUBMITTER
@@ -92,6 +93,7 @@ def create_app(settings: Settings) -> web.Application:
     setup_job_routes(app)
     setup_log_routes(app)  # before the job view routes, which take any {jobId}
     setup_log_event_routes(app)
+    setup_stream_routes(app)
     setup_pool_routes(app)
     setup_label_routes(app)  # before the node routes: /nodes/labels is not a node
     setup_node_routes(app)

@@ -127,6 +127,8 @@ class Channel:
                 frames = outbox.take()
                 if outbox.has_queued():
                     self._turns.append(outbox)
+                elif outbox.closed:
+                    self.detach(outbox)  # finished: its last frames go out now
                 for frame in frames:
                     async with asyncio.timeout(self.stall_timeout):
                         await self.send(frame)
@@ -192,6 +194,12 @@ class Outbox:
             self._queue.append(frame)
             self._account(len(frame))
 
+    def finish(self) -> None:
+        """Take nothing more; leave the channel once what is queued has been sent."""
+        self.closed = True
+        if not self.has_queued():
+            self.channel.detach(self)
+
     def discard(self) -> None:
         """Forget everything queued and take nothing more."""
         self.closed = True
@@ -209,6 +217,11 @@ class Outbox:
         return control_frame(kind, self.sub_id, **fields)
 
     # -- what the channel's writer takes ----------------------------------------------------
+
+    @property
+    def dropping(self) -> int:
+        """Lines dropped that the client has not been told of yet."""
+        return self._dropped
 
     def has_queued(self) -> bool:
         return bool(self._queue) or bool(self._dropped)

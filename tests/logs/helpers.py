@@ -200,6 +200,76 @@ class EventStream:
         self.response.close()
 
 
+def _json(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+class MuxSocket:
+    """A client of the multiplexed socket: every frame, and each subscription's lines."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse):
+        self.ws = ws
+        self.frames: list[dict] = []
+        self.closed: int | None = None
+
+    @classmethod
+    async def open(cls, api, session: aiohttp.ClientSession | None = None,
+                   **kwargs) -> MuxSocket:
+        if session is None:
+            return cls(await api.ws_connect("/api/v1/stream", **kwargs))
+        return cls(await session.ws_connect(api.make_url("/api/v1/stream"), **kwargs))
+
+    async def subscribe_logs(self, sub_id: str, job: str, **params) -> None:
+        await self.ws.send_str(_json({"op": "subscribe", "id": sub_id,
+                                               "logs": {"jobId": job, **params}}))
+
+    async def subscribe_jobs(self, sub_id: str, **filters) -> None:
+        await self.ws.send_str(_json({"op": "subscribe", "id": sub_id,
+                                               "jobs": filters}))
+
+    async def unsubscribe(self, sub_id: str) -> None:
+        await self.ws.send_str(_json({"op": "unsubscribe", "id": sub_id}))
+
+    async def send_raw(self, text: str) -> None:
+        await self.ws.send_str(text)
+
+    async def _read_one(self) -> bool:
+        message = await self.ws.receive()
+        if message.type != aiohttp.WSMsgType.TEXT:
+            self.closed = self.ws.close_code or aiohttp.WSCloseCode.ABNORMAL_CLOSURE
+            return False
+        self.frames.append(orjson.loads(message.data))
+        return True
+
+    async def until(self, check, timeout: float = 5.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not check(self):
+                if not await self._read_one():
+                    assert check(self), f"closed ({self.closed}) before the condition held"
+                    return
+
+    def of(self, sub_id: str | None) -> list[dict]:
+        return [frame for frame in self.frames if frame.get("id") == sub_id]
+
+    def lines(self, sub_id: str) -> list[dict]:
+        lines: list[dict] = []
+        for frame in self.of(sub_id):
+            if frame["type"] == "log":
+                lines.append({k: frame[k] for k in ("data", "pod", "ts")})
+            elif frame["type"] == "logs":
+                lines.extend(frame["lines"])
+        return lines
+
+    def types(self, sub_id: str) -> list[str]:
+        return [f["type"] for f in self.of(sub_id) if f["type"] not in ("log", "logs")]
+
+    def cursor(self, sub_id: str) -> str:
+        return [f for f in self.of(sub_id) if f["type"] in ("log", "logs")][-1]["cursor"]
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
 def contiguous(lines: list[dict]) -> bool:
     numbers = [number(line) for line in lines]
     return numbers == list(range(numbers[0], numbers[0] + len(numbers)))
