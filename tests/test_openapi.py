@@ -28,9 +28,9 @@ def api_routes(app: web.Application) -> list[tuple[str, str]]:
 def success_schema(operation: dict) -> dict | None:
     for code, response in operation.get("responses", {}).items():
         if str(code).startswith("2") or str(code) == "101":
-            schema = response.get("content", {}).get("application/json", {}).get("schema")
-            if schema:
-                return schema
+            for content in response.get("content", {}).values():  # JSON, or an event stream
+                if content.get("schema"):
+                    return content["schema"]
     return None
 
 

@@ -7,6 +7,9 @@ import weakref
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp_apigami import docs
+from marshmallow import Schema, fields
+
+from gpuctl_async.api.openapi import error_responses, json_content
 
 from gpuctl_async.appkeys import CACHE, LISTING, LOG_HUB, SETTINGS
 from gpuctl_async.auth import SUBPROTOCOL
@@ -73,9 +76,26 @@ After a reconnect: `{"op": "subscribe", "id": "a", "logs": {"jobId": "train-1", 
 """
 
 
+class StreamFrameSchema(Schema):
+    """A server frame: a log or job feed frame with ``id``, or the socket's own."""
+
+    id = fields.String(allow_none=True, metadata={
+        "description": "The subscription (null: an error about a message that named none)"})
+    type = fields.String(required=True, metadata={
+        "description": "subscribed, unsubscribed, error; log, logs, dropped, pod-ended, end "
+                       "(logs); snapshot, ADDED, MODIFIED, DELETED (jobs)"})
+    code = fields.Integer(metadata={"description": "error: the HTTP status of the refusal"})
+    data = fields.String(metadata={"description": "log: the line; error: the message"})
+    details = fields.Dict(metadata={"description": "error 400: field path → problems"})
+    cursor = fields.String(metadata={"description": "log, logs: resume after this frame"})
+    logs = fields.Dict(metadata={"description": "subscribed: {job, namespace}"})
+    jobs = fields.Dict(metadata={"description": "subscribed: the feed's filters"})
+
+
 @docs(tags=["jobs"], summary="Many log streams and job feeds over one socket (WebSocket)",
       description=DESCRIPTION,
-      responses={101: {"description": "WebSocket; each message and frame is JSON text"}})
+      responses={101: json_content(StreamFrameSchema, "WebSocket; each frame is JSON text"),
+                 **error_responses(400)})
 async def stream(request: web.Request) -> web.WebSocketResponse:
     app = request.app
     settings = app[SETTINGS]
