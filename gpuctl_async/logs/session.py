@@ -111,6 +111,9 @@ class _Subscription:
 class JobLogSession:
     """Streams one job's logs into one client's sink until the job ends or fails."""
 
+    __slots__ = ("hub", "job", "sink", "options", "cursor", "_subs", "_joins", "_reads",
+                 "_started", "_done", "_stop_watching")
+
     def __init__(self, hub: LogHub, job: JobRef, sink: LogSink, options: FollowOptions):
         self.hub = hub
         self.job = job

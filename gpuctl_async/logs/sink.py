@@ -146,6 +146,9 @@ class Channel:
 class Outbox:
     """One stream's frames on a channel: lines bounded to ``max_lines``, oldest dropped."""
 
+    __slots__ = ("channel", "timestamps", "max_lines", "sub_id", "_queue", "_queued_lines",
+                 "_dropped", "pending_bytes", "closed")
+
     per_line_cursor = False
     """Whether this outbox wants a cursor per line (SSE: one event per line)."""
 
@@ -155,7 +158,8 @@ class Outbox:
         self.timestamps = timestamps
         self.max_lines = max_lines
         self.sub_id = orjson.dumps(sub_id) if sub_id is not None else None
-        self._queue: deque[tuple[list[Line], Cursors] | bytes] = deque()
+        # None while nothing waits: an empty deque costs ~600 bytes, times every client.
+        self._queue: deque[tuple[list[Line], Cursors] | bytes] | None = None
         self._queued_lines = 0
         self._dropped = 0
         self.pending_bytes = 0
@@ -191,7 +195,7 @@ class Outbox:
         if self._idle():
             self.channel.write_now(frame)
         else:
-            self._queue.append(frame)
+            self._waiting().append(frame)
             self._account(len(frame))
 
     def finish(self) -> None:
@@ -203,7 +207,7 @@ class Outbox:
     def discard(self) -> None:
         """Forget everything queued and take nothing more."""
         self.closed = True
-        self._queue.clear()
+        self._queue = None
         self._queued_lines = self._dropped = 0
         self._account(-self.pending_bytes)
         self.channel.detach(self)
@@ -237,19 +241,20 @@ class Outbox:
         cursors: list[str] = []
         last: str | None = None
         freed = 0
-        while self._queue:
-            item = self._queue[0]
+        queue = self._queue or deque()
+        while queue:
+            item = queue[0]
             if isinstance(item, bytes):
                 if lines:
                     break
-                self._queue.popleft()
+                queue.popleft()
                 frames.append(item)
                 freed += len(item)
                 continue
             chunk, chunk_cursors = item
             if lines and len(lines) + len(chunk) > MAX_FRAME_LINES:
                 break
-            self._queue.popleft()
+            queue.popleft()
             self._queued_lines -= len(chunk)
             freed += _size(chunk)
             lines.extend(chunk)
@@ -258,6 +263,8 @@ class Outbox:
             last = _last(chunk_cursors)
         if lines:
             frames.append(self.encode_lines(lines, cursors if self.per_line_cursor else last))
+        if not queue:
+            self._queue = None
         self._account(-freed)
         return frames
 
@@ -266,12 +273,17 @@ class Outbox:
     def _idle(self) -> bool:
         return not self._queue and not self._dropped and self.channel.idle()
 
+    def _waiting(self) -> deque:
+        if self._queue is None:
+            self._queue = deque()
+        return self._queue
+
     def _account(self, added: int) -> None:
         self.pending_bytes += added
         self.channel.queued(self, added)
 
     def _enqueue_lines(self, lines: list[Line], cursors: Cursors) -> None:
-        self._queue.append((lines, cursors))
+        self._waiting().append((lines, cursors))
         self._queued_lines += len(lines)
         added = _size(lines)
         while self._queued_lines > self.max_lines:
@@ -280,15 +292,16 @@ class Outbox:
 
     def _drop_oldest(self, count: int) -> int:
         """Drop up to ``count`` of the oldest queued lines; returns the bytes freed."""
-        for index, item in enumerate(self._queue):
+        queue = self._waiting()
+        for index, item in enumerate(queue):
             if isinstance(item, tuple):
                 chunk, cursors = item
                 cut = min(count, len(chunk))
                 if cut == len(chunk):
-                    del self._queue[index]
+                    del queue[index]
                 else:
                     rest = cursors[cut:] if isinstance(cursors, list) else cursors
-                    self._queue[index] = (chunk[cut:], rest)
+                    queue[index] = (chunk[cut:], rest)
                 self._queued_lines -= cut
                 self._dropped += cut
                 return _size(chunk[:cut])
@@ -301,6 +314,8 @@ def _size(lines: Sequence[Line]) -> int:
 
 class Sink(Outbox):
     """The outbound side of one log WebSocket: a channel with a single outbox."""
+
+    __slots__ = ()
 
     def __init__(self, ws: web.WebSocketResponse, request: web.Request, *, timestamps: bool,
                  max_lines: int, stall_timeout: float):

@@ -61,6 +61,7 @@ class SseChannel(Channel):
 
 
 class SseOutbox(Outbox):
+    __slots__ = ()
     per_line_cursor = True
 
     def encode_lines(self, lines: Sequence[Line], cursors: Cursors) -> bytes:

@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 class Subscription:
     """One subscription: its outbox and the task that feeds it."""
 
+    __slots__ = ("mux", "id", "kind", "params", "outbox", "task")
+
     def __init__(self, mux: Multiplexer, message: Message):
         self.mux = mux
         self.id = message.id
