@@ -50,14 +50,14 @@ def position_after(line: Line) -> Position:
 class Cursor:
     """The positions of one client in one job's pods, and its token."""
 
-    __slots__ = ("job", "floor", "_positions", "_segments", "_token")
+    __slots__ = ("job", "floor", "_pods", "_token")
 
     def __init__(self, job: str = "", positions: dict[str, Position] | None = None,
                  floor: Position | None = None):
         self.job = job
         self.floor = floor
-        self._positions: dict[str, Position] = {}
-        self._segments: dict[str, str] = {}
+        self._pods: dict[str, tuple[Position, str]] = {}
+        """pod → (position, its segment of the token)."""
         self._token: str | None = None
         for pod, position in (positions or {}).items():
             self.set(pod, position)
@@ -66,14 +66,15 @@ class Cursor:
 
     def position(self, pod: str) -> Position | None:
         """Where ``pod``'s lines are to be taken up: its own position, else the floor."""
-        return self._positions.get(pod, self.floor)
+        known = self._pods.get(pod)
+        return known[0] if known is not None else self.floor
 
     def knows(self, pod: str) -> bool:
-        return pod in self._positions
+        return pod in self._pods
 
-    def set(self, pod: str, position: Position) -> None:
-        self._positions[pod] = position
-        self._segments[pod] = self._segment(pod, position)
+    def set(self, pod: str, position: Position, segment: str | None = None) -> None:
+        """``segment``: :func:`segment` of these, when the caller has it already."""
+        self._pods[pod] = (position, segment or token_segment(self.job, pod, position))
         self._token = None
 
     def advance(self, line: Line) -> None:
@@ -82,25 +83,22 @@ class Cursor:
 
     @property
     def positions(self) -> dict[str, Position]:
-        return dict(self._positions)
+        return {pod: position for pod, (position, _) in self._pods.items()}
 
     # -- the token --------------------------------------------------------------------------
 
     def token(self) -> str:
         token = self._token
+        if token is None and self.floor is None and len(self._pods) == 1:
+            for _, segment in self._pods.values():
+                token = self._token = f"{VERSION}~{segment}"
         if token is None:
             parts = [VERSION]
             if self.floor is not None:
                 parts.append(f"_{self.floor[0]:x}")
-            parts += self._segments.values()
+            parts += (segment for _, segment in self._pods.values())
             token = self._token = "~".join(parts)
         return token
-
-    def _segment(self, pod: str, position: Position) -> str:
-        prefix = f"{self.job}-"
-        name = "." + pod[len(prefix):] if self.job and pod.startswith(prefix) else pod
-        ns, count = position
-        return f"{name}_{ns:x}" if count == 1 else f"{name}_{ns:x}_{count}"
 
     @classmethod
     def parse(cls, text: str, job: str = "") -> Cursor:
@@ -135,9 +133,17 @@ class Cursor:
         """The same positions with pod names relative to ``job`` (a cursor parsed before the
         job was known names pods ``.<suffix>`` literally)."""
         positions = {}
-        for pod, position in self._positions.items():
+        for pod, position in self.positions.items():
             positions[f"{job}-{pod[1:]}" if pod.startswith(".") else pod] = position
         return Cursor(job, positions, self.floor)
 
     def __repr__(self) -> str:
-        return f"Cursor({self.job!r}, {self._positions!r}, floor={self.floor!r})"
+        return f"Cursor({self.job!r}, {self.positions!r}, floor={self.floor!r})"
+
+
+def token_segment(job: str, pod: str, position: Position) -> str:
+    """A pod's part of a token: its name relative to the job, its position."""
+    prefix = f"{job}-"
+    name = "." + pod[len(prefix):] if job and pod.startswith(prefix) else pod
+    ns, count = position
+    return f"{name}_{ns:x}" if count == 1 else f"{name}_{ns:x}_{count}"

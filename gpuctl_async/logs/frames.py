@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import orjson
 
+from gpuctl_async.logs.cursor import Position, position_after, token_segment
 from gpuctl_async.logs.lines import Line
 
 _ONE = b'"type":"log",'
@@ -52,11 +53,32 @@ def control_frame(kind: str, sub_id: bytes | None = None, **fields: object) -> b
 class Batch:
     """Lines that arrived together on one upstream stream; bodies built on first use."""
 
-    __slots__ = ("lines", "_bodies")
+    __slots__ = ("lines", "_bodies", "_end", "_frame")
 
     def __init__(self, lines: list[Line]):
         self.lines = lines
         self._bodies: dict[bool, bytes] = {}
+        self._end: tuple[str, Position, str] | None = None
+        self._frame: tuple[bool, str | None, bytes] | None = None
+
+    def frame(self, timestamps: bool, cursor: str | None) -> bytes:
+        """The whole frame (no subscription id): the clients that follow only this pod all
+        get the same cursor, so the last frame made is kept for the next client."""
+        made = self._frame
+        if made is not None and made[0] == timestamps and made[1] == cursor:
+            return made[2]
+        frame = log_frame(self.body(timestamps), cursor)
+        self._frame = (timestamps, cursor, frame)
+        return frame
+
+    def end(self, job: str) -> tuple[Position, str]:
+        """The position after the batch's last line and its cursor segment, made once for
+        every client of the stream (they all follow that pod as part of one job)."""
+        end = self._end
+        if end is None or end[0] != job:
+            position = position_after(self.lines[-1])
+            end = self._end = (job, position, token_segment(job, self.lines[0].pod, position))
+        return end[1], end[2]
 
     def body(self, timestamps: bool) -> bytes:
         body = self._bodies.get(timestamps)

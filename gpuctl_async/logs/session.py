@@ -167,7 +167,8 @@ class JobLogSession:
                 tokens.append(cursor.token())
             self.sink.batch(batch, tokens)
             return
-        cursor.advance(batch.lines[-1])  # one pod: its last line is its position
+        position, segment = batch.end(cursor.job)  # one pod: its last line is its position
+        cursor.set(batch.lines[-1].pod, position, segment)
         self.sink.batch(batch, cursor.token())
 
     async def run(self) -> None:

@@ -57,6 +57,9 @@ def _last(cursors: Cursors) -> str | None:
 class Channel:
     """One WebSocket connection shared by outboxes (created with ``compress=False``)."""
 
+    __slots__ = ("_ws", "_transport", "stall_timeout", "max_pending_bytes", "on_overflow",
+                 "pending_bytes", "_outboxes", "_turns", "_writer", "closed")
+
     def __init__(self, ws: web.WebSocketResponse, request: web.Request, *,
                  stall_timeout: float, max_pending_bytes: int | None = None,
                  on_overflow: Callable[[Outbox], None] | None = None):
@@ -67,7 +70,7 @@ class Channel:
         self.on_overflow = on_overflow
         self.pending_bytes = 0
         self._outboxes: set[Outbox] = set()
-        self._turns: deque[Outbox] = deque()
+        self._turns: deque[Outbox] | None = None  # outboxes with frames waiting, in turn
         self._writer: asyncio.Task[None] | None = None
         self.closed = False
 
@@ -76,8 +79,9 @@ class Channel:
 
     def detach(self, outbox: Outbox) -> None:
         self._outboxes.discard(outbox)
-        with contextlib.suppress(ValueError):
-            self._turns.remove(outbox)
+        if self._turns:
+            with contextlib.suppress(ValueError):
+                self._turns.remove(outbox)
 
     def idle(self) -> bool:
         transport = self._transport
@@ -98,6 +102,8 @@ class Channel:
         """``outbox`` has ``added`` more bytes queued (negative: fewer)."""
         self.pending_bytes += added
         if added > 0:
+            if self._turns is None:
+                self._turns = deque()
             if outbox not in self._turns:
                 self._turns.append(outbox)
             if self._writer is None and not self.closed:
@@ -141,6 +147,8 @@ class Channel:
             self.closed = True  # the client went away; the handler notices too
         finally:
             self._writer = None
+            if not self._turns:
+                self._turns = None
 
 
 class Outbox:
@@ -172,8 +180,10 @@ class Outbox:
         """Lines shared with other clients: their frame body is encoded once for all."""
         if not self.closed:
             if self._idle():
-                self.channel.write_now(log_frame(batch.body(self.timestamps), _last(cursors),
-                                                 self.sub_id))
+                cursor = _last(cursors)
+                self.channel.write_now(
+                    batch.frame(self.timestamps, cursor) if self.sub_id is None
+                    else log_frame(batch.body(self.timestamps), cursor, self.sub_id))
             else:
                 self._enqueue_lines(batch.lines, cursors)
 
