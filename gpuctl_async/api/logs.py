@@ -40,10 +40,10 @@ that start later (a restart, a new replica, a retried Job pod) join the stream.
 
 Frames are JSON text:
 
-- `{"type": "log", "data": "<line>", "pod": "<pod>", "ts": "<RFC3339Nano>"}`: one line
-  (`data` starts with the timestamp unless `timestamps=false`);
-- `{"type": "logs", "lines": [{"data", "pod", "ts"}, ...]}`: consecutive lines batched
-  together when they arrive faster than the client reads;
+- `{"type": "log", "data": "<line>", "pod": "<pod>", "ts": "<RFC3339Nano>", "cursor":
+  "<token>"}`: one line (`data` starts with the timestamp unless `timestamps=false`);
+- `{"type": "logs", "lines": [{"data", "pod", "ts"}, ...], "cursor": "<token>"}`:
+  consecutive lines batched together when they arrive faster than the client reads;
 - `{"type": "dropped", "count": N}`: the client read too slowly and N lines were skipped;
 - `{"type": "pod-ended", "pod": "<pod>"}`: that pod's stream ended;
 - `{"type": "end"}`: every container of the job has terminated and the job will start no
@@ -55,7 +55,11 @@ Frames are JSON text:
 
 The server closes with 1001 when it shuts down, and disconnects a client that accepts
 nothing for a while. Pings go out regularly. To resume after a disconnect, reconnect with
-`since=<ts of the last line received>`: nothing is missed and nothing repeated.
+`since=<cursor of the last frame received>`: nothing is missed and nothing repeated, in any
+pod of the job. The cursor is opaque; it holds each pod's last timestamp and how many of its
+lines carry that timestamp, so a line that arrives late from one pod is not skipped (a
+plain timestamp, still accepted, would skip it). The same logs come as Server-Sent Events
+from `GET /api/v1/jobs/{jobId}/logs/stream`, and beside other streams on `WS /api/v1/stream`.
 """
 
 
@@ -108,6 +112,9 @@ class LogFrameSchema(Schema):
     ts = fields.String(metadata={"description": "RFC3339Nano timestamp of the line"})
     lines = fields.List(fields.Dict(), metadata={"description": "logs: [{data, pod, ts}]"})
     count = fields.Integer(metadata={"description": "dropped: lines skipped"})
+    cursor = fields.String(metadata={
+        "description": "log, logs: where the client is after this frame; `since` resumes "
+                       "from it"})
 
 
 @docs(tags=TAGS, summary="Get a job's logs",
