@@ -26,7 +26,7 @@ from gpuctl_async.appkeys import LISTING
 from gpuctl_async.auth import SUBPROTOCOL
 from gpuctl_async.auth.guard import CLOSE_FORBIDDEN, read_scope
 from gpuctl_async.auth.permissions import LIST_PODS
-from gpuctl_async.errors import Forbidden
+from gpuctl_async.errors import Forbidden, GpuctlError
 from gpuctl_async.jobs.feed import JobFeed
 from gpuctl_async.spec import JOB_KINDS
 
@@ -56,19 +56,23 @@ async def job_feed(request: web.Request) -> web.WebSocketResponse:
     filters = {k: v for k, v in request["querystring"].items() if v}
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, protocols=(SUBPROTOCOL,))
     await ws.prepare(request)
-    try:
-        within = await read_scope(request, LIST_PODS, filters.get("namespace"))
-    except Forbidden as exc:
-        await ws.send_str(dumps({"type": "error", "data": exc.message}).decode())
-        await ws.close(code=CLOSE_FORBIDDEN, message=exc.message.encode()[:120])
-        return ws
     request.app[FEED_SOCKETS].add(ws)
+
+    async def scope() -> frozenset[str] | None:
+        return await read_scope(request, LIST_PODS, filters.get("namespace"))
 
     async def send(frame: dict) -> None:
         await ws.send_str(dumps(frame).decode())
 
-    feed = JobFeed(request.app[LISTING], filters, within)
-    sender = asyncio.create_task(feed.run(send), name="job feed")
+    async def follow() -> None:
+        try:
+            await JobFeed(request.app[LISTING], filters, scope).run(send)
+        except GpuctlError as exc:  # refused (4403), or the check failed (1011)
+            code = CLOSE_FORBIDDEN if isinstance(exc, Forbidden) else WSCloseCode.INTERNAL_ERROR
+            await ws.send_str(dumps({"type": "error", "data": exc.message}).decode())
+            await ws.close(code=code, message=exc.message.encode()[:120])
+
+    sender = asyncio.create_task(follow(), name="job feed")
     try:
         async for message in ws:
             if message.type == WSMsgType.ERROR:

@@ -90,14 +90,18 @@ class Subscription:
 
     async def _follow_jobs(self) -> None:
         mux, filters = self.mux, self.params
-        within = await read_scope(mux.request, LIST_PODS, filters.get("namespace"))
-        self.outbox.control("subscribed", jobs=filters)
+
+        async def scope() -> frozenset[str] | None:
+            return await read_scope(mux.request, LIST_PODS, filters.get("namespace"))
+
         head = b'{"id":' + orjson.dumps(self.id) + b","
 
         async def send(frame: dict) -> None:
+            if frame["type"] == "snapshot":  # the first check passed
+                self.outbox.control("subscribed", jobs=filters)
             self.outbox.frame(head + orjson.dumps(frame)[1:])
 
-        await JobFeed(mux.listing, filters, within).run(send)
+        await JobFeed(mux.listing, filters, scope).run(send)
 
 
 class Multiplexer:

@@ -75,3 +75,28 @@ async def test_event_stream_checks_the_permission(auth_api, demo):
     assert resp.status == 403 and 'get resource "pods/log"' in (await resp.json())["error"]
     resp = await auth_api.get("/api/v1/jobs/theirs/logs/stream", headers=bearer(alice))
     assert resp.status == 404
+
+
+async def test_a_job_feed_subscription_ends_when_its_binding_goes(rbac_sim, demo, aiohttp_client,
+                                                                  tmp_path):
+    from tests.auth.conftest import auth_settings, start
+
+    api = await start(aiohttp_client, auth_settings(rbac_sim, demo, tmp_path, authz_ttl=0.2))
+    alice, admin = demo.tenants["alice"][1], demo.admin
+    await create_job(api, admin, "theirs", "team-b", kind="inference")
+    rbac_sim.store.create("roles", POD_LISTER, namespace="team-b")
+    rbac_sim.bind("User", "alice", "pod-lister", namespace="team-b", role_kind="Role")
+    mux = await MuxSocket.open(api, headers=bearer(alice))
+    await mux.subscribe_jobs("feed-b", namespace="team-b")
+    await mux.subscribe_jobs("feed-a", namespace="team-a")
+    await mux.until(lambda m: "snapshot" in m.types("feed-b") and "snapshot" in m.types("feed-a"))
+    rbac_sim.unbind("User", "alice", "pod-lister", namespace="team-b")
+    resp = await api.delete("/api/v1/jobs/theirs", headers=bearer(admin),
+                            params={"namespace": "team-b", "force": "true"})  # a change
+    assert resp.status == 200, await resp.text()
+    await mux.until(lambda m: "error" in m.types("feed-b"), timeout=15)
+    assert mux.of("feed-b")[-1]["code"] == 403
+    assert 'cannot list resource "pods"' in mux.of("feed-b")[-1]["data"]
+    await create_job(api, alice, "mine", "team-a", kind="inference")  # feed-a goes on
+    await mux.until(lambda m: any(f["type"] == "ADDED" for f in m.of("feed-a")), timeout=15)
+    await mux.close()

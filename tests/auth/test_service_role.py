@@ -68,10 +68,22 @@ async def test_every_route_works_through_the_shipped_cluster_role_alone(auth_api
     async with auth_api.ws_connect("/api/v1/jobs/streamed/logs/ws", headers=h) as ws:
         frame = await ws.receive_json()
         assert frame["type"] != "error", frame
+    events = await auth_api.get("/api/v1/jobs/streamed/logs/stream", headers=h)
+    assert events.status == 200, await events.text()
+    assert (await events.content.readline()).startswith(b"id: ")
+    events.close()
+    async with auth_api.ws_connect("/api/v1/stream", headers=h) as ws:
+        await ws.send_json({"op": "subscribe", "id": "l", "logs": {"jobId": "streamed"}})
+        await ws.send_json({"op": "subscribe", "id": "j", "jobs": {}})
+        frames = [await ws.receive_json() for _ in range(4)]
+        assert {(f["id"], f["type"]) for f in frames} >= {("l", "subscribed"),
+                                                           ("j", "subscribed")}, frames
+        assert all(f["type"] != "error" for f in frames), frames
     # Every route of the permission table was exercised above.
     exercised = {(method, await _pattern(auth_api.app, method, path.partition("?")[0]))
                  for method, path, _ in calls}
-    exercised |= {("GET", "/api/v1/jobs/ws"), ("GET", "/api/v1/jobs/{jobId}/logs/ws")}
+    exercised |= {("GET", "/api/v1/jobs/ws"), ("GET", "/api/v1/jobs/{jobId}/logs/ws"),
+                  ("GET", "/api/v1/jobs/{jobId}/logs/stream"), ("GET", "/api/v1/stream")}
     assert exercised == set(ROUTES)
 
 
