@@ -5,7 +5,8 @@ on queued lines (a flooding one drops its own oldest lines and says so), its own
 connection when the client reads slowly. Each is authorized on its own, as the route it stands
 for would be (``get pods/log`` for logs, ``list pods`` for the job feed): a refusal, an
 unknown job, too many upstream streams, is an ``error`` frame for that subscription, and the
-others go on. So are the socket's limits: one subscription too many is refused with an error
+others go on; a job feed asks again before each batch of changes (a removed binding ends it
+with an error frame within the decision TTL). So are the socket's limits: one subscription too many is refused with an error
 frame; when the bytes queued for the socket pass ``max_pending_bytes``, the subscription
 holding the most is ended with an error frame.
 
