@@ -34,9 +34,8 @@ of the job; it overrides `since`. Other events are named: `event: pod-ended` (da
 `{"pod"}`), `event: dropped` (`{"count"}`: the client read too slowly), `event: error`
 (`{"data": "<message>"}`), and `event: end` when every container of the job has terminated
 and the job will start no more; the response then ends (an `EventSource` should `close()` on
-`end`, or it reconnects). A comment line (`: keep-alive`) goes out after `log_sse_keepalive` seconds (15 by
-default) of silence.
-An unknown job or pod is a 404, a name in several namespaces a 409, a caller who may not
+`end`, or it reconnects). A comment line (`: keep-alive`) goes out after
+`log_sse_keepalive` seconds (15 by default) of silence. An unknown job or pod is a 404, a name in several namespaces a 409, a caller who may not
 `get pods/log` there a 403, all before the stream starts.
 
 ```

@@ -6,8 +6,9 @@ through its runs: when the upstream ends or drops while the pod goes on (a resta
 connection, an API outage) it reopens it with ``sinceTime`` set to the last line it has
 (the API rounds that down to whole seconds) and drops what it already passed on, so
 listeners see every line once, in order. Lines sharing a timestamp are numbered
-(``Line.seq``), so a resume in the middle of such a group drops exactly the ones passed on. It ends when the pod is over (Succeeded, Failed or
-deleted) and its last run is read to the end.
+(``Line.seq``), so a resume in the middle of such a group drops exactly the ones passed on.
+It ends when the pod is over (Succeeded, Failed or deleted) and its last run is read to the
+end.
 
 Lines are handed to listeners in batches: a line arriving after a quiet spell goes out at
 once, later ones are gathered for at most ``batch_window`` seconds, so a burst becomes one

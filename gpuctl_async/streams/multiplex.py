@@ -6,9 +6,9 @@ connection when the client reads slowly. Each is authorized on its own, as the r
 for would be (``get pods/log`` for logs, ``list pods`` for the job feed): a refusal, an
 unknown job, too many upstream streams, is an ``error`` frame for that subscription, and the
 others go on; a job feed asks again before each batch of changes (a removed binding ends it
-with an error frame within the decision TTL). So are the socket's limits: one subscription too many is refused with an error
-frame; when the bytes queued for the socket pass ``max_pending_bytes``, the subscription
-holding the most is ended with an error frame.
+with an error frame within the decision TTL). So are the socket's limits: one subscription
+too many is refused with an error frame; when the bytes queued for the socket pass
+``max_pending_bytes``, the subscription holding the most is ended with an error frame.
 
 Server frames: the log session's and the job feed's frames with ``"id"``, plus
 ``{"type": "subscribed", "id", "logs": {"job", "namespace"} | "jobs": {filters}}`` before a
