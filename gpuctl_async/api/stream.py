@@ -50,7 +50,9 @@ A subscription that gets `end` or `error` is over and its id is free. Each subsc
 its own queue: one that floods drops its own oldest lines (`dropped`), never another's. To
 resume after a reconnect, subscribe again with `since` = the `cursor` of the last frame
 received for that id: no gap, no repeat, across every pod of the job. The socket closes with
-1001 when the server shuts down, and is disconnected when it accepts nothing for a while.
+1001 when the server shuts down, and is disconnected when it accepts nothing for a while,
+or when it sends messages while reading none of the answers until more than
+`stream_max_pending_bytes` of them wait.
 
 A sample session (`>` client, `<` server):
 
@@ -112,6 +114,9 @@ async def stream(request: web.Request) -> web.WebSocketResponse:
             elif message.type == WSMsgType.BINARY:
                 mux.refuse("binary messages are not understood: send JSON text")
             elif message.type == WSMsgType.ERROR:
+                break
+            if mux.flooding:
+                mux.abort()
                 break
     finally:
         await mux.close()

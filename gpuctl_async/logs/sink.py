@@ -117,6 +117,12 @@ class Channel:
         while self._writer is not None and not self.closed:
             await asyncio.shield(self._writer)
 
+    def abort(self) -> None:
+        """Drop the connection now, without a closing handshake."""
+        self.closed = True
+        if self._transport is not None:
+            self._transport.abort()
+
     async def close(self) -> None:
         self.closed = True
         for outbox in list(self._outboxes):
@@ -140,9 +146,7 @@ class Channel:
                         await self.send(frame)
         except TimeoutError:
             log.info("log client stalled for %.0f s: disconnecting it", self.stall_timeout)
-            self.closed = True
-            if self._transport is not None:
-                self._transport.abort()
+            self.abort()
         except ConnectionError:
             self.closed = True  # the client went away; the handler notices too
         finally:

@@ -145,6 +145,16 @@ class Multiplexer:
         """A message that is not understood at all (a binary frame)."""
         self._refuse(None, 400, message)
 
+    @property
+    def flooding(self) -> bool:
+        """The client sends messages and reads none of the answers: past the socket's byte
+        cap the socket's own frames are not dropped, so the connection is (by the view)."""
+        return self._control.pending_bytes > self.settings.stream_max_pending_bytes
+
+    def abort(self) -> None:
+        log.info("multiplexed socket: the client reads none of its answers; disconnecting it")
+        self.channel.abort()
+
     def _subscribe(self, message: Message) -> None:
         if message.id in self._subs:
             self._refuse(message.id, 409, f"Subscription '{message.id}' exists: unsubscribe "

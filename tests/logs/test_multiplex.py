@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 
 import aiohttp
@@ -233,3 +235,23 @@ async def test_documented_with_a_sample_session_beside_the_event_stream(api):
     events = document["paths"]["/api/v1/jobs/{jobId}/logs/stream"]["get"]
     assert "text/event-stream" in events["responses"]["200"]["content"]
     assert "Last-Event-ID" in events["description"]
+
+
+async def test_a_client_that_sends_but_never_reads_is_disconnected(sim, aiohttp_client,
+                                                                   tmp_path):
+    api = await app_client(sim, aiohttp_client, tmp_path, stream_max_pending_bytes=50_000)
+    async with slow_session() as session:
+        mux = await MuxSocket.open(api, session)
+        mux.ws._conn.transport.pause_reading()
+        bad = "x" * 1000  # each answer names the problem; the client reads none of them
+
+        async def flood() -> None:
+            while api.app[STREAM_SOCKETS]:
+                await mux.send_raw(bad)
+                await mux.send_raw('{"op": "unsubscribe", "id": "' + "i" * 100 + '"}')
+
+        sending = asyncio.create_task(flood())
+        await eventually(lambda: len(api.app[STREAM_SOCKETS]), lambda n: n == 0, timeout=20)
+        sending.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            await sending
