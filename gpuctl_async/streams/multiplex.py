@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 
 import orjson
 from aiohttp import web
@@ -39,6 +40,7 @@ from gpuctl_async.logs.hub import LogHub
 from gpuctl_async.logs.params import follow_options
 from gpuctl_async.logs.session import JobLogSession, SessionFailed
 from gpuctl_async.logs.sink import Channel, Outbox
+from gpuctl_async.ratelimit import RATE_BUCKETS, client_key
 from gpuctl_async.settings import Settings
 from gpuctl_async.streams.protocol import LOGS, SUBSCRIBE, Message, ProtocolError, parse_message
 
@@ -156,6 +158,15 @@ class Multiplexer:
         self.channel.abort()
 
     def _subscribe(self, message: Message) -> None:
+        # A subscription costs what a request for its own socket would: one token of the
+        # client address's rate limit (else a socket could churn streams unthrottled).
+        buckets = self.request.app.get(RATE_BUCKETS)
+        wait = buckets.take(client_key(self.request)) if buckets is not None else 0.0
+        if wait > 0:
+            retry_after = max(1, math.ceil(wait))
+            self._refuse(message.id, 429, f"Too many requests from this address; retry in "
+                                          f"{retry_after} s")
+            return
         if message.id in self._subs:
             self._refuse(message.id, 409, f"Subscription '{message.id}' exists: unsubscribe "
                                           f"it first or use another id")

@@ -255,3 +255,17 @@ async def test_a_client_that_sends_but_never_reads_is_disconnected(sim, aiohttp_
         sending.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionError):
             await sending
+
+
+async def test_each_subscribe_costs_a_request_of_the_rate_limit(sim, aiohttp_client, tmp_path):
+    api = await app_client(sim, aiohttp_client, tmp_path, rate_limit_per_second=0.5,
+                           rate_limit_burst=3)
+    job = await create_job(api, sim, "train")  # one token
+    await add_pod(api, sim, job, "aaaaa")
+    mux = await MuxSocket.open(api)  # one more
+    for sub_id in ("a", "b", "c"):
+        await mux.subscribe_logs(sub_id, "train", tail=1)
+    await mux.until(lambda m: m.types("c") == ["error"] and "subscribed" in m.types("a"))
+    assert mux.of("c")[0]["code"] == 429 and "retry in" in mux.of("c")[0]["data"]
+    assert "error" not in mux.types("a")
+    await mux.close()
