@@ -42,7 +42,8 @@ carry their `cursor`), and:
   `details` per field, `id` null when the message named none; 403 the caller may not `get
   pods/log` (logs) or `list pods` (jobs) in that namespace; 404 unknown job, pod or
   subscription; 409 a name in several namespaces, or an id in use; 429 too many
-  subscriptions on this socket; 502 Kubernetes failed the stream; 503 too many upstream log
+  subscriptions on this socket, or too many requests from this address (each subscribe
+  counts as one); 502 Kubernetes failed the stream; 503 too many upstream log
   streams, or too many bytes waiting for this socket, when the subscription holding the most
   is ended). Every other subscription goes on.
 
