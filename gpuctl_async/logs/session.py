@@ -31,6 +31,7 @@ from gpuctl_async.logs.frames import Batch
 from gpuctl_async.logs.hub import LogHub, Stream
 from gpuctl_async.logs.lines import NS, Line
 from gpuctl_async.logs.reader import read_log
+from gpuctl_async.logs.sink import MAX_FRAME_LINES
 
 # How long the first tail waits for a running container's stream to open before going on
 # without it (it then joins like a new pod).
@@ -142,20 +143,21 @@ class JobLogSession:
     # -- delivering -------------------------------------------------------------------------
 
     def _send(self, lines: list[Line]) -> None:
-        """Lines newer than their pods' positions, in the order the client gets them."""
-        if not lines:
-            return
+        """Lines newer than their pods' positions, in the order the client gets them; a long
+        run (a tail, a resume) in pieces of at most a frame, each with its own cursor."""
         cursor = self.cursor
-        if self.sink.per_line_cursor:
-            tokens = []
-            for line in lines:
+        for start in range(0, len(lines), MAX_FRAME_LINES):
+            piece = lines[start:start + MAX_FRAME_LINES]
+            if self.sink.per_line_cursor:
+                tokens = []
+                for line in piece:
+                    cursor.advance(line)
+                    tokens.append(cursor.token())
+                self.sink.lines(piece, tokens)
+                continue
+            for line in piece:
                 cursor.advance(line)
-                tokens.append(cursor.token())
-            self.sink.lines(lines, tokens)
-            return
-        for line in lines:
-            cursor.advance(line)
-        self.sink.lines(lines, cursor.token())
+            self.sink.lines(piece, cursor.token())
 
     def _send_batch(self, batch: Batch) -> None:
         """A shared batch, every line of it newer than its pod's position."""
