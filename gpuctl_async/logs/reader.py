@@ -20,18 +20,20 @@ async def read_log(kube: KubeClient, namespace: str, pod: str, container: str, *
     """The container's lines (timestamps on), the last ``tail`` of them, from ``since_ns``
     on (exact: the API's whole-second ``sinceTime`` is refined here).
 
-    Lines sharing a timestamp are numbered (``Line.seq``) from the first of them; a tail
-    whose lines all share one timestamp may have cut that group, so it is read again, twice
-    as long each time, until a line before the group shows where the group starts."""
-    lines = await _read(kube, namespace, pod, container, tail=tail, since_ns=since_ns,
-                        since_seconds=since_seconds)
-    longer = tail
-    while longer and len(lines) == longer and lines[0].ns == lines[-1].ns \
-            and longer < MAX_GROUP_READ:
-        longer *= 2
+    Lines sharing a timestamp are numbered (``Line.seq``) from the first of them, so a tail
+    must not start inside such a group without knowing it: it is read one line longer, and
+    when that line shares the first wanted line's timestamp, twice as long again, until a
+    line before the group (or the log's start) shows where the group starts."""
+    if not tail:
+        return await _read(kube, namespace, pod, container, since_ns=since_ns,
+                           since_seconds=since_seconds)
+    longer = tail + 1
+    while True:
         lines = await _read(kube, namespace, pod, container, tail=longer, since_ns=since_ns,
                             since_seconds=since_seconds)
-    return lines[-tail:] if tail else lines
+        if len(lines) < longer or lines[0].ns != lines[-tail].ns or longer >= MAX_GROUP_READ:
+            return lines[-tail:]
+        longer *= 2
 
 
 async def _read(kube: KubeClient, namespace: str, pod: str, container: str, *,
