@@ -10,6 +10,7 @@ from aiohttp_apigami import docs, querystring_schema, request_schema
 from marshmallow import Schema, fields, validate
 
 from gpuctl_async.api.openapi import error_responses, json_content, request_examples
+from gpuctl_async.api.params import BodyBoolean, QueryBoolean
 from gpuctl_async.api.responses import json_response
 from gpuctl_async.appkeys import CACHE, KUBE, SETTINGS, SUBMITTER
 from gpuctl_async.errors import GpuctlError
@@ -28,7 +29,7 @@ TAGS = ["jobs"]
 class CreateJobRequestSchema(Schema):
     yamlContent = fields.String(required=True, metadata={
         "description": "A gpuctl job document (kind training, inference, notebook or compute)"})
-    dryRun = fields.Boolean(load_default=False, metadata={
+    dryRun = BodyBoolean(load_default=False, metadata={
         "description": "Validate against the API server (dryRun=All) and create nothing"})
 
 
@@ -71,7 +72,7 @@ class BatchResponseSchema(Schema):
 class DeleteJobQuerySchema(Schema):
     namespace = fields.String(metadata={
         "description": "Namespace of the job; without it every gpuctl namespace is searched"})
-    force = fields.Boolean(load_default=False, metadata={
+    force = QueryBoolean(load_default=False, metadata={
         "description": "Also delete the job's pods at once (grace period 0)"})
 
 

@@ -13,6 +13,7 @@ from marshmallow import INCLUDE, Schema, fields, validate
 from gpuctl_async.api.nodes import LabelPairSchema
 from gpuctl_async.api.pagination import PageQuerySchema, paginate
 from gpuctl_async.api.openapi import error_responses, json_content
+from gpuctl_async.api.params import BodyBoolean, QueryBoolean
 from gpuctl_async.api.pools import node_writer
 from gpuctl_async.api.responses import json_response
 from gpuctl_async.appkeys import CACHE
@@ -34,7 +35,7 @@ _VALUE = fields.String(required=True, metadata={"example": "a100"})
 class AddLabelRequestSchema(Schema):
     key = _KEY
     value = _VALUE
-    overwrite = fields.Boolean(load_default=False, metadata={
+    overwrite = BodyBoolean(load_default=False, metadata={
         "description": "Replace an existing different value instead of answering 409"})
 
 
@@ -54,7 +55,13 @@ class BatchLabelSchema(Schema):
                                                      "parameter)"})
     key = fields.String(metadata=_KEY.metadata)
     value = fields.String(metadata=_VALUE.metadata)
-    overwrite = fields.Boolean(metadata={"description": "Default false"})
+    overwrite = BodyBoolean(metadata={"description": "Default false"})
+
+
+class BatchLabelQuerySchema(BatchLabelSchema):
+    """The same, in the query string: booleans are written true|false|1|0 there."""
+
+    overwrite = QueryBoolean(metadata={"description": "Default false"})
 
 
 class LabelBatchFailureSchema(Schema):
@@ -159,7 +166,7 @@ async def add_label(request: web.Request) -> web.Response:
       responses={200: json_content(BatchLabelResponseSchema, "Per-node results"),
                  **error_responses(400, 503)})
 @request_schema(BatchLabelSchema, put_into="body")
-@querystring_schema(BatchLabelSchema, put_into="query")
+@querystring_schema(BatchLabelQuerySchema, put_into="query")
 async def label_nodes(request: web.Request) -> web.Response:
     data = {**request["query"], **request["body"]}
     missing = [name for name in ("nodeNames", "key", "value") if name not in data]

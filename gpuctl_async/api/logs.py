@@ -12,12 +12,12 @@ from aiohttp_apigami import docs, querystring_schema
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from gpuctl_async.api.openapi import error_responses, json_content
+from gpuctl_async.api.params import RFC3339, QueryBoolean
 from gpuctl_async.api.responses import json_response
 from gpuctl_async.appkeys import CACHE, KUBE, LOG_HUB, SETTINGS
 from gpuctl_async.errors import BadRequest, Conflict, GpuctlError, NotFound
 from gpuctl_async.jobs.lookup import find_job
 from gpuctl_async.logs.hub import TooManyStreams
-from gpuctl_async.logs.lines import parse_ts
 from gpuctl_async.logs.session import FollowOptions, JobLogSession, SessionFailed
 from gpuctl_async.logs.sink import Sink
 from gpuctl_async.logs.tail import job_tail
@@ -54,18 +54,6 @@ nothing for a while. Pings go out regularly. To resume after a disconnect, recon
 """
 
 
-class RFC3339(fields.String):
-    """A timestamp such as ``2024-01-01T12:00:00.123456789Z``, loaded as nanoseconds."""
-
-    def _deserialize(self, value, attr, data, **kwargs) -> int:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            return parse_ts(text)
-        except ValueError:
-            raise ValidationError("must be an RFC3339 timestamp, e.g. "
-                                  "2024-01-01T12:00:00Z") from None
-
-
 class LogQuerySchema(Schema):
     namespace = fields.String(metadata={
         "description": "Namespace of the job; without it every namespace is searched"})
@@ -77,7 +65,7 @@ class LogQuerySchema(Schema):
     sinceSeconds = fields.Integer(validate=validate.Range(min=1), metadata={
         "description": "Only lines of the last N seconds"})
     sinceTime = RFC3339(metadata={"description": "Only lines at or after this RFC3339 time"})
-    timestamps = fields.Boolean(load_default=True, metadata={
+    timestamps = QueryBoolean(load_default=True, metadata={
         "description": "Start each line with its RFC3339Nano timestamp"})
 
     @validates_schema
@@ -87,7 +75,7 @@ class LogQuerySchema(Schema):
 
 
 class TailQuerySchema(LogQuerySchema):
-    follow = fields.Boolean(load_default=False, metadata={
+    follow = QueryBoolean(load_default=False, metadata={
         "description": "Not supported here: use the WebSocket route to follow"})
 
 

@@ -10,6 +10,7 @@ from marshmallow import Schema, fields, validate
 
 from gpuctl_async.api.pagination import PageQuerySchema, paginate
 from gpuctl_async.api.openapi import error_responses, json_content, request_examples
+from gpuctl_async.api.params import BodyBoolean
 from gpuctl_async.api.responses import json_response
 from gpuctl_async.appkeys import CACHE, KUBE, SETTINGS
 from gpuctl_async.quotas.create import QuotaCreator
@@ -26,10 +27,10 @@ QUOTA_WRITES = web.AppKey("quota_writes", asyncio.Lock)
 
 class CreateQuotaRequestSchema(Schema):
     yamlContent = fields.String(required=True, metadata={"description": "A gpuctl quota document"})
-    replace = fields.Boolean(load_default=False, metadata={
+    replace = BodyBoolean(load_default=False, metadata={
         "description": "Replace the gpuctl quota of namespaces that already have one "
                        "(otherwise such a namespace is a 409)"})
-    dryRun = fields.Boolean(load_default=False, metadata={
+    dryRun = BodyBoolean(load_default=False, metadata={
         "description": "Validate the document and check the namespaces; write nothing"})
 
 

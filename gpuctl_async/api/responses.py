@@ -5,12 +5,33 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import re
+
 import orjson
 from aiohttp import web
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def dumps(data: Any) -> bytes:
-    return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+    try:
+        return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError:
+        # A string that is not valid Unicode (a lone surrogate that came in through a query
+        # string or path and is echoed in an error message): answer with U+FFFD in its place
+        # rather than fail the response.
+        return orjson.dumps(_scrub(data), option=orjson.OPT_NON_STR_KEYS)
+
+
+def _scrub(data: Any) -> Any:
+    if isinstance(data, str):
+        return _SURROGATE.sub("\ufffd", data)
+    if isinstance(data, Mapping):
+        return {_scrub(key): _scrub(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_scrub(item) for item in data]
+    return data
 
 
 def json_response(

@@ -12,9 +12,11 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
-from webargs.aiohttpparser import AIOHTTPParser
+from webargs import core
+from webargs.aiohttpparser import AIOHTTPParser, is_json_request
 
-from gpuctl_async.errors import BadRequest, ValidationFailed
+from gpuctl_async.api.json_body import decode_json_body
+from gpuctl_async.errors import ValidationFailed
 
 _LOCATIONS = {"json", "querystring", "query", "match_info", "headers", "form", "cookies"}
 
@@ -81,5 +83,11 @@ class ApiParser(AIOHTTPParser):
                    for path, problems in flatten_messages(messages).items()}
         raise ValidationFailed(summarize(details), details=details)
 
-    def _handle_invalid_json_error(self, error, req, *args, **kwargs) -> NoReturn:
-        raise BadRequest(f"Request body is not valid JSON: {error}")
+    async def load_json(self, req, schema):
+        """The body through :func:`decode_json_body` (orjson, bounded) instead of stdlib json."""
+        if not (req.body_exists and is_json_request(req)):
+            return core.missing
+        raw = await req.read()
+        if not raw:
+            return core.missing
+        return decode_json_body(raw)

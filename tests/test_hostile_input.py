@@ -1,0 +1,99 @@
+"""Hand-made hostile requests (issue 14): each is a 4xx JSON answer naming the problem, never
+a 500, and nothing a request sends can stall the event loop."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import job_yaml
+
+# Every route that takes a JSON body, with a path that reaches its validation.
+JSON_ROUTES = [
+    ("POST", "/api/v1/jobs"),
+    ("POST", "/api/v1/jobs/batch"),
+    ("POST", "/api/v1/pools"),
+    ("PUT", "/api/v1/pools/train-pool"),
+    ("POST", "/api/v1/nodes/node-1/pools"),
+    ("POST", "/api/v1/nodes/node-1/labels"),
+    ("POST", "/api/v1/nodes/labels/batch"),
+    ("PUT", "/api/v1/nodes/node-1/labels/team"),
+    ("POST", "/api/v1/quotas"),
+]
+JSON = {"Content-Type": "application/json"}
+
+
+async def _error(resp, status: int = 400) -> str:
+    assert resp.status == status, await resp.text()
+    assert resp.content_type == "application/json"
+    return (await resp.json())["error"]
+
+
+@pytest.mark.parametrize("method,path", JSON_ROUTES)
+async def test_json_nested_too_deeply_is_400(offline_client, method, path):
+    for depth in (40, 1000, 50_000):
+        body = b"[" * depth + b"]" * depth
+        resp = await offline_client.request(method, path, data=body, headers=JSON)
+        assert "nested deeper than 32 levels" in await _error(resp)
+
+
+@pytest.mark.parametrize("method,path", JSON_ROUTES)
+async def test_json_lone_surrogate_is_400_and_not_echoed(offline_client, method, path):
+    resp = await offline_client.request(method, path, data=b'{"\\ud800": "\\ud800"}',
+                                        headers=JSON)
+    message = await _error(resp)
+    assert "lone surrogate" in message and "\\ud800" not in message
+
+
+@pytest.mark.parametrize("method,path", JSON_ROUTES)
+async def test_json_huge_integer_literal_is_400(offline_client, method, path):
+    resp = await offline_client.request(method, path, data=b'{"a": 1' + b"0" * 5000 + b"}",
+                                        headers=JSON)
+    assert "number out of range" in await _error(resp)
+
+
+async def test_lone_surrogate_from_the_query_string_is_never_echoed_raw(offline_client):
+    resp = await offline_client.get("/api/v1/jobs?%ED%A0%80=1")
+    assert resp.status == 400
+    assert resp.content_type == "application/json"
+    await resp.json()
+
+
+@pytest.mark.parametrize("body", [
+    {"dryRun": "off"}, {"dryRun": 1}, {"dryRun": 0}, {"dryRun": "true"}, {"dryRun": None},
+])
+async def test_body_booleans_are_true_or_false_only(offline_client, body):
+    resp = await offline_client.post("/api/v1/jobs", json={"yamlContent": job_yaml(), **body})
+    await _error(resp)
+    assert (await resp.json())["details"] == {
+        "dryRun": ["Not a valid boolean: must be true or false."]} or body["dryRun"] is None
+
+
+async def test_overwrite_zero_is_refused(offline_client):
+    resp = await offline_client.post("/api/v1/nodes/node-1/labels",
+                                     json={"key": "team", "value": "a", "overwrite": 0})
+    await _error(resp)
+    assert list((await resp.json())["details"]) == ["overwrite"]
+
+
+@pytest.mark.parametrize("value", ["yes", "off", "True", "2", ""])
+async def test_query_booleans_are_true_false_1_or_0(offline_client, value):
+    resp = await offline_client.delete(f"/api/v1/jobs/some-job?force={value}")
+    await _error(resp)
+    assert (await resp.json())["details"] == {
+        "force": ["Not a valid boolean: must be true, false, 1 or 0."]}
+
+
+@pytest.mark.parametrize("stamp,problem", [
+    ("0001-01-01T00:00:00Z", "at or after 1970-01-01T00:00:00Z"),
+    ("2024-01-01T00:00:00+25:00", "invalid UTC offset"),
+    ("2024-01-01T00:00:00+23:60", "invalid UTC offset"),
+    ("2024-02-30T00:00:00Z", "not a valid date"),
+    ("2024-01-01T24:00:00Z", "not a valid date"),
+    ("2024-01-01 00:00:00Z", "must be an RFC3339 timestamp"),
+    ("2024-01-01T00:00:00.Z", "must be an RFC3339 timestamp"),
+    ("2024-01-01T00:00:00", "must be an RFC3339 timestamp"),
+])
+async def test_since_time_is_strict_rfc3339(offline_client, stamp, problem):
+    resp = await offline_client.get("/api/v1/jobs/some-job/logs", params={"sinceTime": stamp})
+    await _error(resp)
+    assert problem in (await resp.json())["details"]["sinceTime"][0]
