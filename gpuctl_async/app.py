@@ -27,6 +27,7 @@ from gpuctl_async.k8s.cache import ClusterCache
 from gpuctl_async.k8s.client import KubeClient, build_api_client
 from gpuctl_async.logs.hub import LogHub
 from gpuctl_async.middleware import error_middleware
+from gpuctl_async.parsing import DOCUMENT_PARSER, setup_document_parsing
 from gpuctl_async.readiness import Readiness
 from gpuctl_async.settings import Settings
 from gpuctl_async.simulate import simulated_cluster_ctx
@@ -47,7 +48,8 @@ async def kubernetes_ctx(app: web.Application) -> AsyncIterator[None]:
     app[KUBE] = kube
     app[CACHE] = cache
     app[READINESS] = readiness
-    app[SUBMITTER] = JobSubmitter(kube, cache, settle_timeout=settings.read_your_writes_timeout)
+    app[SUBMITTER] = JobSubmitter(kube, cache, settle_timeout=settings.read_your_writes_timeout,
+                                  parser=app[DOCUMENT_PARSER])
     listing = JobListing(cache, lambda controller: controller_status(cache, controller))
     app[LISTING] = listing
     log.info("Using Kubernetes API at %s (%s)", target.host, target.source)
@@ -73,6 +75,7 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[error_middleware, validation_middleware],
     )
     app[SETTINGS] = settings
+    setup_document_parsing(app)
     app.cleanup_ctx.append(simulated_cluster_ctx)
     app.cleanup_ctx.append(kubernetes_ctx)
     setup_meta(app)

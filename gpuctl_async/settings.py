@@ -98,6 +98,12 @@ class Settings:
     log_heartbeat: float = 25.0
     """Seconds between pings on an idle log WebSocket (at most 30)."""
 
+    yaml_workers: int = 2
+    """Worker processes that parse YAML documents over 4 KiB, off the event loop."""
+
+    yaml_parse_timeout: float = 5.0
+    """Seconds one YAML document may take to parse in a worker before it is killed (400)."""
+
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
@@ -185,4 +191,7 @@ def load_settings(
         raise SettingsError("setting 'log_heartbeat' must be more than 0 and at most 30")
     if settings.log_queue_lines < 1 or settings.log_max_streams < 1:
         raise SettingsError("settings 'log_queue_lines' and 'log_max_streams' must be at least 1")
+    if settings.yaml_workers < 1 or settings.yaml_parse_timeout <= 0:
+        raise SettingsError("setting 'yaml_workers' must be at least 1 and "
+                            "'yaml_parse_timeout' more than 0")
     return settings.replace(log_level=settings.log_level.upper())

@@ -97,3 +97,70 @@ async def test_since_time_is_strict_rfc3339(offline_client, stamp, problem):
     resp = await offline_client.get("/api/v1/jobs/some-job/logs", params={"sinceTime": stamp})
     await _error(resp)
     assert problem in (await resp.json())["details"]["sinceTime"][0]
+
+
+# -- YAML: bounded, and the heavy part off the event loop ---------------------------------
+
+NESTED_YAML = "kind: training\njob: " + "[" * 2000 + "]" * 2000  # 4 KB
+# A well-formed 250 KB document (so it is parsed whole) that fails validation (no resources).
+BIG_YAML = ("kind: training\njob: {name: big}\nenvironment:\n  image: busybox\n  args:\n"
+            + "".join(f"    - '{i:04d}{'x' * 1000}'\n" for i in range(240)))
+
+
+class LoopLag:
+    """The longest the event loop went without running a 5 ms timer, while in use."""
+
+    def __init__(self):
+        self.worst = 0.0
+
+    async def __aenter__(self):
+        import asyncio
+
+        async def probe():
+            loop = asyncio.get_running_loop()
+            while True:
+                before = loop.time()
+                await asyncio.sleep(0.005)
+                self.worst = max(self.worst, loop.time() - before - 0.005)
+
+        self._task = asyncio.create_task(probe())
+        return self
+
+    async def __aexit__(self, *exc):
+        import asyncio
+        import contextlib
+
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+async def test_hostile_yaml_batches_do_not_hold_the_event_loop(offline_client):
+    texts = [NESTED_YAML] * 30 + [BIG_YAML] * 3
+    async with LoopLag() as lag:
+        resp = await offline_client.post("/api/v1/jobs/batch", json={"yamlContents": texts})
+    # Before: 30 nested documents held the loop ~16 s. The bound is generous for a loaded CI.
+    assert lag.worst < 0.5, f"event loop held for {lag.worst:.2f}s"
+    assert resp.status == 201, await resp.text()
+    failed = (await resp.json())["failed"]
+    assert [f["index"] for f in failed] == list(range(33))
+    assert "nesting depth" in failed[0]["details"]["yamlContent"][0]
+    assert failed[0]["details"]["yamlContent"][0].startswith("line 2, column ")
+    assert failed[30]["details"] == {"resources": ["Missing data for required field."]}
+
+
+async def test_a_document_that_parses_too_long_is_refused_and_the_workers_recover(
+        aiohttp_client, unreachable_settings):
+    from gpuctl_async.app import create_app
+
+    settings = unreachable_settings.replace(yaml_parse_timeout=0.001)
+    client = await aiohttp_client(create_app(settings))
+    resp = await client.post("/api/v1/jobs", json={"yamlContent": BIG_YAML})
+    assert await _error(resp) == "YAML document too complex"
+    assert (await resp.json())["details"] == {"yamlContent": ["took longer than 0.001s to parse"]}
+    # The next document gets a fresh pool (and a sane timeout).
+    from gpuctl_async.parsing import DOCUMENT_PARSER
+
+    client.app[DOCUMENT_PARSER].timeout = 30
+    resp = await client.post("/api/v1/jobs", json={"yamlContent": BIG_YAML})
+    assert (await resp.json())["details"] == {"resources": ["Missing data for required field."]}

@@ -13,6 +13,7 @@ from gpuctl_async.api.openapi import error_responses, json_content, request_exam
 from gpuctl_async.api.params import BodyBoolean
 from gpuctl_async.api.responses import json_response
 from gpuctl_async.appkeys import CACHE, KUBE, SETTINGS
+from gpuctl_async.parsing import DOCUMENT_PARSER
 from gpuctl_async.quotas.create import QuotaCreator
 from gpuctl_async.quotas.delete import delete_namespace_quota, not_found
 from gpuctl_async.quotas.usage import gpuctl_quotas, quota_info
@@ -133,7 +134,8 @@ _LIMIT_KEYS = ("Limits are written as `requests.cpu` + `limits.cpu`, `requests.m
 async def create_quota(request: web.Request) -> web.Response:
     body = request["data"]
     creator = QuotaCreator(request.app[KUBE], request.app[CACHE], request.app[QUOTA_WRITES],
-                           settle_timeout=request.app[SETTINGS].read_your_writes_timeout)
+                           settle_timeout=request.app[SETTINGS].read_your_writes_timeout,
+                           parser=request.app[DOCUMENT_PARSER])
     result = await creator.create(body["yamlContent"], replace=body["replace"],
                                   dry_run=body["dryRun"])
     return json_response(result, status=200 if body["dryRun"] else 201)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gpuctl_async.errors import Conflict, GpuctlError, ValidationFailed
 from gpuctl_async.k8s import labels
@@ -15,6 +15,9 @@ from gpuctl_async.k8s.manifests import build_manifests
 from gpuctl_async.k8s.namespaces import create_marked_namespace
 from gpuctl_async.k8s.resources import PRIORITY_CLASSES, resource_for
 from gpuctl_async.spec import JOB_KINDS, ParsedDocument, parse_document
+
+if TYPE_CHECKING:
+    from gpuctl_async.parsing import DocumentParser
 
 log = logging.getLogger(__name__)
 
@@ -27,17 +30,21 @@ DRY_RUN_FALLBACK_NAMESPACE = "default"
 class JobSubmitter:
     """Creates jobs. One per app: it remembers nothing but a lock for PriorityClasses."""
 
-    def __init__(self, kube: KubeClient, cache: ClusterCache, *, settle_timeout: float = 5.0):
+    def __init__(self, kube: KubeClient, cache: ClusterCache, *, settle_timeout: float = 5.0,
+                 parser: DocumentParser | None = None):
         self.kube = kube
         self.cache = cache
         self.settle_timeout = settle_timeout
+        self.parser = parser  # None: parse in line (tests of the submitter alone)
         self._priority_lock = asyncio.Lock()
 
-    def parse(self, yaml_text: str) -> ParsedDocument:
-        return parse_document(yaml_text, allowed_kinds=JOB_KINDS)
+    async def parse(self, yaml_text: str) -> ParsedDocument:
+        if self.parser is None:
+            return parse_document(yaml_text, allowed_kinds=JOB_KINDS)
+        return await self.parser.parse(yaml_text, allowed_kinds=JOB_KINDS)
 
     async def submit(self, yaml_text: str, *, dry_run: bool = False) -> dict[str, Any]:
-        document = self.parse(yaml_text)
+        document = await self.parse(yaml_text)
         manifests = build_manifests(document.spec)
         namespace, name = document.namespace, document.name
         self._check_pool(document)
