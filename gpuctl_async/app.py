@@ -79,7 +79,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(simulated_cluster_ctx)
     app.cleanup_ctx.append(kubernetes_ctx)
     setup_meta(app)
-    setup_job_feed_routes(app)  # before the routes with {jobId}: "ws" is not a job
+    setup_job_feed_routes(app)
     setup_job_routes(app)
     setup_log_routes(app)  # before the job view routes, which take any {jobId}
     setup_pool_routes(app)

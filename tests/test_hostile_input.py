@@ -164,3 +164,41 @@ async def test_a_document_that_parses_too_long_is_refused_and_the_workers_recove
     client.app[DOCUMENT_PARSER].timeout = 30
     resp = await client.post("/api/v1/jobs", json={"yamlContent": BIG_YAML})
     assert (await resp.json())["details"] == {"resources": ["Missing data for required field."]}
+
+
+# -- routes: no job name shadowed, HEAD everywhere GET is -----------------------------------
+
+async def test_a_job_named_ws_can_be_created_and_read(api):
+    resp = await api.post("/api/v1/jobs", json={"yamlContent": job_yaml(name="ws")})
+    assert resp.status == 201, await resp.text()
+    resp = await api.get("/api/v1/jobs/ws")
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["name"] == "ws"
+
+
+async def test_batch_is_not_a_job_name_and_its_route_allows_post_only(offline_client):
+    resp = await offline_client.post("/api/v1/jobs", json={"yamlContent": job_yaml(name="batch")})
+    await _error(resp)
+    assert (await resp.json())["details"] == {
+        "job.name": ["'batch' is reserved: /api/v1/jobs/batch is another route"]}
+    for method in ("OPTIONS", "GET", "DELETE", "PUT"):
+        resp = await offline_client.request(method, "/api/v1/jobs/batch")
+        assert resp.status == 405, method
+        assert resp.headers["Allow"] == "POST"
+
+
+async def test_every_get_answers_head_and_head_is_not_a_separate_operation(offline_client):
+    spec = await (await offline_client.get("/api/docs/openapi.json")).json()
+    assert not [path for path, ops in spec["paths"].items() if "head" in ops]
+    for path in ("/api/v1/jobs", "/api/v1/pools", "/health", "/api/docs/openapi.json"):
+        get = await offline_client.get(path)
+        head = await offline_client.head(path)
+        assert head.status == get.status, path
+        assert head.headers["Content-Type"] == get.headers["Content-Type"], path
+
+
+@pytest.mark.parametrize("query", ["?=x", "?=", "?page=1&=x"])
+async def test_a_query_parameter_without_a_name_is_named_as_such(offline_client, query):
+    resp = await offline_client.get("/api/v1/jobs" + query)
+    assert await _error(resp) == "Invalid query string: a parameter has no name"
+    assert (await resp.json())["details"] == {"query": ["a parameter has no name (as in '?=x')"]}

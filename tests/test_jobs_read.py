@@ -265,7 +265,7 @@ async def test_reads_make_no_api_requests(sim, api, node):
 async def test_feed_sends_snapshot_then_coalesced_changes(sim, api, node):
     job = await create(api, sim, "training", "fed")
     first = await add_pod(api, sim, job, "aaaaa", {"phase": "Pending"}, node="gpu-1")
-    async with api.ws_connect("/api/v1/jobs/ws", params={"kind": "training"}) as ws:
+    async with api.ws_connect("/api/v1/jobs-feed/ws", params={"kind": "training"}) as ws:
         snapshot = await ws.receive_json(timeout=5)
         assert snapshot["type"] == "snapshot"
         assert [i["jobId"] for i in snapshot["items"]] == ["fed-aaaaa"]
@@ -296,7 +296,7 @@ async def test_feed_closes_with_1001_on_shutdown(sim, aiohttp_server, tmp_path):
 
     server = await aiohttp_server(create_app(sim_settings(sim, tmp_path)))
     async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(server.make_url("/api/v1/jobs/ws")) as ws:
+        async with session.ws_connect(server.make_url("/api/v1/jobs-feed/ws")) as ws:
             assert (await ws.receive_json(timeout=5))["type"] == "snapshot"
             stopping = asyncio.create_task(server.close())
             message = await ws.receive(timeout=5)

@@ -1,4 +1,4 @@
-"""``WS /api/v1/jobs/ws``: a live job list for dashboards.
+"""``WS /api/v1/jobs-feed/ws``: a live job list for dashboards.
 
 The first frame is ``{"type": "snapshot", "items": [JobItem...]}``: what ``GET /api/v1/jobs``
 would list with the same filters. Then ``{"type": "ADDED"|"MODIFIED"|"DELETED", "item":
@@ -20,6 +20,7 @@ from marshmallow import Schema, fields, validate
 
 from gpuctl_async.api.job_views import JobItemSchema
 from gpuctl_async.api.openapi import error_responses, json_content
+from gpuctl_async.api.paths import JOB_FEED_PATH
 from gpuctl_async.api.responses import dumps
 from gpuctl_async.appkeys import LISTING
 from gpuctl_async.jobs.listing import Row
@@ -111,4 +112,4 @@ async def _close_feeds(app: web.Application) -> None:
 def setup_job_feed_routes(app: web.Application) -> None:
     app[FEED_SOCKETS] = weakref.WeakSet()
     app.on_shutdown.append(_close_feeds)
-    app.router.add_get("/api/v1/jobs/ws", job_feed, allow_head=False)
+    app.router.add_get(JOB_FEED_PATH, job_feed)

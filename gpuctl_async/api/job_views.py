@@ -8,6 +8,7 @@ from marshmallow import Schema, fields, validate
 
 from gpuctl_async.api.pagination import PageQuerySchema
 from gpuctl_async.api.openapi import error_responses, json_content
+from gpuctl_async.api.paths import JOB_PATH
 from gpuctl_async.api.responses import json_response
 from gpuctl_async.appkeys import CACHE, LISTING
 from gpuctl_async.jobs.lookup import find_job
@@ -141,5 +142,5 @@ async def get_job(request: web.Request) -> web.Response:
 
 
 def setup_job_view_routes(app: web.Application) -> None:
-    app.router.add_get("/api/v1/jobs", list_jobs, allow_head=False)
-    app.router.add_get("/api/v1/jobs/{jobId}", get_job, allow_head=False)
+    app.router.add_get("/api/v1/jobs", list_jobs)
+    app.router.add_get(JOB_PATH, get_job)

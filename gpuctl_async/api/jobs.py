@@ -10,6 +10,7 @@ from aiohttp_apigami import docs, querystring_schema, request_schema
 from marshmallow import Schema, fields, validate
 
 from gpuctl_async.api.openapi import error_responses, json_content, request_examples
+from gpuctl_async.api.paths import JOB_PATH
 from gpuctl_async.api.params import BodyBoolean, QueryBoolean
 from gpuctl_async.api.responses import json_response
 from gpuctl_async.appkeys import CACHE, KUBE, SETTINGS, SUBMITTER
@@ -152,4 +153,4 @@ async def delete_job_route(request: web.Request) -> web.Response:
 def setup_job_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/jobs", create_job)
     app.router.add_post("/api/v1/jobs/batch", create_jobs_batch)
-    app.router.add_delete("/api/v1/jobs/{jobId}", delete_job_route)
+    app.router.add_delete(JOB_PATH, delete_job_route)

@@ -205,5 +205,5 @@ async def _close_sockets(app: web.Application) -> None:
 def setup_log_routes(app: web.Application) -> None:
     app[LOG_SOCKETS] = weakref.WeakSet()
     app.on_shutdown.append(_close_sockets)
-    app.router.add_get("/api/v1/jobs/{jobId}/logs", get_logs, allow_head=False)
-    app.router.add_get("/api/v1/jobs/{jobId}/logs/ws", stream_logs, allow_head=False)
+    app.router.add_get("/api/v1/jobs/{jobId}/logs", get_logs)
+    app.router.add_get("/api/v1/jobs/{jobId}/logs/ws", stream_logs)

@@ -55,6 +55,6 @@ async def ready(request: web.Request) -> web.Response:
 
 
 def setup_meta(app: web.Application) -> None:
-    app.router.add_get("/", service_info, allow_head=False)
-    app.router.add_get("/health", health, allow_head=False)
-    app.router.add_get("/ready", ready, allow_head=False)
+    app.router.add_get("/", service_info)
+    app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)

@@ -75,9 +75,12 @@ def request_examples(examples: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _finish_document(app: web.Application) -> None:
-    """apigami writes Swagger 2 ``produces`` into every operation (OpenAPI 3 has no such key)
-    and cannot attach several named request examples; fix both once the document is built."""
+    """apigami writes Swagger 2 ``produces`` into every operation (OpenAPI 3 has no such key),
+    lists aiohttp's automatic HEAD routes as operations of their own, and cannot attach
+    several named request examples; fix all three once the document is built. (Every GET
+    answers HEAD too; README says so.)"""
     for operations in app[SWAGGER_DICT]["paths"].values():
+        operations.pop("head", None)
         for operation in operations.values():
             if not isinstance(operation, dict):
                 continue

@@ -57,6 +57,10 @@ class ApiParser(AIOHTTPParser):
     async def parse(self, argmap, req=None, *, location=None, **kwargs):
         if location != "querystring" or req is None:
             return await super().parse(argmap, req, location=location, **kwargs)
+        if "" in req.query:
+            # marshmallow would call it an unknown field "" (reported as the body).
+            raise ValidationFailed("Invalid query string: a parameter has no name",
+                                   details={"query": ["a parameter has no name (as in '?=x')"]})
         key = (id(argmap), req.query_string)
         try:
             parsed = self._queries[key]

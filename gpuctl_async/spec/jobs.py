@@ -37,9 +37,13 @@ DEFAULT_VERSION = "v0.1"
 MAX_GPUS = 8
 DEFAULT_SERVICE_PORT = 8000
 NOTEBOOK_PORT = 8888
+# ``/api/v1/jobs/batch`` is the batch-create route: a job of that name could not be read.
+RESERVED_JOB_NAMES = ("batch",)
 
 
 def job_name_errors(name: str) -> list[str]:
+    if name in RESERVED_JOB_NAMES:
+        return [f"'{name}' is reserved: /api/v1/jobs/{name} is another route"]
     if len(name) > JOB_NAME_MAX:
         return [f"must be no more than {JOB_NAME_MAX} characters, so that its Service "
                 f"name {SERVICE_PREFIX}<name> fits in {DNS1123_LABEL_MAX}"]
