@@ -202,3 +202,22 @@ async def test_a_query_parameter_without_a_name_is_named_as_such(offline_client,
     resp = await offline_client.get("/api/v1/jobs" + query)
     assert await _error(resp) == "Invalid query string: a parameter has no name"
     assert (await resp.json())["details"] == {"query": ["a parameter has no name (as in '?=x')"]}
+
+
+async def test_a_training_job_without_a_pod_is_never_shown_running(api, sim):
+    from gpuctl_async.appkeys import CACHE
+
+    assert (await api.post("/api/v1/jobs", json={"yamlContent": job_yaml(name="nopod")})).status \
+        == 201
+    # What the Job controller writes when it has created a pod the app has not seen yet.
+    sim.store.patch("jobs", "nopod", {"status": {"active": 1}}, namespace="default",
+                    patch_type="application/merge-patch+json", subresource="status")
+    jobs = api.app[CACHE].jobs
+    assert await jobs.wait_for(
+        lambda: jobs.get("default", "nopod").get("status", {}).get("active") == 1, timeout=5)
+    async with api.ws_connect("/api/v1/jobs-feed/ws") as ws:
+        snapshot = await ws.receive_json(timeout=5)
+    [item] = snapshot["items"]
+    assert (item["jobId"], item["status"], item["ready"]) == ("nopod", "Pending", "0/0")
+    listed = (await (await api.get("/api/v1/jobs")).json())["items"]
+    assert [(i["jobId"], i["status"]) for i in listed] == [("nopod", "Pending")]
