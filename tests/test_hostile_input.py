@@ -221,3 +221,32 @@ async def test_a_training_job_without_a_pod_is_never_shown_running(api, sim):
     assert (item["jobId"], item["status"], item["ready"]) == ("nopod", "Pending", "0/0")
     listed = (await (await api.get("/api/v1/jobs")).json())["items"]
     assert [(i["jobId"], i["status"]) for i in listed] == [("nopod", "Pending")]
+
+
+# -- bounded job documents ----------------------------------------------------------------
+
+def _with_environment(extra: str) -> str:
+    return job_yaml().replace("  command: [sleep, '60']\n", f"  command: [sleep, '60']\n{extra}")
+
+
+@pytest.mark.parametrize("extra,field,message", [
+    ("  args: [" + ", ".join(["a"] * 1001) + "]\n", "environment.args", "More than 1000 items."),
+    ("  env: {" + ", ".join(f"V{i}: x" for i in range(1001)) + "}\n", "environment.env",
+     "More than 1000 variables."),
+    ("  args: ['" + "x" * 65_537 + "']\n", "environment.args.0",
+     "Longer than 65536 characters."),
+])
+async def test_job_documents_have_bounded_lists_and_strings(offline_client, extra, field,
+                                                            message):
+    resp = await offline_client.post("/api/v1/jobs",
+                                     json={"yamlContent": _with_environment(extra)})
+    await _error(resp)
+    assert (await resp.json())["details"] == {field: [message]}
+
+
+async def test_a_125000_item_args_list_is_refused(offline_client):
+    extra = "  args: [" + ",".join(["a"] * 125_000) + "]\n"
+    resp = await offline_client.post("/api/v1/jobs",
+                                     json={"yamlContent": _with_environment(extra)})
+    message = (await resp.json())["details"]["yamlContent"][0]
+    assert resp.status == 400 and "more than 20000 nodes" in message

@@ -13,6 +13,7 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 from gpuctl_async.k8s.naming import DNS1123_LABEL_MAX, dns1123_label_errors
 from gpuctl_async.spec.base import StrictSchema, defaults_of
 from gpuctl_async.spec.fields import (
+    BoundedList,
     CpuQuantity,
     EnvVars,
     MemoryQuantity,
@@ -37,6 +38,7 @@ DEFAULT_VERSION = "v0.1"
 MAX_GPUS = 8
 DEFAULT_SERVICE_PORT = 8000
 NOTEBOOK_PORT = 8888
+MAX_WORKDIRS = 64
 # ``/api/v1/jobs/batch`` is the batch-create route: a job of that name could not be read.
 RESERVED_JOB_NAMES = ("batch",)
 
@@ -86,8 +88,8 @@ class EnvironmentSchema(StrictSchema):
 
     image = Text(required=True, validate=non_blank)
     imagePullSecret = Text(validate=dns_subdomain)
-    command = fields.List(Text(), load_default=list)
-    args = fields.List(Text(), load_default=list)
+    command = BoundedList(Text(), load_default=list)
+    args = BoundedList(Text(), load_default=list)
     env = EnvVars(load_default=list)
 
 
@@ -138,7 +140,8 @@ def unique_paths(workdirs: list[dict]) -> None:
 
 
 class StorageSchema(StrictSchema):
-    workdirs = fields.List(fields.Nested(WorkdirSchema), load_default=list, validate=unique_paths)
+    workdirs = BoundedList(fields.Nested(WorkdirSchema), max_items=MAX_WORKDIRS,
+                           load_default=list, validate=unique_paths)
 
 
 class ModelSchema(StrictSchema):
