@@ -144,8 +144,8 @@ async def test_hostile_yaml_batches_do_not_hold_the_event_loop(offline_client):
     assert resp.status == 201, await resp.text()
     failed = (await resp.json())["failed"]
     assert [f["index"] for f in failed] == list(range(33))
-    assert "nesting depth" in failed[0]["details"]["yamlContent"][0]
-    assert failed[0]["details"]["yamlContent"][0].startswith("line 2, column ")
+    assert failed[0]["details"] == {
+        "yamlContent": ["line 2, column 70: brackets nested deeper than 64 levels"]}
     assert failed[30]["details"] == {"resources": ["Missing data for required field."]}
 
 

@@ -32,6 +32,12 @@ MAX_INT_DIGITS = 4000
 # libyaml (C) where the PyYAML wheel has it: about 14 times faster than the Python parser.
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _INTEGER = re.compile(r"[-+]?[0-9_]+")
+# libyaml's scanner does work quadratic in the nesting of flow collections ([[[[...) before it
+# hands out the first event, so that nesting is counted on the raw text first. Brackets inside
+# quoted strings count too, hence a looser bound than MAX_YAML_DEPTH.
+MAX_FLOW_BRACKETS = 64
+_BRACKETS = re.compile(r"[\[\]{}]")
+_BRACKET_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 JOB_KINDS = tuple(JOB_SCHEMAS)
 SCHEMAS: dict[str, type[Schema]] = {**JOB_SCHEMAS, "pool": PoolDocumentSchema,
@@ -145,6 +151,7 @@ class _TooComplex(yaml.MarkedYAMLError):
 def _check_bounds(text: str) -> None:
     """Walk the parser's events (libyaml: no Python object is built) and stop at the first
     one past a bound, so a hostile text costs at most ``MAX_YAML_NODES`` events."""
+    _check_flow_nesting(text)
     depth = nodes = 0
     anchored: list[tuple[str | None, int]] = []  # open collections: (anchor, nodes before)
     sizes: dict[str, int] = {}  # anchor -> how many nodes an alias of it expands to
@@ -176,6 +183,19 @@ def _check_bounds(text: str) -> None:
         if nodes > MAX_YAML_NODES:
             raise _TooComplex(problem=f"more than {MAX_YAML_NODES} nodes (aliases count as "
                                       "what they expand to)", problem_mark=event.start_mark)
+
+
+def _check_flow_nesting(text: str) -> None:
+    depth = 0
+    for match in _BRACKETS.finditer(text):
+        depth += _BRACKET_STEP[match.group()]
+        if depth > MAX_FLOW_BRACKETS:
+            position = match.start()
+            line = text.count("\n", 0, position)
+            column = position - (text.rfind("\n", 0, position) + 1)
+            raise _TooComplex(problem=f"brackets nested deeper than {MAX_FLOW_BRACKETS} levels",
+                              problem_mark=yaml.Mark("<text>", position, line, column, None,
+                                                     None))
 
 
 def _kind_of(data: Mapping, allowed_kinds: tuple[str, ...]) -> str:

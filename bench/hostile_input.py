@@ -1,0 +1,176 @@
+"""Benchmark: does hostile input hold the event loop? And does memory come back after deletes?
+
+Starts the simulated cluster (default topology) and the service as separate processes, then:
+
+1. quiet: probes ``GET /health`` and ``GET /api/v1/jobs`` one after the other for
+   ``--quiet`` seconds, with a few jobs in the list;
+2. attack: ``--clients`` clients (8) send the worst bodies of issue 14 back to back for
+   ``--seconds`` (20) while the same probes run: JSON nested 50,000 deep, a lone surrogate, a
+   5,000-digit integer, a batch of 30 documents of 2,000 nested ``[``, and a 1 MB batch of
+   four 250 KB well-formed documents (parsed whole, then refused by validation);
+3. memory: the service's RSS, then 20 jobs with 1,000-item ``args`` created and deleted, and
+   the RSS once the list is empty again.
+
+Prints p50/p99 of each probe beside the targets: ``/health`` p99 ≤ 100 ms under attack, list
+p99 ≤ 2× its quiet value. Not a test: ``python bench/hostile_input.py`` (about 40 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+from measure import free_port, percentile, rss_mib, start_sim
+
+JOB = ("kind: training\njob: {{name: {name}}}\nenvironment:\n  image: busybox:1.36\n"
+       "  command: [sleep, '3600']\n{extra}resources: {{pool: training-pool, cpu: 1, "
+       "memory: 256Mi}}\n")
+NESTED_YAML = "kind: training\njob: " + "[" * 2000 + "]" * 2000
+BIG_YAML = ("kind: training\njob: {name: big}\nenvironment:\n  image: busybox\n  args:\n"
+            + "".join(f"    - '{i:04d}{'x' * 1000}'\n" for i in range(240)))
+JSON = {"Content-Type": "application/json"}
+
+
+def attacks() -> list[tuple[str, bytes]]:
+    import orjson
+
+    return [
+        ("/api/v1/jobs", b"[" * 50_000 + b"]" * 50_000),
+        ("/api/v1/jobs", b'{"yamlContent": "\\ud800"}'),
+        ("/api/v1/jobs", b'{"yamlContent": 1' + b"0" * 5000 + b"}"),
+        ("/api/v1/jobs/batch", orjson.dumps({"yamlContents": [NESTED_YAML] * 30})),
+        ("/api/v1/jobs/batch", orjson.dumps({"yamlContents": [BIG_YAML] * 4})),
+    ]
+
+
+async def wait_ready(session: aiohttp.ClientSession, url: str, timeout: float = 60) -> None:
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        try:
+            async with session.get(f"{url}/ready") as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientConnectionError:
+            pass
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"{url}/ready did not answer 200 within {timeout} s")
+
+
+async def probe(session: aiohttp.ClientSession, url: str, seconds: float) -> dict[str, list]:
+    """Alternate the two probes for ``seconds``; latencies in ms."""
+    found: dict[str, list] = {"health": [], "list": []}
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        for name, path in (("health", "/health"), ("list", "/api/v1/jobs?pageSize=50")):
+            started = time.perf_counter()
+            async with session.get(url + path) as response:
+                await response.read()
+                assert response.status == 200, (path, response.status)
+            found[name].append((time.perf_counter() - started) * 1000)
+        await asyncio.sleep(0.01)
+    return found
+
+
+async def attack(session: aiohttp.ClientSession, url: str, seconds: float, clients: int,
+                 only: int | None = None) -> dict[int, int]:
+    bodies = attacks() if only is None else [attacks()[only]]
+    statuses: dict[int, int] = {}
+    deadline = time.perf_counter() + seconds
+
+    async def client(offset: int) -> None:
+        n = offset
+        while time.perf_counter() < deadline:
+            path, body = bodies[n % len(bodies)]
+            n += 1
+            async with session.post(url + path, data=body, headers=JSON) as response:
+                await response.read()
+                statuses[response.status] = statuses.get(response.status, 0) + 1
+
+    await asyncio.gather(*(client(i) for i in range(clients)))
+    return statuses
+
+
+def row(name: str, quiet: list[float], loud: list[float], target: str) -> str:
+    return (f"{name:<8} quiet p50 {percentile(quiet, 0.5):7.1f} p99 {percentile(quiet, 0.99):7.1f}"
+            f" | attack p50 {percentile(loud, 0.5):7.1f} p99 {percentile(loud, 0.99):7.1f} ms"
+            f" ({len(loud)} probes)   target: {target}")
+
+
+async def memory(session: aiohttp.ClientSession, url: str, pid: int) -> None:
+    args = "  args: [" + ", ".join(f"'{i:04d}{'y' * 60}'" for i in range(1000)) + "]\n"
+    before = rss_mib(pid)
+    for i in range(20):
+        text = JOB.format(name=f"mem-{i}", extra=args)
+        async with session.post(f"{url}/api/v1/jobs", json={"yamlContent": text}) as response:
+            assert response.status == 201, await response.text()
+    full = rss_mib(pid)
+    for i in range(20):
+        async with session.delete(f"{url}/api/v1/jobs/mem-{i}?force=true") as response:
+            assert response.status == 200, await response.text()
+    deadline = time.perf_counter() + 20
+    while time.perf_counter() < deadline:
+        async with session.get(f"{url}/api/v1/jobs?pageSize=1") as response:
+            if not any(i["name"].startswith("mem-") for i in (await response.json())["items"]):
+                break
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1)  # let the caches drop the deleted objects' events
+    after = rss_mib(pid)
+    print(f"memory: RSS {before:.0f} MiB before, {full:.0f} MiB with 20 jobs of 1,000 args "
+          f"(~65 KB each), {after:.0f} MiB after deleting them "
+          f"({after - before:+.0f} MiB; target: back within a few MiB)")
+
+
+async def main(options: argparse.Namespace) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="bench-hostile-"))
+    kubeconfig = workdir / "kubeconfig"
+    processes: list[asyncio.subprocess.Process] = []
+    try:
+        sim, _ = await start_sim("--kubeconfig-out", str(kubeconfig))
+        processes.append(sim)
+        port = free_port()
+        service = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gpuctl_async", "serve", "--kubeconfig", str(kubeconfig),
+            "--port", str(port), "--no-access-log", "--log-level", "ERROR",
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        processes.append(service)
+        url = f"http://127.0.0.1:{port}"
+        connector = aiohttp.TCPConnector(limit=options.clients + 4)
+        timeout = aiohttp.ClientTimeout(total=60)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            await wait_ready(session, url)
+            for i in range(5):
+                text = JOB.format(name=f"quiet-{i}", extra="")
+                async with session.post(f"{url}/api/v1/jobs", json={"yamlContent": text}) as r:
+                    assert r.status == 201, await r.text()
+            quiet = await probe(session, url, options.quiet)
+            attack_task = asyncio.create_task(
+                attack(session, url, options.seconds, options.clients, options.only))
+            loud = await probe(session, url, options.seconds)
+            statuses = await attack_task
+            print(f"attack: {sum(statuses.values())} hostile requests from {options.clients} "
+                  f"clients in {options.seconds:.0f} s, statuses {dict(sorted(statuses.items()))}")
+            print(row("/health", quiet["health"], loud["health"], "attack p99 <= 100 ms"))
+            print(row("list", quiet["list"], loud["list"],
+                      f"attack p99 <= {2 * percentile(quiet['list'], 0.99):.1f} ms (2x quiet)"))
+            if options.only is None:
+                await memory(session, url, service.pid)
+    finally:
+        for process in reversed(processes):
+            if process.returncode is None:
+                process.terminate()
+                await process.wait()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--quiet", type=float, default=5.0)
+    parser.add_argument("--only", type=int, help="send only this one of the attacks (0-4)")
+    asyncio.run(main(parser.parse_args()))
