@@ -250,3 +250,59 @@ async def test_a_125000_item_args_list_is_refused(offline_client):
                                      json={"yamlContent": _with_environment(extra)})
     message = (await resp.json())["details"]["yamlContent"][0]
     assert resp.status == 400 and "more than 20000 nodes" in message
+
+
+# -- requests aiohttp's own parser refuses ---------------------------------------------------
+
+@pytest.fixture
+async def served(aiohttp_client, unreachable_settings):
+    """The app behind the runner ``gpuctl-async serve`` uses."""
+    from aiohttp.test_utils import TestServer
+
+    from gpuctl_async.app import create_app
+    from gpuctl_async.serving import JsonErrorRunner
+
+    class Server(TestServer):
+        async def _make_runner(self, **kwargs):
+            return JsonErrorRunner(self.app, **kwargs)
+
+    return await aiohttp_client(Server(create_app(unreachable_settings)))
+
+
+async def _raw(client, request: bytes) -> tuple[str, dict, bytes]:
+    import asyncio
+
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(request)
+    await writer.drain()
+    raw = await asyncio.wait_for(reader.read(), timeout=5)
+    writer.close()
+    await writer.wait_closed()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status, *lines = head.decode().split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines)
+    return status, headers, body
+
+
+@pytest.mark.parametrize("request_bytes,reason", [
+    (b"GET /health?x=" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+     "the request line or a header is too long (limit 8190 bytes)"),
+    (b"GET /health HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 9000 + b"\r\n\r\n",
+     "the request line or a header is too long (limit 8190 bytes)"),
+    (b"GET /health HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sec\x00ret\r\n\r\n", None),
+])
+async def test_parser_refusals_are_json_and_one_log_line(served, caplog, request_bytes, reason):
+    import orjson
+
+    status, headers, body = await _raw(served, request_bytes)
+    assert status.split()[1] == "400", status
+    assert headers["Content-Type"].startswith("application/json")
+    error = orjson.loads(body)["error"]
+    assert error.startswith("Malformed HTTP request: ")
+    if reason:
+        assert error == f"Malformed HTTP request: {reason}"
+    assert "sec" not in error and "aaaa" not in error
+    records = [r for r in caplog.records if "Malformed" in r.getMessage()
+               or "Refused a malformed" in r.getMessage() or r.exc_info]
+    assert len(records) == 1 and records[0].exc_info is None, records
+    assert "sec" not in records[0].getMessage()
