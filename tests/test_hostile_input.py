@@ -306,3 +306,11 @@ async def test_parser_refusals_are_json_and_one_log_line(served, caplog, request
                or "Refused a malformed" in r.getMessage() or r.exc_info]
     assert len(records) == 1 and records[0].exc_info is None, records
     assert "sec" not in records[0].getMessage()
+
+
+@pytest.mark.parametrize("path", ["/api/v1/jobs-feed/ws", "/api/v1/jobs/some-job/logs/ws"])
+async def test_a_plain_get_to_a_websocket_route_says_an_upgrade_is_required(offline_client,
+                                                                            path):
+    resp = await offline_client.get(path)
+    assert await _error(resp) == (f"{path} is a WebSocket endpoint: a WebSocket upgrade is "
+                                  f"required (e.g. websocat 'ws://<host>{path}')")

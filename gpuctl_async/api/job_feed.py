@@ -21,7 +21,7 @@ from marshmallow import Schema, fields, validate
 from gpuctl_async.api.job_views import JobItemSchema
 from gpuctl_async.api.openapi import error_responses, json_content
 from gpuctl_async.api.paths import JOB_FEED_PATH
-from gpuctl_async.api.responses import dumps
+from gpuctl_async.api.responses import dumps, require_websocket
 from gpuctl_async.appkeys import LISTING
 from gpuctl_async.jobs.listing import Row
 from gpuctl_async.spec import JOB_KINDS
@@ -58,6 +58,7 @@ async def job_feed(request: web.Request) -> web.WebSocketResponse:
     filters = {k: v for k, v in request["querystring"].items() if v}
     listing = request.app[LISTING]
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS)
+    require_websocket(ws, request)
     await ws.prepare(request)
     request.app[FEED_SOCKETS].add(ws)
 

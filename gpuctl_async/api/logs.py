@@ -13,7 +13,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from gpuctl_async.api.openapi import error_responses, json_content
 from gpuctl_async.api.params import RFC3339, QueryBoolean
-from gpuctl_async.api.responses import json_response
+from gpuctl_async.api.responses import json_response, require_websocket
 from gpuctl_async.appkeys import CACHE, KUBE, LOG_HUB, SETTINGS
 from gpuctl_async.errors import BadRequest, Conflict, GpuctlError, NotFound
 from gpuctl_async.jobs.lookup import find_job
@@ -142,6 +142,7 @@ async def stream_logs(request: web.Request) -> web.WebSocketResponse:
     settings = request.app[SETTINGS]
     query = request["querystring"]
     ws = web.WebSocketResponse(heartbeat=settings.log_heartbeat, compress=False)
+    require_websocket(ws, request)
     await ws.prepare(request)
     sockets = request.app[LOG_SOCKETS]
     sockets.add(ws)

@@ -10,6 +10,8 @@ import re
 import orjson
 from aiohttp import web
 
+from gpuctl_async.errors import BadRequest
+
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -32,6 +34,13 @@ def _scrub(data: Any) -> Any:
     if isinstance(data, (list, tuple)):
         return [_scrub(item) for item in data]
     return data
+
+
+def require_websocket(ws: web.WebSocketResponse, request: web.Request) -> None:
+    """A plain HTTP request to a WebSocket route is a 400 that says how to connect."""
+    if not ws.can_prepare(request).ok:
+        raise BadRequest(f"{request.path} is a WebSocket endpoint: a WebSocket upgrade is "
+                         f"required (e.g. websocat 'ws://<host>{request.path}')")
 
 
 def json_response(
