@@ -132,7 +132,7 @@ async def list_jobs(request: web.Request) -> web.Response:
 
 @docs(tags=TAGS, summary="Get a job's details",
       description="`jobId` is a job name or one of its pod names.",
-      responses={200: json_content(JobDetailSchema, "The job"), **error_responses(404, 409)})
+      responses={200: json_content(JobDetailSchema, "The job"), **error_responses(400, 404, 409)})
 @querystring_schema(JobDetailQuerySchema)
 async def get_job(request: web.Request) -> web.Response:
     cache = request.app[CACHE]

@@ -138,7 +138,7 @@ async def create_jobs_batch(request: web.Request) -> web.Response:
                   "(its pods follow) and its `svc-<name>` Service, and with `force=true` the "
                   "pods at once. Returns without waiting for the pods to go.",
       responses={200: json_content(DeleteJobResponseSchema, "Deletion issued"),
-                 **error_responses(404, 409, 503)})
+                 **error_responses(400, 404, 409, 503)})
 @querystring_schema(DeleteJobQuerySchema)
 async def delete_job_route(request: web.Request) -> web.Response:
     query = request["querystring"]
