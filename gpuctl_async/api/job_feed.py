@@ -5,6 +5,10 @@ would list with the same filters. Then ``{"type": "ADDED"|"MODIFIED"|"DELETED", 
 JobItem}`` as jobs change. Bursts are coalesced: a job's changes within one window are sent as
 its latest state, so a client gets at most one frame per job per window. Pings keep idle
 connections alive through proxies; on shutdown the socket closes with 1001 (going away).
+
+This is a WebSocket: Swagger UI's "Try it out" cannot open one, and a plain GET answers 400.
+Connect with a WebSocket client, e.g. ``websocat 'ws://localhost:8000/api/v1/jobs-feed/ws?kind=training'``
+or, in a browser, ``new WebSocket("ws://" + location.host + "/api/v1/jobs-feed/ws")``.
 """
 
 from __future__ import annotations
@@ -32,9 +36,10 @@ FEED_SOCKETS = web.AppKey("job_feed_sockets", weakref.WeakSet)
 
 
 class JobFeedQuerySchema(Schema):
-    namespace = fields.String()
-    kind = fields.String(validate=validate.OneOf(JOB_KINDS))
-    pool = fields.String()
+    namespace = fields.String(metadata={"description": "Only jobs in this namespace"})
+    kind = fields.String(validate=validate.OneOf(JOB_KINDS),
+                         metadata={"description": "Only jobs of this kind"})
+    pool = fields.String(metadata={"description": "Only jobs in this resource pool"})
 
 
 class JobFeedFrameSchema(Schema):

@@ -95,7 +95,10 @@ class DeleteJobResponseSchema(Schema):
       responses={201: json_content(CreateJobResponseSchema, "Job created"),
                  200: json_content(CreateJobResponseSchema, "Dry run: valid, nothing created"),
                  **error_responses(400, 403, 409, 413, 503)},
-      **request_examples({kind: {"yamlContent": text} for kind, text in JOB_EXAMPLES.items()}))
+      **request_examples({
+          **{kind: {"yamlContent": text} for kind, text in JOB_EXAMPLES.items()},
+          **{f"{kind}-dry-run": {"yamlContent": text, "dryRun": True}
+             for kind, text in JOB_EXAMPLES.items()}}))
 @request_schema(CreateJobRequestSchema)
 async def create_job(request: web.Request) -> web.Response:
     body = request["data"]

@@ -54,7 +54,7 @@ class BatchLabelSchema(Schema):
                             metadata={"description": "Nodes to label (query: repeat the "
                                                      "parameter)"})
     key = fields.String(metadata=_KEY.metadata)
-    value = fields.String(metadata=_VALUE.metadata)
+    value = fields.String(metadata={**_VALUE.metadata, "description": "The label value"})
     overwrite = BodyBoolean(metadata={"description": "Default false"})
 
 
@@ -180,6 +180,7 @@ async def label_nodes(request: web.Request) -> web.Response:
 
 
 @docs(tags=TAGS, summary="Get one label of a node",
+      description="From the cache. 404 when the node or the label does not exist.",
       responses={200: json_content(GetLabelResponseSchema, "The label"),
                  **error_responses(404, 503)})
 async def get_label(request: web.Request) -> web.Response:
@@ -210,6 +211,7 @@ async def delete_label(request: web.Request) -> web.Response:
 
 
 @docs(tags=TAGS, summary="Get all labels of a node",
+      description="Every label of the node, Kubernetes' own included. 404 for an unknown node.",
       responses={200: json_content(NodeLabelsResponseSchema, "The labels"),
                  **error_responses(404, 503)})
 async def node_labels(request: web.Request) -> web.Response:
@@ -218,6 +220,7 @@ async def node_labels(request: web.Request) -> web.Response:
 
 
 @docs(tags=TAGS, summary="Nodes carrying a label key",
+      description="The nodes that have label `key`, with its value, by node name.",
       responses={200: json_content(NodesWithLabelSchema, "A page of nodes"),
                  **error_responses(400, 503)})
 @querystring_schema(LabelQuerySchema)
@@ -228,6 +231,8 @@ async def nodes_with_label(request: web.Request) -> web.Response:
 
 
 @docs(tags=TAGS, summary="GPU labels and pool of every node",
+      description="Per node: its pool (`default` without a pool label) and its "
+                  "`runwhere.ai/gpu-type` label, by node name.",
       responses={200: json_content(GpuLabelsSchema, "A page of nodes"),
                  **error_responses(400, 503)})
 @querystring_schema(PageQuerySchema)
@@ -237,6 +242,7 @@ async def gpu_labels(request: web.Request) -> web.Response:
 
 
 @docs(tags=TAGS, summary="All node labels, values aggregated by key",
+      description="Every label key found on any node, with its distinct values.",
       responses={200: json_content(LabelsOverviewSchema, "Label key → distinct values"),
                  **error_responses(503)})
 async def labels_overview(request: web.Request) -> web.Response:

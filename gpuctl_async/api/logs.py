@@ -34,6 +34,10 @@ Streams the job's logs: the tail first (`tail` lines of the running pods merged 
 or with `since` every line after that timestamp), then live lines as they are written. Pods
 that start later (a restart, a new replica, a retried Job pod) join the stream.
 
+This is a WebSocket: Swagger UI's "Try it out" cannot open one, and a plain GET answers 400.
+Connect with a WebSocket client, e.g.
+`websocat 'ws://localhost:8000/api/v1/jobs/<jobId>/logs/ws?tail=50'`.
+
 Frames are JSON text:
 
 - `{"type": "log", "data": "<line>", "pod": "<pod>", "ts": "<RFC3339Nano>"}`: one line

@@ -29,6 +29,7 @@ class ReadySchema(Schema):
 
 
 @docs(tags=["meta"], summary="Service information",
+      description="The service's name and version.",
       responses={200: json_content(ServiceInfoSchema, "Name and version"), **error_responses()})
 async def service_info(request: web.Request) -> web.Response:
     return json_response({"message": "GPU Control API", "version": __version__})

@@ -167,6 +167,8 @@ async def gpu_detail(request: web.Request) -> web.Response:
 
 
 @docs(tags=TAGS, summary="Get a node",
+      description="Capacity, allocatable and used resources, conditions, labels and the gpuctl "
+                  "jobs running on it. 404 for an unknown node.",
       responses={200: json_content(NodeDetailSchema, "The node"), **error_responses(404, 503)})
 async def get_node(request: web.Request) -> web.Response:
     return json_response(node_views.node_detail(request.app[CACHE],

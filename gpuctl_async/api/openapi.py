@@ -16,6 +16,7 @@ from aiohttp_apigami.swagger_ui import LayoutOption
 from marshmallow import Schema, fields
 
 from gpuctl_async import __version__
+from gpuctl_async.api.openapi_document import complete_document
 from gpuctl_async.api.validation import ApiParser
 
 SPEC_PATH = "/api/docs/openapi.json"
@@ -90,6 +91,7 @@ async def _finish_document(app: web.Application) -> None:
             body = operation.get("requestBody", {}).get("content", {}).get("application/json")
             if examples and body is not None:
                 body["examples"] = examples
+    complete_document(app, app[SWAGGER_DICT])
 
 
 def setup_openapi(app: web.Application) -> None:
