@@ -19,7 +19,7 @@ def api_routes(app: web.Application) -> list[tuple[str, str]]:
         path = info.get("path") or info.get("formatter")
         if route.method == "HEAD" or path is None or path in _DOC_ROUTES:
             continue
-        if info.get("prefix", "").startswith(STATIC_PATH) or "directory" in info:
+        if path.startswith(STATIC_PATH) or "directory" in info:
             continue
         routes.append((route.method.lower(), path))
     return routes
@@ -135,3 +135,28 @@ async def test_the_document_describes_every_operation_and_parameter(offline_clie
     assert {"getJob", "deleteJob"} <= {link["operationId"] for link in links.values()}
     pool = spec["components"]["schemas"]["CreatePoolRequest"]["properties"]
     assert pool["gpuType"]["oneOf"][1]["maxItems"] == 1 and pool["quota"]["not"] == {}
+
+
+async def test_docs_page_is_small_compressed_and_cached(offline_client):
+    resp = await offline_client.get(DOCS_PATH, headers={"Accept-Encoding": "gzip"})
+    html = await resp.text()
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
+    on_the_wire = len(await resp.read())
+    assets = re.findall(r"(?:src|href)=[\"']([^\"']+)[\"']", html)
+    for asset in assets:
+        resp = await offline_client.get(asset, headers={"Accept-Encoding": "gzip, br"},
+                                        auto_decompress=False)
+        assert resp.status == 200, asset
+        assert "immutable" in resp.headers["Cache-Control"] and resp.headers["ETag"]
+        if asset.endswith((".js", ".css")):
+            assert resp.headers["Content-Encoding"] == "gzip", asset
+        on_the_wire += len(await resp.read())
+        again = await offline_client.get(asset, headers={"If-None-Match": resp.headers["ETag"]})
+        assert again.status == 304
+    resp = await offline_client.get(SPEC_PATH, headers={"Accept-Encoding": "gzip"},
+                                    auto_decompress=False)
+    assert resp.headers["Content-Encoding"] == "gzip"
+    on_the_wire += len(await resp.read())
+    assert on_the_wire < 700_000, f"a cold load of /docs is {on_the_wire} bytes"
+    plain = await offline_client.get(assets[-1], headers={"Accept-Encoding": "identity"})
+    assert "Content-Encoding" not in plain.headers  # without Accept-Encoding: as stored

@@ -1,8 +1,9 @@
 """OpenAPI 3 document and the offline Swagger UI page, generated from the marshmallow schemas.
 
-The document is served at :data:`SPEC_PATH` and the UI at :data:`DOCS_PATH`, from files inside
-the installed aiohttp-apigami package. The Base layout is used because the Standalone layout
-shows a badge that makes the browser send the spec URL to an online validator.
+The document is served at :data:`SPEC_PATH` and the UI at :data:`DOCS_PATH` (``docs_page``),
+from files inside the installed aiohttp-apigami package. The Base layout is used because the
+Standalone layout shows a badge that makes the browser send the spec URL to an online
+validator.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from typing import Any
 from aiohttp import web
 from aiohttp_apigami import setup_aiohttp_apispec
 from aiohttp_apigami.constants import APISPEC_PARSER, SWAGGER_DICT
-from aiohttp_apigami.swagger_ui import LayoutOption
 from marshmallow import Schema, fields
 
 from gpuctl_async import __version__
+from gpuctl_async.api.docs_page import setup_docs_page
 from gpuctl_async.api.openapi_document import complete_document
 from gpuctl_async.api.validation import ApiParser
 
@@ -100,12 +101,11 @@ def setup_openapi(app: web.Application) -> None:
         app,
         title="GPU Control API",
         version=__version__,
-        url=SPEC_PATH,
-        swagger_path=DOCS_PATH,
-        static_path=STATIC_PATH,
+        url="",  # served by docs_page, compressed
+        swagger_path=None,  # our own page: see docs_page
         openapi_version="3.0.3",
-        swagger_layout=LayoutOption.Base,
         info={"description": _DESCRIPTION},
     )
+    setup_docs_page(app, docs_path=DOCS_PATH, static_path=STATIC_PATH, spec_path=SPEC_PATH)
     app[APISPEC_PARSER] = ApiParser()
     app.on_startup.append(_finish_document)  # runs after apigami builds the document
