@@ -3,8 +3,17 @@ a 500, and nothing a request sends can stall the event loop."""
 
 from __future__ import annotations
 
-import pytest
+import asyncio
+import contextlib
 
+import orjson
+import pytest
+from aiohttp.test_utils import TestServer
+
+from gpuctl_async.app import create_app
+from gpuctl_async.appkeys import CACHE
+from gpuctl_async.parsing import DOCUMENT_PARSER
+from gpuctl_async.serving import JsonErrorRunner
 from tests.helpers import job_yaml
 
 # Every route that takes a JSON body, with a path that reaches its validation.
@@ -114,7 +123,6 @@ class LoopLag:
         self.worst = 0.0
 
     async def __aenter__(self):
-        import asyncio
 
         async def probe():
             loop = asyncio.get_running_loop()
@@ -127,8 +135,6 @@ class LoopLag:
         return self
 
     async def __aexit__(self, *exc):
-        import asyncio
-        import contextlib
 
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -151,16 +157,12 @@ async def test_hostile_yaml_batches_do_not_hold_the_event_loop(offline_client):
 
 async def test_a_document_that_parses_too_long_is_refused_and_the_workers_recover(
         aiohttp_client, unreachable_settings):
-    from gpuctl_async.app import create_app
-
     settings = unreachable_settings.replace(yaml_parse_timeout=0.001)
     client = await aiohttp_client(create_app(settings))
     resp = await client.post("/api/v1/jobs", json={"yamlContent": BIG_YAML})
     assert await _error(resp) == "YAML document too complex"
     assert (await resp.json())["details"] == {"yamlContent": ["took longer than 0.001s to parse"]}
     # The next document gets a fresh pool (and a sane timeout).
-    from gpuctl_async.parsing import DOCUMENT_PARSER
-
     client.app[DOCUMENT_PARSER].timeout = 30
     resp = await client.post("/api/v1/jobs", json={"yamlContent": BIG_YAML})
     assert (await resp.json())["details"] == {"resources": ["Missing data for required field."]}
@@ -205,8 +207,6 @@ async def test_a_query_parameter_without_a_name_is_named_as_such(offline_client,
 
 
 async def test_a_training_job_without_a_pod_is_never_shown_running(api, sim):
-    from gpuctl_async.appkeys import CACHE
-
     assert (await api.post("/api/v1/jobs", json={"yamlContent": job_yaml(name="nopod")})).status \
         == 201
     # What the Job controller writes when it has created a pod the app has not seen yet.
@@ -257,11 +257,6 @@ async def test_a_125000_item_args_list_is_refused(offline_client):
 @pytest.fixture
 async def served(aiohttp_client, unreachable_settings):
     """The app behind the runner ``gpuctl-async serve`` uses."""
-    from aiohttp.test_utils import TestServer
-
-    from gpuctl_async.app import create_app
-    from gpuctl_async.serving import JsonErrorRunner
-
     class Server(TestServer):
         async def _make_runner(self, **kwargs):
             return JsonErrorRunner(self.app, **kwargs)
@@ -270,8 +265,6 @@ async def served(aiohttp_client, unreachable_settings):
 
 
 async def _raw(client, request: bytes) -> tuple[str, dict, bytes]:
-    import asyncio
-
     reader, writer = await asyncio.open_connection(client.host, client.port)
     writer.write(request)
     await writer.drain()
@@ -292,8 +285,6 @@ async def _raw(client, request: bytes) -> tuple[str, dict, bytes]:
     (b"GET /health HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sec\x00ret\r\n\r\n", None),
 ])
 async def test_parser_refusals_are_json_and_one_log_line(served, caplog, request_bytes, reason):
-    import orjson
-
     status, headers, body = await _raw(served, request_bytes)
     assert status.split()[1] == "400", status
     assert headers["Content-Type"].startswith("application/json")
