@@ -204,7 +204,9 @@ async def main(args: argparse.Namespace) -> None:
     kubeconfig = workdir / "kubeconfig"
     sim_port, app_port = free_port(), free_port()
     sim_url, app_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{app_port}"
-    env = {**os.environ, "GPUCTL_LOG_MAX_STREAMS": str(max(1000, args.pods))}
+    # Every client connects from one address: the per-address rate limit is off here.
+    env = {**os.environ, "GPUCTL_LOG_MAX_STREAMS": str(max(1000, args.pods)),
+           "GPUCTL_RATE_LIMIT_PER_SECOND": "0"}
     sim = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gpuctl_async", "sim", "--no-workloads", "--port", str(sim_port),
         "--kubeconfig-out", str(kubeconfig), stdout=asyncio.subprocess.DEVNULL,

@@ -20,6 +20,8 @@ from gpuctl_async.api.quotas import setup_quota_routes
 from gpuctl_async.api.job_feed import setup_job_feed_routes
 from gpuctl_async.api.job_views import setup_job_view_routes
 from gpuctl_async.appkeys import CACHE, KUBE, LISTING, LOG_HUB, READINESS, SETTINGS, SUBMITTER
+from gpuctl_async.auth import auth_middleware, setup_auth
+from gpuctl_async.cors import setup_cors
 from gpuctl_async.jobs.create import JobSubmitter
 from gpuctl_async.jobs.listing import JobListing
 from gpuctl_async.jobs.views import controller_status
@@ -28,9 +30,11 @@ from gpuctl_async.k8s.client import KubeClient, build_api_client
 from gpuctl_async.logs.hub import LogHub
 from gpuctl_async.middleware import error_middleware
 from gpuctl_async.parsing import DOCUMENT_PARSER, setup_document_parsing
+from gpuctl_async.ratelimit import setup_rate_limit
 from gpuctl_async.readiness import Readiness
 from gpuctl_async.settings import Settings
 from gpuctl_async.simulate import simulated_cluster_ctx
+from gpuctl_async.spec.hostpaths import HostPathPolicy
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +52,10 @@ async def kubernetes_ctx(app: web.Application) -> AsyncIterator[None]:
     app[KUBE] = kube
     app[CACHE] = cache
     app[READINESS] = readiness
-    app[SUBMITTER] = JobSubmitter(kube, cache, settle_timeout=settings.read_your_writes_timeout,
-                                  parser=app[DOCUMENT_PARSER])
+    app[SUBMITTER] = JobSubmitter(
+        kube, cache, settle_timeout=settings.read_your_writes_timeout,
+        host_paths=HostPathPolicy.from_prefixes(settings.allowed_host_paths),
+        parser=app[DOCUMENT_PARSER])
     listing = JobListing(cache, lambda controller: controller_status(cache, controller))
     app[LISTING] = listing
     log.info("Using Kubernetes API at %s (%s)", target.host, target.source)
@@ -70,11 +76,16 @@ async def kubernetes_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(
-        client_max_size=settings.max_body_bytes,
-        middlewares=[error_middleware, validation_middleware],
-    )
+    app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
+    # Middleware order, outermost first: CORS preflights and foreign WebSocket origins are
+    # answered before anything else; errors become JSON; rate limits apply before
+    # authentication (a flood never costs a TokenReview); validation needs the route.
+    setup_cors(app, settings.cors_origins)
+    app.middlewares.append(error_middleware)
+    setup_rate_limit(app)
+    app.middlewares.append(auth_middleware)
+    app.middlewares.append(validation_middleware)
     setup_document_parsing(app)
     app.cleanup_ctx.append(simulated_cluster_ctx)
     app.cleanup_ctx.append(kubernetes_ctx)
@@ -89,4 +100,5 @@ def create_app(settings: Settings) -> web.Application:
     setup_namespace_routes(app)
     setup_job_view_routes(app)
     setup_openapi(app)
+    setup_auth(app)  # after every route and the OpenAPI document
     return app

@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--context", metavar="NAME", help="kubeconfig context to use")
     serve.add_argument("--simulate", action="store_const", const=True,
                        help="start a simulated cluster in-process and serve against it")
+    serve.add_argument("--auth", choices=("kubernetes", "none"),
+                       help="kubernetes: callers' bearer tokens and RBAC decide (default, but "
+                            "none with --simulate); none: everyone acts as the service")
     serve.add_argument("--config", metavar="FILE",
                        help="settings file (default config/gpuctl.yaml when present)")
     serve.add_argument("--log-level", metavar="LEVEL",
@@ -68,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_serve(args: argparse.Namespace) -> int:
     overrides = {name: getattr(args, name) for name in
-                 ("host", "port", "kubeconfig", "context", "simulate", "log_level", "access_log")}
+                 ("host", "port", "kubeconfig", "context", "simulate", "auth", "log_level",
+                  "access_log")}
     try:
         settings = load_settings(config_file=args.config, overrides=overrides)
     except SettingsError as exc:

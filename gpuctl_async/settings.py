@@ -18,6 +18,9 @@ from typing import Any
 
 import yaml
 
+from gpuctl_async.cors.origins import OriginError, normalise_origin
+from gpuctl_async.spec.hostpaths import HostPathError, HostPathPolicy
+
 ENV_PREFIX = "GPUCTL_"
 DEFAULT_CONFIG_FILE = Path("config/gpuctl.yaml")
 _TRUE = {"1", "true", "yes", "on"}
@@ -104,6 +107,39 @@ class Settings:
     yaml_parse_timeout: float = 5.0
     """Seconds one YAML document may take to parse in a worker before it is killed (400)."""
 
+    allowed_host_paths: tuple[str, ...] = ()
+    """Node directories jobs may mount (``storage.workdirs``), as path prefixes; empty: any
+    path but the node's system directories, which are always refused. Env: comma-separated."""
+
+    rate_limit_per_second: float = 50.0
+    """Requests per second each client address may make on average (0: no limit)."""
+
+    rate_limit_burst: int = 200
+    """Requests a client address may make at once before the average rate applies."""
+
+    cors_origins: tuple[str, ...] = ()
+    """Browser origins (``https://host[:port]``) allowed to call the API from another site
+    and to open its WebSockets; empty: CORS off. Env: comma-separated."""
+
+    auth: str = "kubernetes"
+    """``kubernetes``: callers send a Kubernetes bearer token; TokenReview says who they are,
+    SubjectAccessReview what they may read, and writes impersonate them. ``none``: anyone who
+    reaches the port acts with the service's own rights. Default ``kubernetes``, except under
+    ``simulate`` where it is ``none`` unless set."""
+
+    auth_token_ttl: float = 60.0
+    """Seconds a token's TokenReview answer is reused (cached by the token's SHA-256)."""
+
+    auth_failure_ttl: float = 5.0
+    """Seconds a rejected token stays rejected without asking Kubernetes again."""
+
+    auth_cache_size: int = 10_000
+    """Most tokens, and separately most access decisions, kept cached (oldest dropped)."""
+
+    authz_ttl: float = 10.0
+    """Seconds an access decision (SubjectAccessReview answer) is reused: a removed binding
+    takes effect within this time."""
+
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
@@ -134,9 +170,20 @@ def _coerce(name: str, value: Any) -> Any:
             return int(value)
         if kind.startswith("float"):
             return float(value)
+        if kind.startswith("tuple"):
+            return _string_list(value)
         return str(value)
     except (TypeError, ValueError) as exc:
         raise SettingsError(f"setting '{name}' has an invalid value {value!r}: {exc}") from None
+
+
+def _string_list(value: Any) -> tuple[str, ...]:
+    """A YAML list of strings, or one comma-separated string (how lists come from the
+    environment); blank entries are dropped."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+        raise ValueError("expected a list of strings or a comma-separated string")
+    return tuple(item.strip() for item in items if item.strip())
 
 
 def _from_file(path: Path) -> dict[str, Any]:
@@ -178,6 +225,8 @@ def load_settings(
     raw.update(_from_env(environ))
     raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
     values = {name: _coerce(name, value) for name, value in raw.items()}
+    if "auth" not in values and values.get("simulate"):
+        values["auth"] = "none"  # the simulated cluster is open unless asked otherwise
     settings = Settings(**values)
     if settings.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         raise SettingsError(f"setting 'log_level' has an invalid value {settings.log_level!r}")
@@ -194,4 +243,25 @@ def load_settings(
     if settings.yaml_workers < 1 or settings.yaml_parse_timeout <= 0:
         raise SettingsError("setting 'yaml_workers' must be at least 1 and "
                             "'yaml_parse_timeout' more than 0")
-    return settings.replace(log_level=settings.log_level.upper())
+    if settings.rate_limit_per_second < 0 or settings.rate_limit_burst < 0:
+        raise SettingsError("settings 'rate_limit_per_second' and 'rate_limit_burst' may not be "
+                            "negative")
+    if settings.rate_limit_per_second > 0 and settings.rate_limit_burst < 1:
+        raise SettingsError("setting 'rate_limit_burst' must be at least 1 while "
+                            "'rate_limit_per_second' is set")
+    if settings.auth not in ("kubernetes", "none"):
+        raise SettingsError(f"setting 'auth' must be 'kubernetes' or 'none', not {settings.auth!r}")
+    if min(settings.auth_token_ttl, settings.auth_failure_ttl, settings.authz_ttl) < 0:
+        raise SettingsError("settings 'auth_token_ttl', 'auth_failure_ttl' and 'authz_ttl' may "
+                            "not be negative")
+    if settings.auth_cache_size < 1:
+        raise SettingsError("setting 'auth_cache_size' must be at least 1")
+    try:
+        host_paths = HostPathPolicy.from_prefixes(settings.allowed_host_paths).allowed
+        cors_origins = tuple(dict.fromkeys(normalise_origin(o) for o in settings.cors_origins))
+    except HostPathError as exc:
+        raise SettingsError(f"setting 'allowed_host_paths' has an invalid entry: {exc}") from None
+    except OriginError as exc:
+        raise SettingsError(f"setting 'cors_origins' has an invalid entry: {exc}") from None
+    return settings.replace(log_level=settings.log_level.upper(),
+                            allowed_host_paths=host_paths, cors_origins=cors_origins)

@@ -37,7 +37,8 @@ async def no_pending_tasks():
 @pytest.fixture
 def unreachable_settings(unused_tcp_port: int) -> Settings:
     """Settings whose Kubernetes API URL has nobody listening."""
-    return Settings(kube_api_url=f"http://127.0.0.1:{unused_tcp_port}", access_log=False)
+    return Settings(kube_api_url=f"http://127.0.0.1:{unused_tcp_port}", access_log=False,
+                    auth="none")
 
 
 @pytest.fixture
@@ -56,9 +57,11 @@ async def sim():
 
 
 def sim_settings(sim, tmp_path, **changes) -> Settings:
-    """Settings that reach ``sim`` through a kubeconfig file, as a real cluster would be."""
+    """Settings that reach ``sim`` through a kubeconfig file, as a real cluster would be;
+    authentication off unless ``changes`` say otherwise (tests/auth turn it on)."""
     kubeconfig = sim.write_kubeconfig(tmp_path / "kubeconfig")
-    return Settings(kubeconfig=str(kubeconfig), access_log=False, **changes)
+    return Settings(**{"kubeconfig": str(kubeconfig), "access_log": False, "auth": "none",
+                       **changes})
 
 
 @pytest.fixture

@@ -1,7 +1,9 @@
 """``WS /api/v1/jobs-feed/ws``: a live job list for dashboards.
 
 The first frame is ``{"type": "snapshot", "items": [JobItem...]}``: what ``GET /api/v1/jobs``
-would list with the same filters. Then ``{"type": "ADDED"|"MODIFIED"|"DELETED", "item":
+would list with the same filters (with authentication on: the namespaces where the caller may
+list pods, checked again before each batch of changes; a named namespace the caller may not
+read gets an error frame and close code 4403). Then ``{"type": "ADDED"|"MODIFIED"|"DELETED", "item":
 JobItem}`` as jobs change. Bursts are coalesced: a job's changes within one window are sent as
 its latest state, so a client gets at most one frame per job per window. Pings keep idle
 connections alive through proxies; on shutdown the socket closes with 1001 (going away).
@@ -27,6 +29,10 @@ from gpuctl_async.api.openapi import error_responses, json_content
 from gpuctl_async.api.paths import JOB_FEED_PATH
 from gpuctl_async.api.responses import dumps, require_websocket
 from gpuctl_async.appkeys import LISTING
+from gpuctl_async.auth import SUBPROTOCOL
+from gpuctl_async.auth.guard import CLOSE_FORBIDDEN, read_scope
+from gpuctl_async.auth.permissions import LIST_PODS
+from gpuctl_async.errors import Forbidden, GpuctlError
 from gpuctl_async.jobs.listing import Row
 from gpuctl_async.spec import JOB_KINDS
 
@@ -62,9 +68,25 @@ def _matches(row: Row, filters: dict[str, str]) -> bool:
 async def job_feed(request: web.Request) -> web.WebSocketResponse:
     filters = {k: v for k, v in request["querystring"].items() if v}
     listing = request.app[LISTING]
-    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS)
+    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, protocols=(SUBPROTOCOL,))
     require_websocket(ws, request)
     await ws.prepare(request)
+
+    async def readable() -> frozenset[str] | None | GpuctlError:
+        """Where the caller may list pods now: re-asked before every batch, so a removed
+        binding applies within the decision TTL (cached decisions make it free). A refusal
+        (4403) or a failed check (1011, e.g. Kubernetes unreachable) closes the socket."""
+        try:
+            return await read_scope(request, LIST_PODS, filters.get("namespace"))
+        except GpuctlError as exc:
+            code = CLOSE_FORBIDDEN if isinstance(exc, Forbidden) else WSCloseCode.INTERNAL_ERROR
+            await ws.send_str(dumps({"type": "error", "data": exc.message}).decode())
+            await ws.close(code=code, message=exc.message.encode()[:120])
+            return exc
+
+    within = await readable()
+    if isinstance(within, GpuctlError):
+        return ws
     request.app[FEED_SOCKETS].add(ws)
 
     pending: dict[tuple[str, str], tuple[str, Row]] = {}
@@ -86,15 +108,19 @@ async def job_feed(request: web.Request) -> web.WebSocketResponse:
             wake.clear()
             batch = list(pending.values())
             pending.clear()
+            within = await readable()
+            if isinstance(within, GpuctlError):
+                return
             now = time.time()
             for event, row in batch:
-                await ws.send_str(dumps({"type": event, "item": row.render(now)}).decode())
+                if within is None or row.item["namespace"] in within:
+                    await ws.send_str(dumps({"type": event, "item": row.render(now)}).decode())
             await asyncio.sleep(COALESCE_SECONDS)  # the coalescing window, not a wait
 
     stop_listening = listing.listen(on_change)
     sender: asyncio.Task[None] | None = None
     try:
-        snapshot = listing.items(**filters)
+        snapshot = listing.items(within=within, **filters)
         await ws.send_str(dumps({"type": "snapshot", "items": snapshot}).decode())
         sender = asyncio.create_task(send_changes())
         async for message in ws:

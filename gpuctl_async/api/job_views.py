@@ -11,6 +11,8 @@ from gpuctl_async.api.openapi import error_responses, json_content
 from gpuctl_async.api.paths import JOB_PATH
 from gpuctl_async.api.responses import json_response
 from gpuctl_async.appkeys import CACHE, LISTING
+from gpuctl_async.auth.guard import read_scope
+from gpuctl_async.auth.permissions import GET_PODS, LIST_PODS
 from gpuctl_async.jobs.lookup import find_job
 from gpuctl_async.jobs.views import job_detail
 from gpuctl_async.spec import JOB_KINDS
@@ -118,26 +120,34 @@ class JobDetailSchema(Schema):
 
 @docs(tags=TAGS, summary="List jobs",
       description="One item per pod of every gpuctl job, plus one for a job whose controller "
-                  "has no pods (e.g. waiting for quota). Newest first, then namespace and name.",
-      responses={200: json_content(JobListSchema, "A page of jobs"), **error_responses(400)})
+                  "has no pods (e.g. waiting for quota). Newest first, then namespace and name. "
+                  "With authentication on, only namespaces where the caller may list pods.",
+      responses={200: json_content(JobListSchema, "A page of jobs"),
+                 **error_responses(400, 403)})
 @querystring_schema(JobListQuerySchema)
 async def list_jobs(request: web.Request) -> web.Response:
     query = request["querystring"]
+    within = await read_scope(request, LIST_PODS, query.get("namespace"))
     body = request.app[LISTING].page_json(
         page=query["page"], page_size=query["pageSize"], namespace=query.get("namespace"),
         kind=query.get("kind"), pool=query.get("pool"), status=query.get("status"),
+        within=within,
     )
     return web.Response(body=body, content_type="application/json")
 
 
 @docs(tags=TAGS, summary="Get a job's details",
-      description="`jobId` is a job name or one of its pod names.",
-      responses={200: json_content(JobDetailSchema, "The job"), **error_responses(400, 404, 409)})
+      description="`jobId` is a job name or one of its pod names. Without `namespace`, only "
+                  "namespaces where the caller may read are searched.",
+      responses={200: json_content(JobDetailSchema, "The job"),
+                 **error_responses(400, 403, 404, 409)})
 @querystring_schema(JobDetailQuerySchema)
 async def get_job(request: web.Request) -> web.Response:
     cache = request.app[CACHE]
     job_id = request.match_info["jobId"]
-    job = find_job(cache, job_id, request["querystring"].get("namespace"))
+    namespace = request["querystring"].get("namespace")
+    within = await read_scope(request, GET_PODS, namespace)
+    job = find_job(cache, job_id, namespace, within=within)
     return json_response(job_detail(cache, job, job_id))
 
 

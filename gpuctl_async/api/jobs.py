@@ -14,8 +14,11 @@ from gpuctl_async.api.paths import JOB_PATH
 from gpuctl_async.api.params import BodyBoolean, QueryBoolean
 from gpuctl_async.api.responses import json_response
 from gpuctl_async.appkeys import CACHE, KUBE, SETTINGS, SUBMITTER
+from gpuctl_async.auth.guard import authorize, read_scope
+from gpuctl_async.auth.permissions import DELETE_PODS, GET_PODS, controller_permission
 from gpuctl_async.errors import GpuctlError
 from gpuctl_async.jobs.delete import delete_job
+from gpuctl_async.jobs.lookup import JobRef
 from gpuctl_async.spec.examples import JOB_EXAMPLES
 
 log = logging.getLogger(__name__)
@@ -102,7 +105,8 @@ class DeleteJobResponseSchema(Schema):
 @request_schema(CreateJobRequestSchema)
 async def create_job(request: web.Request) -> web.Response:
     body = request["data"]
-    result = await request.app[SUBMITTER].submit(body["yamlContent"], dry_run=body["dryRun"])
+    result = await request.app[SUBMITTER].submit(body["yamlContent"], dry_run=body["dryRun"],
+                                                 authorize=_may_create(request))
     return json_response(result, status=200 if body["dryRun"] else 201)
 
 
@@ -116,11 +120,12 @@ async def create_job(request: web.Request) -> web.Response:
 async def create_jobs_batch(request: web.Request) -> web.Response:
     submitter = request.app[SUBMITTER]
     limit = asyncio.Semaphore(BATCH_CONCURRENCY)
+    authorize = _may_create(request)
 
     async def one(index: int, text: str) -> tuple[int, dict | None, dict | None]:
         async with limit:
             try:
-                result = await submitter.submit(text)
+                result = await submitter.submit(text, authorize=authorize)
             except GpuctlError as exc:
                 return index, None, {"index": index, **exc.to_body()}
             except Exception:
@@ -141,16 +146,31 @@ async def create_jobs_batch(request: web.Request) -> web.Response:
                   "(its pods follow) and its `svc-<name>` Service, and with `force=true` the "
                   "pods at once. Returns without waiting for the pods to go.",
       responses={200: json_content(DeleteJobResponseSchema, "Deletion issued"),
-                 **error_responses(400, 404, 409, 503)})
+                 **error_responses(400, 403, 404, 409, 503)})
 @querystring_schema(DeleteJobQuerySchema)
 async def delete_job_route(request: web.Request) -> web.Response:
     query = request["querystring"]
+    namespace = query.get("namespace")
+
+    async def may_delete(job: JobRef) -> None:
+        kind = job.controller["kind"] if job.controller is not None else None
+        await authorize(request, controller_permission("delete", kind) if kind else DELETE_PODS,
+                        job.namespace)
+
     result = await delete_job(
         request.app[KUBE], request.app[CACHE], request.match_info["jobId"],
-        namespace=query.get("namespace"), force=query["force"],
+        namespace=namespace, force=query["force"],
         settle_timeout=request.app[SETTINGS].read_your_writes_timeout,
+        within=await read_scope(request, GET_PODS, namespace), authorize=may_delete,
     )
     return json_response(result)
+
+
+def _may_create(request: web.Request):
+    """The submitter's check that the caller may create the job's controller there."""
+    async def may_create(kind: str, namespace: str) -> None:
+        await authorize(request, controller_permission("create", kind), namespace)
+    return may_create
 
 
 def setup_job_routes(app: web.Application) -> None:

@@ -15,7 +15,10 @@ from gpuctl_async.api.openapi import error_responses, json_content
 from gpuctl_async.api.params import RFC3339, QueryBoolean
 from gpuctl_async.api.responses import json_response, require_websocket
 from gpuctl_async.appkeys import CACHE, KUBE, LOG_HUB, SETTINGS
-from gpuctl_async.errors import BadRequest, Conflict, GpuctlError, NotFound
+from gpuctl_async.auth import SUBPROTOCOL
+from gpuctl_async.auth.guard import CLOSE_FORBIDDEN, read_scope
+from gpuctl_async.auth.permissions import GET_LOGS
+from gpuctl_async.errors import BadRequest, Conflict, Forbidden, GpuctlError, NotFound
 from gpuctl_async.jobs.lookup import find_job
 from gpuctl_async.logs.hub import TooManyStreams
 from gpuctl_async.logs.session import FollowOptions, JobLogSession, SessionFailed
@@ -28,6 +31,7 @@ TAGS = ["jobs"]
 LOG_SOCKETS = web.AppKey("log_sockets", weakref.WeakSet)
 CLOSE_NOT_FOUND = 4404
 CLOSE_AMBIGUOUS = 4409
+_CLOSE_CODES = {NotFound: CLOSE_NOT_FOUND, Conflict: CLOSE_AMBIGUOUS, Forbidden: CLOSE_FORBIDDEN}
 
 WS_DESCRIPTION = """\
 Streams the job's logs: the tail first (`tail` lines of the running pods merged in time order,
@@ -49,8 +53,9 @@ Frames are JSON text:
 - `{"type": "end"}`: every container of the job has terminated and the job will start no
   more; the server then closes normally (1000);
 - `{"type": "error", "data": "<message>"}`, then a close: 1011 for a failure, 4404 for an
-  unknown job or pod, 4409 for a name found in several namespaces, 1013 when the server
-  follows too many log streams already (try again later).
+  unknown job or pod, 4409 for a name found in several namespaces, 4403 when the caller may
+  not read the logs (`get pods/log`) in the namespace named, 1013 when the server follows too
+  many log streams already (try again later).
 
 The server closes with 1001 when it shuts down, and disconnects a client that accepts
 nothing for a while. Pings go out regularly. To resume after a disconnect, reconnect with
@@ -121,13 +126,15 @@ def _follow_options(query: dict) -> FollowOptions:
                   "has not started yet answers 409 with Kubernetes' reason. To follow the "
                   "logs use the WebSocket route; `follow=true` here is a 400.",
       responses={200: json_content(LogsResponseSchema, "The lines"),
-                 **error_responses(400, 404, 409, 503)})
+                 **error_responses(400, 403, 404, 409, 503)})
 @querystring_schema(TailQuerySchema)
 async def get_logs(request: web.Request) -> web.Response:
     query = request["querystring"]
     if query["follow"]:
         raise BadRequest("Use WebSocket for follow mode")
-    job = find_job(request.app[CACHE], request.match_info["jobId"], query.get("namespace"))
+    namespace = query.get("namespace")
+    within = await read_scope(request, GET_LOGS, namespace)
+    job = find_job(request.app[CACHE], request.match_info["jobId"], namespace, within=within)
     pod = query.get("pod")
     tail = await job_tail(request.app[KUBE], job, pod=pod, container=query.get("container"),
                           tail=query["tail"], since_ns=query.get("sinceTime"),
@@ -145,7 +152,8 @@ async def get_logs(request: web.Request) -> web.Response:
 async def stream_logs(request: web.Request) -> web.WebSocketResponse:
     settings = request.app[SETTINGS]
     query = request["querystring"]
-    ws = web.WebSocketResponse(heartbeat=settings.log_heartbeat, compress=False)
+    ws = web.WebSocketResponse(heartbeat=settings.log_heartbeat, compress=False,
+                               protocols=(SUBPROTOCOL,))
     require_websocket(ws, request)
     await ws.prepare(request)
     sockets = request.app[LOG_SOCKETS]
@@ -155,13 +163,16 @@ async def stream_logs(request: web.Request) -> web.WebSocketResponse:
     follower: asyncio.Task[None] | None = None
     try:
         try:
-            job = find_job(request.app[CACHE], request.match_info["jobId"],
-                           query.get("namespace"))
+            namespace = query.get("namespace")
+            within = await read_scope(request, GET_LOGS, namespace)
+            job = find_job(request.app[CACHE], request.match_info["jobId"], namespace,
+                           within=within)
             pod = query.get("pod")
             if pod is not None and all(p["metadata"]["name"] != pod for p in job.pods):
                 raise NotFound(f"Pod '{pod}' not found in job '{job.name}'")
-        except (NotFound, Conflict) as exc:
-            code = CLOSE_NOT_FOUND if isinstance(exc, NotFound) else CLOSE_AMBIGUOUS
+        except GpuctlError as exc:  # after the upgrade: an error frame, not an HTTP answer
+            code = next((code for kind, code in _CLOSE_CODES.items() if isinstance(exc, kind)),
+                        WSCloseCode.INTERNAL_ERROR)
             await _close_with_error(ws, sink, exc.message, code)
             return ws
         session = JobLogSession(request.app[LOG_HUB], job, sink, _follow_options(query))

@@ -37,7 +37,8 @@ async def service_info(request: web.Request) -> web.Response:
 
 @docs(tags=["meta"], summary="Liveness check",
       description="Answers as long as the process serves HTTP; never contacts Kubernetes.",
-      responses={200: json_content(HealthSchema, "Alive"), **error_responses()})
+      responses={200: json_content(HealthSchema, "Alive"),
+                 **error_responses(rate_limited=False)})
 async def health(request: web.Request) -> web.Response:
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return json_response({"status": "healthy", "timestamp": now})
@@ -45,7 +46,8 @@ async def health(request: web.Request) -> web.Response:
 
 @docs(tags=["meta"], summary="Readiness check",
       description="200 once the Kubernetes API server answers and every cache has synced.",
-      responses={200: json_content(ReadySchema, "Ready to serve"), **error_responses(503)})
+      responses={200: json_content(ReadySchema, "Ready to serve"),
+                 **error_responses(503, rate_limited=False)})
 async def ready(request: web.Request) -> web.Response:
     reason = await request.app[READINESS].not_ready_reason()
     if reason:

@@ -30,6 +30,12 @@ short YAML documents, group nodes into resource pools, and manage quotas and nam
 
 Every error answer is JSON `{"error": "<message>"}`; request validation failures (400) add
 `details`, an object mapping field paths such as `resources.gpu` to lists of messages.
+
+Each client address may make `rate_limit_per_second` requests per second on average after a
+burst of `rate_limit_burst` (the service's settings); beyond, the answer is 429 with a
+`Retry-After` header in whole seconds. `/health` and `/ready` are not limited. A WebSocket
+upgrade whose `Origin` is neither the service's own nor listed in `cors_origins` is refused
+with 403 before the upgrade.
 """
 
 _ERROR_DESCRIPTIONS = {
@@ -39,6 +45,7 @@ _ERROR_DESCRIPTIONS = {
     405: "Method not allowed",
     409: "Conflict with the current state",
     413: "Request body too large",
+    429: "Too many requests from this client address; retry after `Retry-After` seconds",
     500: "Internal server error",
     503: "Kubernetes API server unreachable or not ready",
 }
@@ -54,11 +61,13 @@ class ErrorSchema(Schema):
     )
 
 
-def error_responses(*codes: int) -> dict[int, dict[str, Any]]:
-    """OpenAPI ``responses`` entries for the given error statuses, all using ErrorSchema."""
+def error_responses(*codes: int, rate_limited: bool = True) -> dict[int, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the given error statuses, all using ErrorSchema;
+    500 always, and 429 unless the route is exempt from the rate limit."""
+    always = {500, 429} if rate_limited else {500}
     return {
         code: {"description": _ERROR_DESCRIPTIONS[code], "schema": ErrorSchema}
-        for code in sorted({*codes, 500})
+        for code in sorted({*codes, *always})
     }
 
 

@@ -13,6 +13,8 @@ from gpuctl_async.api.openapi import error_responses, json_content, request_exam
 from gpuctl_async.api.params import BodyBoolean
 from gpuctl_async.api.responses import json_response
 from gpuctl_async.appkeys import CACHE, KUBE, SETTINGS
+from gpuctl_async.auth.guard import authorize, read_scope
+from gpuctl_async.auth.permissions import CREATE_QUOTAS, LIST_QUOTAS
 from gpuctl_async.parsing import DOCUMENT_PARSER
 from gpuctl_async.quotas.create import QuotaCreator
 from gpuctl_async.quotas.delete import delete_namespace_quota, not_found
@@ -136,14 +138,19 @@ async def create_quota(request: web.Request) -> web.Response:
     creator = QuotaCreator(request.app[KUBE], request.app[CACHE], request.app[QUOTA_WRITES],
                            settle_timeout=request.app[SETTINGS].read_your_writes_timeout,
                            parser=request.app[DOCUMENT_PARSER])
+
+    async def may_create(namespace: str) -> None:
+        await authorize(request, CREATE_QUOTAS, namespace)
+
     result = await creator.create(body["yamlContent"], replace=body["replace"],
-                                  dry_run=body["dryRun"])
+                                  dry_run=body["dryRun"], authorize=may_create)
     return json_response(result, status=200 if body["dryRun"] else 201)
 
 
 @docs(tags=TAGS, summary="List gpuctl quotas",
       description="Only quotas gpuctl wrote (label `runwhere.ai/quota`), by namespace, each with "
-                  "its utilization.",
+                  "its utilization; with authentication on, only in namespaces where the caller "
+                  "may list resourcequotas.",
       responses={200: json_content(QuotaListSchema, "One page of quotas"),
                  **error_responses(400, 503)})
 @querystring_schema(QuotaListQuerySchema)
@@ -151,8 +158,11 @@ async def list_quotas(request: web.Request) -> web.Response:
     query = request["querystring"]
     cache = request.app[CACHE]
     namespace = query.get("namespace")
+    within = await read_scope(request, LIST_QUOTAS, namespace)
     quotas = gpuctl_quotas(cache.quotas.in_namespace(namespace) if namespace is not None
                            else cache.quotas.items())
+    if within is not None:
+        quotas = [q for q in quotas if q["metadata"]["namespace"] in within]
     return json_response(paginate([quota_info(q) for q in quotas], query))
 
 

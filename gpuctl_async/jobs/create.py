@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -11,15 +12,19 @@ from gpuctl_async.errors import Conflict, GpuctlError, ValidationFailed
 from gpuctl_async.k8s import labels
 from gpuctl_async.k8s.cache import ClusterCache
 from gpuctl_async.k8s.client import KubeApiError, KubeClient
+from gpuctl_async.k8s.impersonation import as_service
 from gpuctl_async.k8s.manifests import build_manifests
 from gpuctl_async.k8s.namespaces import create_marked_namespace
 from gpuctl_async.k8s.resources import PRIORITY_CLASSES, resource_for
 from gpuctl_async.spec import JOB_KINDS, ParsedDocument, parse_document
+from gpuctl_async.spec.hostpaths import SYSTEM_DIRECTORIES_ONLY, HostPathPolicy
 
 if TYPE_CHECKING:
     from gpuctl_async.parsing import DocumentParser
 
 log = logging.getLogger(__name__)
+
+Authorize = Callable[[str, str], Awaitable[None]]
 
 SUBMITTED_MESSAGE = "Job submitted to resource pool"
 # A dry run in a namespace that does not exist yet is checked against ``default``: the API
@@ -31,22 +36,31 @@ class JobSubmitter:
     """Creates jobs. One per app: it remembers nothing but a lock for PriorityClasses."""
 
     def __init__(self, kube: KubeClient, cache: ClusterCache, *, settle_timeout: float = 5.0,
+                 host_paths: HostPathPolicy = SYSTEM_DIRECTORIES_ONLY,
                  parser: DocumentParser | None = None):
         self.kube = kube
         self.cache = cache
         self.settle_timeout = settle_timeout
+        self.host_paths = host_paths
         self.parser = parser  # None: parse in line (tests of the submitter alone)
         self._priority_lock = asyncio.Lock()
 
     async def parse(self, yaml_text: str) -> ParsedDocument:
         if self.parser is None:
-            return parse_document(yaml_text, allowed_kinds=JOB_KINDS)
-        return await self.parser.parse(yaml_text, allowed_kinds=JOB_KINDS)
+            return parse_document(yaml_text, allowed_kinds=JOB_KINDS, host_paths=self.host_paths)
+        return await self.parser.parse(yaml_text, allowed_kinds=JOB_KINDS,
+                                       host_paths=self.host_paths)
 
-    async def submit(self, yaml_text: str, *, dry_run: bool = False) -> dict[str, Any]:
+    async def submit(self, yaml_text: str, *, dry_run: bool = False,
+                     authorize: Authorize | None = None) -> dict[str, Any]:
+        """``authorize(controller kind, namespace)`` raises unless the caller may create the
+        job: it runs before any check that would reveal what the namespace holds, and
+        before the service writes anything with its own rights (PriorityClasses)."""
         document = await self.parse(yaml_text)
         manifests = build_manifests(document.spec)
         namespace, name = document.namespace, document.name
+        if authorize is not None:
+            await authorize(manifests[0]["kind"], namespace)
         self._check_pool(document)
         self._check_name_free(namespace, name)
         if dry_run:
@@ -104,7 +118,11 @@ class JobSubmitter:
                 if self.cache.priority_classes.get("", name) is not None:
                     continue
                 try:
-                    await self.kube.request("POST", PRIORITY_CLASSES.path(), body=priority_class)
+                    # Platform bookkeeping shared by every tenant, which callers cannot do:
+                    # the service's own rights, once the caller's request was allowed.
+                    with as_service():
+                        await self.kube.request("POST", PRIORITY_CLASSES.path(),
+                                                body=priority_class)
                 except KubeApiError as exc:
                     if not exc.is_already_exists:
                         raise

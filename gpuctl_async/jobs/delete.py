@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Container
 from typing import Any
 
 from gpuctl_async.errors import NotFound
@@ -21,9 +22,15 @@ DELETED_MESSAGE = "Job deletion command issued"
 
 async def delete_job(kube: KubeClient, cache: ClusterCache, job_id: str, *,
                      namespace: str | None = None, force: bool = False,
-                     settle_timeout: float = 5.0) -> dict[str, Any]:
-    """Issue the deletes and return without waiting for the pods to go."""
-    job = find_job(cache, job_id, namespace)
+                     settle_timeout: float = 5.0, within: Container[str] | None = None,
+                     authorize: Callable[[JobRef], Awaitable[None]] | None = None,
+                     ) -> dict[str, Any]:
+    """Issue the deletes and return without waiting for the pods to go. The job is searched
+    ``within`` those namespaces (when given); ``authorize(job)`` raises unless the caller
+    may delete it, before anything is deleted."""
+    job = find_job(cache, job_id, namespace, within=within)
+    if authorize is not None:
+        await authorize(job)
     deleted = False
     if job.controller is not None:
         resource = job.resource

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,6 +109,7 @@ class JobListing:
         self._rows: list[Row] = []
         self._pod_keys: dict[tuple[str, str], RowKey] = {}
         self._controller_keys: dict[tuple[str, str, str], RowKey] = {}
+        self._namespace_rows: Counter[str] = Counter()
         self._listeners: list[Listener] = []
         self._unsubscribe: list[Callable[[], None]] = []
 
@@ -139,12 +141,16 @@ class JobListing:
         return len(self._keys)
 
     def rows(self, *, namespace: str | None = None, kind: str | None = None,
-             pool: str | None = None, status: str | None = None) -> Iterator[Row]:
-        """Rows in order, filtered; ``status`` matches the shown status or the phase."""
+             pool: str | None = None, status: str | None = None,
+             within: Container[str] | None = None) -> Iterator[Row]:
+        """Rows in order, filtered; ``status`` matches the shown status or the phase;
+        ``within``: only these namespaces (those the caller may read; None: all)."""
         wanted = status.lower() if status else None
         for row in self._rows:
             item = row.item
             if namespace is not None and item["namespace"] != namespace:
+                continue
+            if within is not None and item["namespace"] not in within:
                 continue
             if kind is not None and item["kind"] != kind:
                 continue
@@ -154,22 +160,26 @@ class JobListing:
                 continue
             yield row
 
-    def page(self, *, page: int, page_size: int, **filters: str | None) -> tuple[int, list[Row]]:
+    def page(self, *, page: int, page_size: int, within: Container[str] | None = None,
+             **filters: str | None) -> tuple[int, list[Row]]:
         start = (page - 1) * page_size
-        if not any(filters.values()):
+        if within is not None and all(ns in within for ns in self._namespace_rows):
+            within = None  # the caller may read every namespace that has jobs: no filter
+        if within is None and not any(filters.values()):
             return len(self._rows), self._rows[start:start + page_size]
-        matching = list(self.rows(**filters))
+        matching = list(self.rows(within=within, **filters))
         return len(matching), matching[start:start + page_size]
 
-    def page_json(self, *, page: int, page_size: int, **filters: str | None) -> bytes:
+    def page_json(self, *, page: int, page_size: int, within: Container[str] | None = None,
+                  **filters: str | None) -> bytes:
         """The ``{"total", "items"}`` body of a page, as JSON."""
-        total, rows = self.page(page=page, page_size=page_size, **filters)
+        total, rows = self.page(page=page, page_size=page_size, within=within, **filters)
         now = time.time()
         return b'{"total":%d,"items":[%s]}' % (total, b",".join(r.encode(now) for r in rows))
 
-    def items(self, **filters: str | None) -> list[dict]:
+    def items(self, *, within: Container[str] | None = None, **filters: str | None) -> list[dict]:
         now = time.time()
-        return [row.render(now) for row in self.rows(**filters)]
+        return [row.render(now) for row in self.rows(within=within, **filters)]
 
     # -- maintenance ----------------------------------------------------------------------
 
@@ -242,6 +252,7 @@ class JobListing:
         else:
             self._keys.insert(position, key)
             self._rows.insert(position, row)
+            self._namespace_rows[key[1]] += 1
         if old_row is None or old_row.item != row.item:
             self._notify("MODIFIED" if old_row is not None else "ADDED", row)
 
@@ -252,6 +263,9 @@ class JobListing:
         if position < len(self._keys) and self._keys[position] == key:
             del self._keys[position]
             row = self._rows.pop(position)
+            self._namespace_rows[key[1]] -= 1
+            if not self._namespace_rows[key[1]]:
+                del self._namespace_rows[key[1]]
             if notify:
                 self._notify("DELETED", row)
 

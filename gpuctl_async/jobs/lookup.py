@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
 
 from gpuctl_async.errors import Conflict, NotFound
@@ -34,23 +35,32 @@ def job_pods(cache: ClusterCache, namespace: str, name: str) -> list[Obj]:
     return cache.pods.by_index(JOB_INDEX, f"{namespace}/{name}")
 
 
-def _controllers_named(cache: ClusterCache, name: str, namespace: str | None) -> list[Obj]:
+def _controllers_named(cache: ClusterCache, name: str, namespace: str | None,
+                       within: Container[str] | None = None) -> list[Obj]:
     found = []
     for informer in cache.controllers():
         if namespace is not None:
             obj = informer.get(namespace, name)
             found.extend([obj] if obj else [])
         else:
-            found.extend(informer.by_index(NAME_INDEX, name))
+            found.extend(_inside(informer.by_index(NAME_INDEX, name), within))
     return found
 
 
-def find_job(cache: ClusterCache, job_id: str, namespace: str | None = None) -> JobRef:
-    """Resolve ``job_id`` (controller name, else pod name) within ``namespace`` or everywhere.
+def _inside(objects: list[Obj], within: Container[str] | None) -> list[Obj]:
+    if within is None:
+        return objects
+    return [o for o in objects if o["metadata"].get("namespace") in within]
+
+
+def find_job(cache: ClusterCache, job_id: str, namespace: str | None = None, *,
+             within: Container[str] | None = None) -> JobRef:
+    """Resolve ``job_id`` (controller name, else pod name) within ``namespace`` or everywhere
+    (only the namespaces ``within``, when given: those the caller may read).
 
     Raises NotFound, or Conflict when the name exists in several namespaces and none was given.
     """
-    controllers = _controllers_named(cache, job_id, namespace)
+    controllers = _controllers_named(cache, job_id, namespace, within)
     if controllers:
         _refuse_ambiguous(job_id, controllers)
         controller = controllers[0]
@@ -62,7 +72,7 @@ def find_job(cache: ClusterCache, job_id: str, namespace: str | None = None) -> 
         pod = cache.pods.get(namespace, job_id)
         pods = [pod] if pod is not None and is_gpuctl(pod) else []
     else:
-        pods = cache.pods.by_index(NAME_INDEX, job_id)
+        pods = _inside(cache.pods.by_index(NAME_INDEX, job_id), within)
     if pods:
         _refuse_ambiguous(job_id, pods)
         pod_meta = pods[0]["metadata"]

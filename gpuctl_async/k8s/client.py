@@ -23,6 +23,7 @@ from kubernetes_asyncio import client, config
 from kubernetes_asyncio.config.config_exception import ConfigException
 
 from gpuctl_async.errors import GpuctlError, Unavailable
+from gpuctl_async.k8s.impersonation import CALLER, Identity, impersonation_headers
 from gpuctl_async.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -177,19 +178,26 @@ class KubeClient:
         """Start a request and return the open response (for watches and log streams).
 
         The caller owns the response and must ``release()`` or ``close()`` it. A failure
-        status is raised as :class:`KubeApiError` before returning.
+        status is raised as :class:`KubeApiError` before returning. A write (any method but
+        GET) made while a caller is set (``impersonation.CALLER``) impersonates that caller.
         """
+        method = method.upper()
         headers = {"Accept": accept}
         if body is not None:
             headers["Content-Type"] = content_type
+        params = [(k, _query_value(v)) for k, v in (query or {}).items() if v is not None]
+        timeout = timeout or aiohttp.ClientTimeout(sock_connect=10, sock_read=None)
+        caller = CALLER.get() if method != "GET" else None
         try:
-            response = await self.api_client.call_api(
-                path, method.upper(),
-                query_params=[(k, _query_value(v)) for k, v in (query or {}).items() if v is not None],
-                header_params=headers, body=body, auth_settings=["BearerToken"],
-                _preload_content=False,
-                _request_timeout=timeout or aiohttp.ClientTimeout(sock_connect=10, sock_read=None),
-            )
+            if caller is not None:
+                response = await self._impersonated(caller, method, path, params, headers,
+                                                    body, timeout)
+            else:
+                response = await self.api_client.call_api(
+                    path, method, query_params=params, header_params=headers, body=body,
+                    auth_settings=["BearerToken"], _preload_content=False,
+                    _request_timeout=timeout,
+                )
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise KubeUnavailable(f"Kubernetes API server is unreachable: {_describe(exc)}") from None
         if response.status >= 400:
@@ -201,6 +209,31 @@ class KubeClient:
                 response.release()
             raise error_from_status(response.status, raw)
         return response
+
+    async def _impersonated(self, caller: Identity, method: str, path: str,
+                            params: list[tuple[str, str]], headers: dict[str, str], body: Any,
+                            timeout: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
+        """Send one request through the ApiClient's own session, TLS and credentials, but
+        built here: the generated client folds headers into a dict, and impersonation needs
+        one ``Impersonate-Group`` header per group."""
+        cfg = self.api_client.configuration
+        rest = self.api_client.rest_client
+        all_headers = impersonation_headers(caller)
+        all_headers.update(headers)
+        credentials = (await cfg.auth_settings()).get("BearerToken")
+        if credentials and credentials.get("value"):
+            all_headers[credentials["key"]] = credentials["value"]
+        options: dict[str, Any] = {}
+        if rest.proxy:
+            options["proxy"] = rest.proxy
+        if rest.proxy_headers:
+            options["proxy_headers"] = rest.proxy_headers
+        if rest.server_hostname:
+            options["server_hostname"] = rest.server_hostname
+        data = orjson.dumps(body) if body is not None else None
+        return await rest.pool_manager.request(method, cfg.host + path, params=params,
+                                               headers=all_headers, data=data,
+                                               timeout=timeout, **options)
 
 
 def _query_value(value: Any) -> str:

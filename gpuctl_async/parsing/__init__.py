@@ -21,6 +21,7 @@ from aiohttp import web
 from gpuctl_async.appkeys import SETTINGS
 from gpuctl_async.errors import ValidationFailed
 from gpuctl_async.spec import ALL_KINDS, ParsedDocument, parse_document
+from gpuctl_async.spec.hostpaths import SYSTEM_DIRECTORIES_ONLY, HostPathPolicy
 from gpuctl_async.spec.parser import TEXT_FIELD, parse_outcome
 
 log = logging.getLogger(__name__)
@@ -38,25 +39,27 @@ class DocumentParser:
         self._slots = asyncio.Semaphore(workers)
         self._pool: ProcessPoolExecutor | None = None
 
-    async def parse(self, text: object, *,
-                    allowed_kinds: Iterable[str] = ALL_KINDS) -> ParsedDocument:
+    async def parse(self, text: object, *, allowed_kinds: Iterable[str] = ALL_KINDS,
+                    host_paths: HostPathPolicy = SYSTEM_DIRECTORIES_ONLY) -> ParsedDocument:
         kinds = tuple(allowed_kinds)
         if not isinstance(text, str) or len(text) <= INLINE_BYTES:
-            return parse_document(text, allowed_kinds=kinds)  # type: ignore[arg-type]
+            return parse_document(text, allowed_kinds=kinds,  # type: ignore[arg-type]
+                                  host_paths=host_paths)
         async with self._slots:  # the timeout counts from when a worker takes it
-            outcome = await self._run(text, kinds)
+            outcome = await self._run(text, kinds, host_paths)
         if isinstance(outcome, ParsedDocument):
             return outcome
         summary, details = outcome
         raise ValidationFailed(summary, details=details)
 
-    async def _run(self, text: str, kinds: tuple[str, ...]):
+    async def _run(self, text: str, kinds: tuple[str, ...], host_paths: HostPathPolicy):
         loop = asyncio.get_running_loop()
         for attempt in (1, 2):
             pool = self._pool or self._start()
             try:
                 return await asyncio.wait_for(
-                    loop.run_in_executor(pool, parse_outcome, text, kinds), self.timeout)
+                    loop.run_in_executor(pool, parse_outcome, text, kinds, host_paths),
+                    self.timeout)
             except asyncio.TimeoutError:
                 log.warning("A YAML document took over %.1fs to parse; restarting the parser "
                             "workers", self.timeout)

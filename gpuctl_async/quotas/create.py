@@ -91,11 +91,17 @@ class QuotaCreator:
         self.settle_timeout = settle_timeout
         self.parser = parser  # None: parse in line
 
-    async def create(self, yaml_text: str, *, replace: bool = False,
-                     dry_run: bool = False) -> dict[str, Any]:
+    async def create(self, yaml_text: str, *, replace: bool = False, dry_run: bool = False,
+                     authorize: Callable[[str], Awaitable[None]] | None = None,
+                     ) -> dict[str, Any]:
+        """``authorize(namespace)`` raises unless the caller may create the quota there;
+        every namespace is checked before anything is looked at or written."""
         document = (parse_document(yaml_text, allowed_kinds=("quota",)) if self.parser is None
                     else await self.parser.parse(yaml_text, allowed_kinds=("quota",)))
         targets = quota_targets(document.spec)
+        if authorize is not None:
+            for target in targets:
+                await authorize(target.namespace)
         async with self.lock:
             existing = self._check(targets, replace)
             if dry_run:

@@ -14,6 +14,16 @@ Module map (one concern each):
 - ``discovery``  /version, /api, /apis, OpenAPI v3
 - ``faults``     /_sim fault injection and counters
 - ``server``     ``create_app``; ``kubeconfig``; ``testing.SimCluster``; ``cli``
+- ``protobuf``   the protobuf request bodies kubectl's typed clients send; ``tls`` HTTPS
+
+Authentication and RBAC (only with a token or token file; ``access`` is the filter chain):
+
+- ``authn``      token-file users, ServiceAccount tokens; ``service_accounts`` the defaults
+- ``rbac``       the RBAC authorizer and Forbidden wording; ``rbac_defaults`` bootstrap roles;
+  ``escalation`` no granting of rights one does not hold
+- ``access``     authentication → impersonation → authorization → audit middleware
+- ``reviews``    TokenReview, (Self/Local)SubjectAccessReview, SelfSubjectReview, TokenRequest
+- ``audit``      the audit log and ``/_sim/audit``
 
 Behaving like a cluster (``SimCluster(workloads=True)``, wired by ``cluster.Workloads``):
 

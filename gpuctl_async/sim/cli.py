@@ -1,12 +1,17 @@
 """``gpuctl-async sim``: run the simulated cluster standalone until SIGINT/SIGTERM.
 
-``add_arguments(parser)`` declares ``--host``, ``--port`` (0: ephemeral), ``--token``,
-``--kubeconfig-out FILE``, ``--history-window``, ``--bookmark-interval``, and for the
+``add_arguments(parser)`` declares ``--host``, ``--port`` (0: ephemeral), ``--token`` (one
+``system:masters`` token, user ``admin``), ``--token-file FILE`` (kube-apiserver's
+``--token-auth-file`` CSV: ``token,user,uid,"group1,group2"``; either turns on
+authentication, RBAC and audit, see ``sim.access``), ``--tls``/``--no-tls`` (serve HTTPS
+with a throwaway certificate; default: on exactly when authentication is, since kubectl
+sends tokens only over TLS), ``--kubeconfig-out FILE`` (with the ``--token`` token, if any,
+and the certificate), ``--history-window``, ``--bookmark-interval``, and for the
 workloads: ``--nodes FILE`` (YAML list, see ``sim.topology``), ``--node SPEC`` (repeatable,
 ``name=n,pool=p,gpuType=a100,gpus=8,cpu=64,memoryGi=512``; either replaces the default
 4-node GPU topology), ``--timing human|fast`` and ``--no-workloads`` (a bare API server with
 no nodes unless given: no controllers, scheduler or kubelets); ``run(args)``
-serves, prints ``gpuctl-async sim listening on http://HOST:PORT`` (one line, flushed, so a
+serves, prints ``gpuctl-async sim listening on http[s]://HOST:PORT`` (one line, flushed, so a
 parent process can read the port), writes the kubeconfig if asked, and returns 0 after a
 clean stop.
 """
@@ -15,10 +20,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import signal
 
 import yaml
 
+from gpuctl_async.sim.authn import UserInfo, parse_token_file
 from gpuctl_async.sim.testing import SimCluster
 from gpuctl_async.sim.timing import Timing
 from gpuctl_async.sim.topology import (
@@ -33,7 +40,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=0, help="port (0: pick a free one)")
     parser.add_argument("--token", default=None,
-                        help="require this bearer token (default: no authentication)")
+                        help="a system:masters bearer token, user 'admin' (turns "
+                             "authentication and RBAC on; default: an open cluster)")
+    parser.add_argument("--token-file", metavar="FILE", default=None,
+                        help="static tokens, kube-apiserver --token-auth-file CSV: "
+                             "token,user,uid,\"group1,group2\" (turns authentication and "
+                             "RBAC on)")
+    parser.add_argument("--tls", action=argparse.BooleanOptionalAction, default=None,
+                        help="serve HTTPS with a self-signed certificate (default: when "
+                             "--token or --token-file is given; kubectl sends tokens only "
+                             "over TLS)")
     parser.add_argument("--kubeconfig-out", metavar="FILE", default=None,
                         help="write a kubeconfig pointing at the simulated cluster")
     parser.add_argument("--history-window", type=int, default=20_000,
@@ -68,13 +84,26 @@ def _nodes(args: argparse.Namespace) -> list[dict]:
     return nodes
 
 
+def _users(args: argparse.Namespace) -> dict[str, UserInfo] | None:
+    if not args.token_file:
+        return None
+    try:
+        return parse_token_file(args.token_file)
+    except (OSError, ValueError, csv.Error) as exc:
+        raise SystemExit(f"gpuctl-async sim: cannot read --token-file {args.token_file}: "
+                         f"{exc}") from None
+
+
 async def _serve(args: argparse.Namespace) -> int:
+    users = _users(args)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with SimCluster(token=args.token, history_window=args.history_window,
+        tls = args.tls if args.tls is not None else bool(args.token) or users is not None
+        async with SimCluster(token=args.token, users=users, tls=tls,
+                              history_window=args.history_window,
                               bookmark_interval=args.bookmark_interval, host=args.host,
                               port=args.port, workloads=args.workloads, nodes=_nodes(args),
                               log_lines_per_second=args.log_lines_per_second,

@@ -55,7 +55,7 @@ def resource_list(group: str, version: str, subresources: Iterable[Subresource])
         by_type.setdefault(sub.rt.key, []).append(sub)
     for rt in sorted(BY_GROUP_VERSION[(group, version)].values(), key=lambda r: r.plural):
         entry = {"name": rt.plural, "singularName": rt.singular, "namespaced": rt.namespaced,
-                 "kind": rt.kind, "verbs": rt.verbs}
+                 "kind": rt.kind, "verbs": list(rt.verbs)}
         if rt.short_names:
             entry["shortNames"] = list(rt.short_names)
         if rt.categories:
@@ -83,7 +83,7 @@ def _gvk(rt: ResourceType) -> dict:
 
 
 def _schema_name(rt: ResourceType) -> str:
-    group = {"": "core", "scheduling.k8s.io": "scheduling"}.get(rt.group, rt.group)
+    group = rt.group.split(".")[0] if rt.group else "core"  # rbac.authorization.k8s.io: rbac
     return f"io.k8s.api.{group}.{rt.version}.{rt.kind}"
 
 

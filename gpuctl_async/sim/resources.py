@@ -64,6 +64,9 @@ class ResourceType:
     extra_fields: dict[str, Callable[[dict], str]] = field(default_factory=dict)
     # Top-level fields besides apiVersion/kind/metadata (for fieldValidation).
     top_fields: frozenset[str] = frozenset({"spec", "status"})
+    # Create-only review types (TokenReview, SubjectAccessReview...) answer and store nothing.
+    verbs: tuple[str, ...] = ("create", "delete", "deletecollection", "get", "list", "patch",
+                              "update", "watch")
 
     @property
     def api_version(self) -> str:
@@ -82,11 +85,9 @@ class ResourceType:
     def field_getters(self) -> dict[str, Callable[[dict], str]]:
         return {**_META_FIELDS, **self.extra_fields}
 
-    @property
-    def verbs(self) -> list[str]:
-        return ["create", "delete", "deletecollection", "get", "list", "patch", "update",
-                "watch"]
 
+_RBAC = "rbac.authorization.k8s.io"
+_CREATE_ONLY = ("create",)
 
 RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "namespaces", "namespace", "Namespace", False, ("ns",),
@@ -145,6 +146,31 @@ RESOURCES: tuple[ResourceType, ...] = (
                  "PriorityClass", False, ("pc",),
                  top_fields=frozenset({"value", "globalDefault", "description",
                                        "preemptionPolicy"})),
+    ResourceType("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", True,
+                 ("sa",), top_fields=frozenset({"secrets", "imagePullSecrets",
+                                                "automountServiceAccountToken"})),
+    ResourceType(_RBAC, "v1", "roles", "role", "Role", True,
+                 top_fields=frozenset({"rules"})),
+    ResourceType(_RBAC, "v1", "clusterroles", "clusterrole", "ClusterRole", False,
+                 top_fields=frozenset({"rules", "aggregationRule"})),
+    ResourceType(_RBAC, "v1", "rolebindings", "rolebinding", "RoleBinding", True,
+                 top_fields=frozenset({"subjects", "roleRef"})),
+    ResourceType(_RBAC, "v1", "clusterrolebindings", "clusterrolebinding",
+                 "ClusterRoleBinding", False, top_fields=frozenset({"subjects", "roleRef"})),
+    ResourceType("authentication.k8s.io", "v1", "tokenreviews", "tokenreview", "TokenReview",
+                 False, verbs=_CREATE_ONLY),
+    ResourceType("authentication.k8s.io", "v1", "selfsubjectreviews", "selfsubjectreview",
+                 "SelfSubjectReview", False, verbs=_CREATE_ONLY),
+    ResourceType("authorization.k8s.io", "v1", "subjectaccessreviews", "subjectaccessreview",
+                 "SubjectAccessReview", False, verbs=_CREATE_ONLY),
+    ResourceType("authorization.k8s.io", "v1", "selfsubjectaccessreviews",
+                 "selfsubjectaccessreview", "SelfSubjectAccessReview", False,
+                 verbs=_CREATE_ONLY),
+    ResourceType("authorization.k8s.io", "v1", "selfsubjectrulesreviews",
+                 "selfsubjectrulesreview", "SelfSubjectRulesReview", False, verbs=_CREATE_ONLY),
+    ResourceType("authorization.k8s.io", "v1", "localsubjectaccessreviews",
+                 "localsubjectaccessreview", "LocalSubjectAccessReview", True,
+                 verbs=_CREATE_ONLY),
 )
 
 BY_KEY: dict[str, ResourceType] = {rt.key: rt for rt in RESOURCES}

@@ -22,6 +22,12 @@ deployments, replicasets and statefulsets (``scale``). More are added with
     async def pod_log(request: web.Request, target: Target) -> web.StreamResponse: ...
     api.register_subresource("pods", "log", pod_log, verbs=("get",), kind="Pod")
 
+Create-only review types (``tokenreviews``, ``subjectaccessreviews``...) are served by
+``Api.register_review`` handlers; their other verbs are 405, as on a real server.
+
+``request_info`` is the API server's reading of a request (verb, group, resource,
+subresource, namespace, name), shared with authorization and audit (``sim.access``).
+
 ``group_version`` names the API group and version of ``kind`` when it is not the parent
 resource's (``scale`` serves ``autoscaling/v1``). The handler receives the resolved
 ``Target`` after the object's existence is checked (404 otherwise); discovery lists the
@@ -37,7 +43,7 @@ import orjson
 import yaml
 from aiohttp import web
 
-from gpuctl_async.sim import scale
+from gpuctl_async.sim import protobuf, scale
 from gpuctl_async.sim import status as st
 from gpuctl_async.sim import tables
 from gpuctl_async.sim.faults import Faults
@@ -65,6 +71,63 @@ class Target:
     @property
     def counter_name(self) -> str:
         return f"{self.rt.plural}/{self.subresource}" if self.subresource else self.rt.plural
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """What the API server's RequestInfoFactory reads from a request, before routing: the
+    attributes authorization and audit see (``is_resource`` False for discovery, ``/version``
+    and other non-resource paths, whose verb is the lowercased HTTP method)."""
+
+    is_resource: bool
+    verb: str
+    path: str
+    api_group: str = ""
+    api_version: str = ""
+    namespace: str = ""
+    resource: str = ""
+    subresource: str = ""
+    name: str = ""
+    extra_parts: bool = False  # path segments past the subresource (never served)
+
+
+_METHOD_VERBS = {"POST": "create", "GET": "get", "HEAD": "get", "PUT": "update",
+                 "PATCH": "patch", "DELETE": "delete"}
+# Under /namespaces/{name}/ these are subresources of the namespace, not resource types.
+_NAMESPACE_SUBRESOURCES = ("status", "finalize")
+
+
+def request_info(method: str, path: str, query) -> RequestInfo:
+    """Parse a request as kube-apiserver does (``/api/v1/...``, ``/apis/{g}/{v}/...``;
+    ``namespaces/{ns}/...`` sets the namespace, also for a namespace itself; a nameless get
+    is list or watch, and ``fieldSelector=metadata.name=X`` names the object; a nameless
+    delete is deletecollection)."""
+    parts = [p for p in path.split("/") if p]
+    if not parts or parts[0] not in ("api", "apis") or \
+            len(parts) < (3 if parts[0] == "api" else 4):
+        return RequestInfo(False, method.lower(), path)
+    if parts[0] == "api":
+        group, version, rest = "", parts[1], parts[2:]
+    else:
+        group, version, rest = parts[1], parts[2], parts[3:]
+    namespace = ""
+    if rest[0] == "namespaces" and len(rest) > 1:
+        namespace = rest[1]
+        if len(rest) > 2 and rest[2] not in _NAMESPACE_SUBRESOURCES:
+            rest = rest[2:]
+    resource = rest[0]
+    name = rest[1] if len(rest) > 1 else ""
+    subresource = rest[2] if len(rest) > 2 else ""
+    verb = _METHOD_VERBS.get(method, "")
+    if not name and verb == "get":
+        verb = "watch" if (query.get("watch") or "").lower() in _TRUE else "list"
+        selector = query.get("fieldSelector") or ""
+        if selector.startswith("metadata.name=") and "," not in selector:
+            name = selector[len("metadata.name="):]
+    elif not name and verb == "delete":
+        verb = "deletecollection"
+    return RequestInfo(True, verb, path, group, version, namespace, resource, subresource,
+                       name, len(rest) > 3)
 
 
 SubresourceHandler = Callable[[web.Request, Target], Awaitable[web.StreamResponse]]
@@ -122,6 +185,7 @@ class Api:
         self.bookmark_interval = bookmark_interval
         self.max_watch_seconds = max_watch_seconds
         self._subresources: dict[tuple[str, str], Subresource] = {}
+        self._reviews: dict[str, SubresourceHandler] = {}
         for rt in BY_GROUP_VERSION[("", "v1")].values():
             if rt.plural == "pods":
                 self.register_subresource(rt, "binding", self._binding, ("create",), "Binding")
@@ -143,6 +207,11 @@ class Api:
         self._subresources[(rt.key, name)] = Subresource(rt, name, handler, tuple(verbs),
                                                          kind or rt.kind, group_version)
 
+    def register_review(self, rt: ResourceType | str, handler: SubresourceHandler) -> None:
+        """Serve a create-only type (``verbs=("create",)``, e.g. ``tokenreviews``) with
+        ``handler``: it answers from the request and stores nothing."""
+        self._reviews[resource(rt).key] = handler
+
     def subresources(self) -> list[Subresource]:
         return list(self._subresources.values())
 
@@ -153,47 +222,30 @@ class Api:
     # -- dispatch -------------------------------------------------------------------------
 
     def _resolve(self, request: web.Request) -> Target:
-        parts = [p for p in request.path.split("/") if p]
-        if len(parts) < 2:
+        info = request_info(request.method, request.path, request.query)
+        if not info.is_resource:
             raise st.path_not_found()
-        if parts[0] == "api":
-            group, version, rest = "", parts[1], parts[2:]
-        elif len(parts) >= 3:
-            group, version, rest = parts[1], parts[2], parts[3:]
+        types = BY_GROUP_VERSION.get((info.api_group, info.api_version))
+        rt = types.get(info.resource) if types is not None else None
+        if rt is None or info.extra_parts or (info.namespace and not rt.namespaced
+                                              and rt.plural != "namespaces"):
+            raise st.path_not_found()
+        namespace = info.namespace if rt.namespaced else None
+        verb = info.verb
+        if request.method not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            raise st.method_not_allowed(rt, request.method)
+        if verb in ("list", "watch"):
+            _flag(request, "watch")  # refuse a malformed value, as the API server does
+            name = None
         else:
-            raise st.path_not_found()
-        types = BY_GROUP_VERSION.get((group, version))
-        if types is None or not rest:
-            raise st.path_not_found()
-        namespace = None
-        if rest[0] == "namespaces" and len(rest) >= 3 and rest[2] in types \
-                and types[rest[2]].namespaced:
-            namespace, rest = rest[1], rest[2:]
-        rt = types.get(rest[0])
-        if rt is None or len(rest) > 3:
-            raise st.path_not_found()
-        name = rest[1] if len(rest) > 1 else None
-        subresource = rest[2] if len(rest) > 2 else None
-        method = request.method
-        if method == "GET":
-            verb = "get" if name else ("watch" if _flag(request, "watch") else "list")
-        elif method == "POST":
-            verb = "create"
-        elif method == "PUT":
-            verb = "update"
-        elif method == "PATCH":
-            verb = "patch"
-        elif method == "DELETE":
-            verb = "delete" if name else "deletecollection"
-        else:
-            raise st.method_not_allowed(rt, method)
+            name = info.name or None
         if rt.namespaced and not namespace and (name or verb in ("create",
                                                                   "deletecollection")):
             raise st.path_not_found()
         if name is None and verb in ("update", "patch") or (
-                name is not None and subresource is None and verb == "create"):
+                name is not None and info.subresource is None and verb == "create"):
             raise st.method_not_allowed(rt, verb)
-        return Target(rt, namespace, name, subresource, verb)
+        return Target(rt, namespace, name, info.subresource or None, verb)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -207,6 +259,11 @@ class Api:
                     raise st.method_not_allowed(target.rt, target.verb)
                 self.store.get_entry(target.rt, target.namespace, target.name)
                 return await sub.handler(request, target)
+            if target.verb not in target.rt.verbs:
+                raise st.method_not_allowed(target.rt, target.verb)
+            review = self._reviews.get(target.rt.key)
+            if review is not None:
+                return await review(request, target)
             return await getattr(self, f"_{target.verb}")(request, target)
         except StatusError as error:
             return status_response(error)
@@ -223,12 +280,20 @@ class Api:
         return bool(values)
 
     @staticmethod
-    async def _body(request: web.Request, rt: ResourceType) -> object:
+    async def body(request: web.Request, rt: ResourceType) -> object:
+        """The request's object: JSON, YAML, or (for the kinds kubectl's typed clients send
+        so) Kubernetes protobuf (``sim.protobuf``)."""
         raw = await request.read()
         content_type = request.content_type
         try:
             if content_type in ("application/yaml", "application/apply-patch+yaml"):
                 return yaml.safe_load(raw)
+            if content_type == protobuf.CONTENT_TYPE:
+                try:
+                    return protobuf.decode(raw)
+                except ValueError as exc:
+                    raise st.unsupported_media_type(f"{content_type} ({exc})", [
+                        "application/json", "application/yaml", content_type]) from None
             return orjson.loads(raw)
         except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
             raise st.bad_request(f"the object provided is unrecognized (must be of type "
@@ -327,7 +392,7 @@ class Api:
 
     async def _create(self, request: web.Request, target: Target) -> web.Response:
         dry_run = self._dry_run(request)
-        obj = await self._body(request, target.rt)
+        obj = await self.body(request, target.rt)
         warnings = self._field_validation(request, target.rt, obj)
         entry = self.store.create_entry(target.rt, obj, target.namespace, dry_run=dry_run)
         return self._object_response(entry, 201, warnings)
@@ -335,7 +400,7 @@ class Api:
     async def _update(self, request: web.Request, target: Target,
                       subresource: str | None = None) -> web.Response:
         dry_run = self._dry_run(request)
-        obj = await self._body(request, target.rt)
+        obj = await self.body(request, target.rt)
         warnings = self._field_validation(request, target.rt, obj)
         entry = self.store.update_entry(target.rt, obj, target.namespace, target.name,
                                         subresource=subresource, dry_run=dry_run)
@@ -347,7 +412,7 @@ class Api:
         content_type = request.content_type
         if content_type not in PATCH_TYPES:
             raise st.unsupported_media_type(content_type, list(PATCH_TYPES))
-        patch = await self._body(request, target.rt)
+        patch = await self.body(request, target.rt)
         warnings = self._field_validation(request, target.rt, patch) \
             if content_type != PATCH_TYPES[0] else []
         entry = self.store.patch_entry(target.rt, target.namespace, target.name, content_type,
@@ -423,7 +488,7 @@ class Api:
         return await self._patch(request, target, "status")
 
     async def _binding(self, request: web.Request, target: Target) -> web.Response:
-        binding = await self._body(request, target.rt)
+        binding = await self.body(request, target.rt)
         node = ((binding or {}).get("target") or {}).get("name") if isinstance(
             binding, dict) else None
         if not node:
@@ -443,7 +508,7 @@ class Api:
         content_type = request.content_type
         if target.verb == "patch" and content_type not in PATCH_TYPES:
             raise st.unsupported_media_type(content_type, list(PATCH_TYPES))
-        body = await self._body(request, target.rt)
+        body = await self.body(request, target.rt)
         # Read and write with no await between: the patch applies to the current Scale.
         entry = self.store.get_entry(target.rt, target.namespace, target.name)
         if target.verb == "patch":

@@ -27,6 +27,8 @@ _META_FIELDS = frozenset({
     "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
     "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
     "annotations", "ownerReferences", "finalizers", "managedFields"})
+_RBAC = "rbac.authorization.k8s.io"
+_SUBJECT_KINDS = ["ServiceAccount", "User", "Group"]
 _QUANTITY_MESSAGE = "must match the regex ^([+-]?[0-9.]+)([eEinumkKMGTPE]*[-+]?[0-9]*)$"
 
 
@@ -43,7 +45,8 @@ def unknown_fields(rt: ResourceType, obj: dict) -> list[str]:
 def validate_metadata(rt: ResourceType, meta: dict) -> list[FieldError]:
     errors: list[FieldError] = []
     name = meta.get("name") or ""
-    name_errors = dns1123_label_errors if rt.plural in _LABEL_NAMED else dns1123_subdomain_errors
+    name_errors = dns1123_label_errors if rt.plural in _LABEL_NAMED else (
+        _path_segment_errors if rt.group == _RBAC else dns1123_subdomain_errors)
     for problem in name_errors(name):
         errors.append(FieldError.invalid("metadata.name", name, problem))
     labels = meta.get("labels") or {}
@@ -208,6 +211,73 @@ def _immutable(obj: dict, old: dict, path: str) -> list[FieldError]:
     return []
 
 
+def _path_segment_errors(name: str) -> list[str]:
+    """RBAC objects are named like path segments (``system:discovery`` is fine)."""
+    if name in (".", ".."):
+        return [f"may not be '{name}'"]
+    return [f"may not contain '{c}'" for c in ("/", "%") if c in name]
+
+
+def _rbac(rt: ResourceType, obj: dict, old: dict | None) -> list[FieldError]:
+    errors: list[FieldError] = []
+    if rt.plural in ("roles", "clusterroles"):
+        rules = obj.get("rules") or []
+        if not isinstance(rules, list):
+            return [FieldError.invalid("rules", rules, "must be a list")]
+        for i, rule in enumerate(rules):
+            if not isinstance(rule, dict):
+                errors.append(FieldError.invalid(f"rules[{i}]", rule, "must be an object"))
+                continue
+            if not rule.get("verbs"):
+                errors.append(FieldError.required(f"rules[{i}].verbs",
+                                                  "verbs must contain at least one value"))
+            if rule.get("nonResourceURLs"):
+                if rt.plural == "roles":
+                    errors.append(FieldError.invalid(
+                        f"rules[{i}].nonResourceURLs", rule["nonResourceURLs"],
+                        "namespaced rules cannot apply to non-resource URLs"))
+                if rule.get("apiGroups") or rule.get("resources") or rule.get("resourceNames"):
+                    errors.append(FieldError.invalid(
+                        f"rules[{i}].nonResourceURLs", rule["nonResourceURLs"],
+                        "rules cannot apply to both regular resources and non-resource URLs"))
+            elif not rule.get("apiGroups"):
+                errors.append(FieldError.required(
+                    f"rules[{i}].apiGroups", "resource rules must supply at least one api "
+                                             "group"))
+            elif not rule.get("resources"):
+                errors.append(FieldError.required(
+                    f"rules[{i}].resources", "resource rules must supply at least one "
+                                             "resource"))
+        return errors
+    ref = obj.get("roleRef")
+    kinds = ["Role", "ClusterRole"] if rt.plural == "rolebindings" else ["ClusterRole"]
+    if not isinstance(ref, dict) or not ref.get("name"):
+        errors.append(FieldError.required("roleRef.name"))
+    elif ref.get("kind") not in kinds:
+        errors.append(FieldError.not_supported("roleRef.kind", ref.get("kind") or "", kinds))
+    if isinstance(ref, dict) and ref.get("apiGroup", _RBAC) != _RBAC:
+        errors.append(FieldError.not_supported("roleRef.apiGroup", ref.get("apiGroup"),
+                                               [_RBAC]))
+    if old is not None and old.get("roleRef") != ref:
+        errors.append(FieldError.invalid("roleRef", ref, "cannot change roleRef"))
+    subjects = obj.get("subjects") or []
+    if not isinstance(subjects, list):
+        return errors + [FieldError.invalid("subjects", subjects, "must be a list")]
+    for i, subject in enumerate(subjects):
+        if not isinstance(subject, dict):
+            errors.append(FieldError.invalid(f"subjects[{i}]", subject, "must be an object"))
+            continue
+        if not subject.get("name"):
+            errors.append(FieldError.required(f"subjects[{i}].name"))
+        if subject.get("kind") not in _SUBJECT_KINDS:
+            errors.append(FieldError.not_supported(f"subjects[{i}].kind",
+                                                   subject.get("kind") or "", _SUBJECT_KINDS))
+        elif subject["kind"] == "ServiceAccount" and rt.plural == "clusterrolebindings" and \
+                not subject.get("namespace"):
+            errors.append(FieldError.required(f"subjects[{i}].namespace"))
+    return errors
+
+
 def validate(rt: ResourceType, obj: dict, old: dict | None = None) -> list[FieldError]:
     """All field errors of ``obj`` (an update when ``old`` is given)."""
     errors = validate_metadata(rt, obj.get("metadata") or {})
@@ -228,6 +298,8 @@ def validate(rt: ResourceType, obj: dict, old: dict | None = None) -> list[Field
             errors += _immutable(obj, old, "spec.completions")
     elif key == "services":
         errors += _service(obj, old)
+    elif rt.group == _RBAC:
+        errors += _rbac(rt, obj, old)
     elif key == "resourcequotas":
         errors += _quantities("spec.hard", (spec or {}).get("hard"))
     elif key == "priorityclasses.scheduling.k8s.io":

@@ -12,6 +12,12 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from gpuctl_async.k8s.naming import DNS1123_LABEL_MAX, dns1123_label_errors
 from gpuctl_async.spec.base import StrictSchema, defaults_of
+from gpuctl_async.spec.hostpaths import (
+    SYSTEM_DIRECTORIES_ONLY,
+    HostPathError,
+    HostPathPolicy,
+    normalise_host_path,
+)
 from gpuctl_async.spec.fields import (
     BoundedList,
     CpuQuantity,
@@ -57,13 +63,6 @@ def gpu_count(value: int) -> None:
         raise ValidationError("GPU count cannot be negative")
     if value > MAX_GPUS:
         raise ValidationError(f"GPU count cannot exceed {MAX_GPUS}")
-
-
-def absolute_path(path: str) -> None:
-    if not path.startswith("/"):
-        raise ValidationError("must be an absolute path")
-    if ".." in path.split("/"):
-        raise ValidationError("must not contain '..'")
 
 
 def non_blank(value: str) -> None:
@@ -128,8 +127,19 @@ class NotebookServiceSchema(StrictSchema):
     timeout = Text()
 
 
+class HostPath(Text):
+    """An absolute node path, loaded normalised (``//data/./x/`` → ``/data/x``), so that the
+    policy check, the duplicate check and the manifest all see the same path."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        try:
+            return normalise_host_path(super()._deserialize(value, attr, data, **kwargs))
+        except HostPathError as exc:
+            raise ValidationError(str(exc)) from None
+
+
 class WorkdirSchema(StrictSchema):
-    path = Text(required=True, validate=absolute_path)
+    path = HostPath(required=True)
 
 
 def unique_paths(workdirs: list[dict]) -> None:
@@ -155,12 +165,29 @@ class ModelSchema(StrictSchema):
 
 
 class JobDocumentSchema(StrictSchema):
+    """``host_paths`` is the service's hostPath policy (from its settings); the schema module
+    itself holds no settings."""
+
+    def __init__(self, *, host_paths: HostPathPolicy = SYSTEM_DIRECTORIES_ONLY, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.host_paths = host_paths
+
     kind = Text(required=True)
     version = Text(load_default=DEFAULT_VERSION)
     job = fields.Nested(JobSchema, required=True)
     environment = fields.Nested(EnvironmentSchema, required=True)
     resources = fields.Nested(ResourcesSchema, required=True)
     storage = fields.Nested(StorageSchema, load_default=defaults_of(StorageSchema))
+
+    @validates_schema(skip_on_field_errors=False)
+    def _host_paths_allowed(self, data: dict, **kwargs: Any) -> None:
+        # Runs even when other fields failed, so every problem is reported at once; what
+        # failed its own validation (a whole storage block, a path) is absent here.
+        workdirs = data.get("storage", {}).get("workdirs", [])
+        problems = {index: {"path": [reason]} for index, workdir in enumerate(workdirs)
+                    if "path" in workdir and (reason := self.host_paths.problem(workdir["path"]))}
+        if problems:
+            raise ValidationError({"storage": {"workdirs": problems}})
 
 
 class TrainingSchema(JobDocumentSchema):

@@ -16,6 +16,7 @@ import yaml
 from marshmallow import Schema, ValidationError
 
 from gpuctl_async.errors import ValidationFailed
+from gpuctl_async.spec.hostpaths import SYSTEM_DIRECTORIES_ONLY, HostPathPolicy
 from gpuctl_async.spec.jobs import JOB_SCHEMAS
 from gpuctl_async.spec.pool import PoolDocumentSchema
 from gpuctl_async.spec.quota import QuotaDocumentSchema
@@ -88,27 +89,33 @@ class ParsedDocument:
 
 
 def parse_document(text: str, *, max_bytes: int = MAX_DOCUMENT_BYTES,
-                   allowed_kinds: Iterable[str] = ALL_KINDS) -> ParsedDocument:
-    """Parse and validate one gpuctl YAML document, or raise ``ValidationFailed``."""
+                   allowed_kinds: Iterable[str] = ALL_KINDS,
+                   host_paths: HostPathPolicy = SYSTEM_DIRECTORIES_ONLY) -> ParsedDocument:
+    """Parse and validate one gpuctl YAML document, or raise ``ValidationFailed``.
+
+    ``host_paths`` decides which node directories a job's ``storage.workdirs`` may mount."""
     data = _load_yaml(text, max_bytes)
     kind = _kind_of(data, tuple(allowed_kinds))
-    return validate_document(kind, data)
+    return validate_document(kind, data, host_paths=host_paths)
 
 
-def parse_outcome(text: str, allowed_kinds: tuple[str, ...]
+def parse_outcome(text: str, allowed_kinds: tuple[str, ...],
+                  host_paths: HostPathPolicy = SYSTEM_DIRECTORIES_ONLY,
                   ) -> ParsedDocument | tuple[str, dict[str, list[str]]]:
     """``parse_document`` for a worker process: a failure comes back as (summary, details),
     which pickles whole (the exception's keyword-only ``details`` would not)."""
     try:
-        return parse_document(text, allowed_kinds=allowed_kinds)
+        return parse_document(text, allowed_kinds=allowed_kinds, host_paths=host_paths)
     except ValidationFailed as err:
         return err.message, err.details
 
 
-def validate_document(kind: str, data: Mapping) -> ParsedDocument:
+def validate_document(kind: str, data: Mapping, *,
+                      host_paths: HostPathPolicy = SYSTEM_DIRECTORIES_ONLY) -> ParsedDocument:
     """Validate an already-loaded mapping as a document of ``kind`` (canonical kind name)."""
+    schema = JOB_SCHEMAS[kind](host_paths=host_paths) if kind in JOB_SCHEMAS else SCHEMAS[kind]()
     try:
-        spec = SCHEMAS[kind]().load(data)
+        spec = schema.load(data)
     except ValidationError as err:
         details = dict(_flatten(err.messages))
         raise ValidationFailed(_summary(details), details=details) from None
