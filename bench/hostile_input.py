@@ -138,7 +138,9 @@ async def main(options: argparse.Namespace) -> None:
         service = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "gpuctl_async", "serve", "--kubeconfig", str(kubeconfig),
             "--port", str(port), "--no-access-log", "--log-level", "ERROR",
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            # Attackers and probes share 127.0.0.1: without this the per-address rate limit
+            # answers 429 to both, and the figures would measure the limiter, not the loop.
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "GPUCTL_RATE_LIMIT_PER_SECOND": "0"})
         processes.append(service)
         url = f"http://127.0.0.1:{port}"
         connector = aiohttp.TCPConnector(limit=options.clients + 4)

@@ -63,7 +63,8 @@ def served_url(tmp_path_factory):
         [sys.executable, "-m", "gpuctl_async", "serve", "--simulate", "--port", str(port),
          "--no-access-log", "--log-level", "ERROR"],
         cwd=tmp_path_factory.mktemp("contract"), stdout=subprocess.DEVNULL,
-        env={**os.environ, "GPUCTL_CONFIG": os.devnull})
+        # One client sends every request: the per-address rate limit would answer most 429.
+        env={**os.environ, "GPUCTL_CONFIG": os.devnull, "GPUCTL_RATE_LIMIT_PER_SECOND": "0"})
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, process)
