@@ -137,7 +137,7 @@ async def main(options: argparse.Namespace) -> None:
         port = free_port()
         service = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "gpuctl_async", "serve", "--kubeconfig", str(kubeconfig),
-            "--port", str(port), "--no-access-log", "--log-level", "ERROR",
+            "--port", str(port), "--no-access-log", "--log-level", "ERROR", "--auth", "none",
             # Attackers and probes share 127.0.0.1: without this the per-address rate limit
             # answers 429 to both, and the figures would measure the limiter, not the loop.
             env={**os.environ, "PYTHONUNBUFFERED": "1", "GPUCTL_RATE_LIMIT_PER_SECOND": "0"})
