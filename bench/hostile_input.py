@@ -11,6 +11,9 @@ Starts the simulated cluster (default topology) and the service as separate proc
 3. memory: the service's RSS, then 20 jobs with 1,000-item ``args`` created and deleted, and
    the RSS once the list is empty again.
 
+With ``--limited`` the service keeps its default per-address rate limit (50/s, burst 200),
+which the attackers (127.0.0.1) meet and the probes (127.0.0.2) do not.
+
 Prints p50/p99 of each probe beside the targets: ``/health`` p99 ≤ 100 ms under attack, list
 p99 ≤ 2× its quiet value. Not a test: ``python bench/hostile_input.py`` (about 40 s).
 """
@@ -73,7 +76,7 @@ async def probe(session: aiohttp.ClientSession, url: str, seconds: float) -> dic
                 await response.read()
                 assert response.status == 200, (path, response.status)
             found[name].append((time.perf_counter() - started) * 1000)
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.025)  # ~35 list probes/s: under the 50/s limit of --limited
     return found
 
 
@@ -138,14 +141,20 @@ async def main(options: argparse.Namespace) -> None:
         service = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "gpuctl_async", "serve", "--kubeconfig", str(kubeconfig),
             "--port", str(port), "--no-access-log", "--log-level", "ERROR", "--auth", "none",
-            # Attackers and probes share 127.0.0.1: without this the per-address rate limit
-            # answers 429 to both, and the figures would measure the limiter, not the loop.
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "GPUCTL_RATE_LIMIT_PER_SECOND": "0"})
+            # Without --limited, no per-address rate limit: the figures show what the event
+            # loop does with everything the attackers send, not what the limiter refuses.
+            env={**os.environ, "PYTHONUNBUFFERED": "1",
+                 **({} if options.limited else {"GPUCTL_RATE_LIMIT_PER_SECOND": "0"})})
         processes.append(service)
         url = f"http://127.0.0.1:{port}"
-        connector = aiohttp.TCPConnector(limit=options.clients + 4)
         timeout = aiohttp.ClientTimeout(total=60)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        # Probes (and set-up) come from 127.0.0.2, attackers from 127.0.0.1: two client
+        # addresses, so that with --limited only the attackers meet the limit.
+        probes = aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(
+            local_addr=("127.0.0.2", 0)))
+        attackers = aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(
+            limit=options.clients))
+        async with probes as session, attackers:
             await wait_ready(session, url)
             for i in range(5):
                 text = JOB.format(name=f"quiet-{i}", extra="")
@@ -153,7 +162,7 @@ async def main(options: argparse.Namespace) -> None:
                     assert r.status == 201, await r.text()
             quiet = await probe(session, url, options.quiet)
             attack_task = asyncio.create_task(
-                attack(session, url, options.seconds, options.clients, options.only))
+                attack(attackers, url, options.seconds, options.clients, options.only))
             loud = await probe(session, url, options.seconds)
             statuses = await attack_task
             print(f"attack: {sum(statuses.values())} hostile requests from {options.clients} "
@@ -176,4 +185,6 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--quiet", type=float, default=5.0)
     parser.add_argument("--only", type=int, help="send only this one of the attacks (0-4)")
+    parser.add_argument("--limited", action="store_true",
+                        help="keep the default per-address rate limit on (the attackers meet it)")
     asyncio.run(main(parser.parse_args()))
