@@ -19,7 +19,7 @@ from concurrent.futures.process import BrokenProcessPool
 from aiohttp import web
 
 from gpuctl_async.appkeys import SETTINGS
-from gpuctl_async.errors import ValidationFailed
+from gpuctl_async.errors import Unavailable, ValidationFailed
 from gpuctl_async.spec import ALL_KINDS, ParsedDocument, parse_document
 from gpuctl_async.spec.hostpaths import SYSTEM_DIRECTORIES_ONLY, HostPathPolicy
 from gpuctl_async.spec.parser import TEXT_FIELD, parse_outcome
@@ -71,7 +71,8 @@ class DocumentParser:
                 # Killed for another document's timeout while this one ran: once more.
                 self._kill(pool)
                 if attempt == 2:
-                    raise
+                    log.warning("The YAML parser workers failed twice in a row")
+                    raise Unavailable("The YAML parser workers failed; try again") from None
         raise AssertionError("unreachable")
 
     def _start(self) -> ProcessPoolExecutor:
