@@ -305,3 +305,20 @@ async def test_a_plain_get_to_a_websocket_route_says_an_upgrade_is_required(offl
     resp = await offline_client.get(path)
     assert await _error(resp) == (f"{path} is a WebSocket endpoint: a WebSocket upgrade is "
                                   f"required (e.g. websocat 'ws://<host>{path}')")
+
+
+@pytest.mark.parametrize("path,field", [("/api/v1/jobs/batch", "yamlContents"),
+                                        ("/api/v1/pools", "nodes"),
+                                        ("/api/v1/nodes/labels/batch", "nodeNames")])
+async def test_a_body_of_many_values_is_refused_before_validation(offline_client, path, field):
+    items = b",".join([b"1"] * 400_000)
+    body = b'{"name": "p", "key": "k", "value": "v", "%s": [%s]}' % (field.encode(), items)
+    resp = await offline_client.post(path, data=body, headers=JSON)
+    assert await _error(resp) == "Request body refused: more than 10000 values"
+
+
+async def test_an_answer_names_at_most_20_bad_fields(offline_client):
+    resp = await offline_client.post("/api/v1/jobs/batch", json={"yamlContents": [1] * 100})
+    body = await resp.json()
+    assert resp.status == 400 and len(body["details"]) == 20
+    assert body["error"].endswith("(and 80 more)")

@@ -34,9 +34,20 @@ def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     return {prefix or "_schema": [str(messages)]}
 
 
+MAX_REPORTED_FIELDS = 20
+"""At most this many fields are named in an answer: a list of thousands of bad items is not
+echoed back item by item."""
+
+
 def summarize(details: Mapping[str, list[str]]) -> str:
-    fields = ", ".join(sorted(details))
+    names = sorted(details)
+    more = len(names) - MAX_REPORTED_FIELDS
+    fields = ", ".join(names[:MAX_REPORTED_FIELDS]) + (f" (and {more} more)" if more > 0 else "")
     return f"Invalid request: {fields}"
+
+
+def bounded(details: dict[str, list[str]]) -> dict[str, list[str]]:
+    return {name: details[name] for name in sorted(details)[:MAX_REPORTED_FIELDS]}
 
 
 QUERY_CACHE_SIZE = 4096
@@ -85,7 +96,7 @@ class ApiParser(AIOHTTPParser):
         # marshmallow files whole-input errors (e.g. a JSON null body) under "_schema".
         details = {("body" if path == "_schema" else path): problems
                    for path, problems in flatten_messages(messages).items()}
-        raise ValidationFailed(summarize(details), details=details)
+        raise ValidationFailed(summarize(details), details=bounded(details))
 
     async def load_json(self, req, schema):
         """The body through :func:`decode_json_body` (orjson, bounded) instead of stdlib json."""

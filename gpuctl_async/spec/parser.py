@@ -29,6 +29,8 @@ MAX_YAML_NODES = 20_000
 """Most YAML nodes (scalars and collections, aliases counted as what they expand to)."""
 MAX_INT_DIGITS = 4000
 """Longest plain integer scalar; Python refuses to convert more than 4,300 digits."""
+MAX_REPORTED_PATHS = 20
+"""Most field paths in one validation answer (thousands of bad entries are not echoed)."""
 
 # libyaml (C) where the PyYAML wheel has it: about 14 times faster than the Python parser.
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -118,7 +120,9 @@ def validate_document(kind: str, data: Mapping, *,
         spec = schema.load(data)
     except ValidationError as err:
         details = dict(_flatten(err.messages))
-        raise ValidationFailed(_summary(details), details=details) from None
+        # The summary counts every problem; the answer names at most MAX_REPORTED_PATHS.
+        shown = dict(list(details.items())[:MAX_REPORTED_PATHS])
+        raise ValidationFailed(_summary(details), details=shown) from None
     spec["kind"] = kind
     return ParsedDocument(kind=kind, spec=spec)
 
