@@ -7,7 +7,8 @@ Starts the simulated cluster (default topology) and the service as separate proc
 2. attack: ``--clients`` clients (8) send the worst bodies of issue 14 back to back for
    ``--seconds`` (20) while the same probes run: JSON nested 50,000 deep, a lone surrogate, a
    5,000-digit integer, a batch of 30 documents of 2,000 nested ``[``, and a 1 MB batch of
-   four 250 KB well-formed documents (parsed whole, then refused by validation);
+   four 250 KB well-formed documents (parsed whole, then refused by validation), and a 1 MB
+   body of 400,000 numbers;
 3. memory: the service's RSS, then 20 jobs with 1,000-item ``args`` created and deleted, and
    the RSS once the list is empty again.
 
@@ -49,6 +50,7 @@ def attacks() -> list[tuple[str, bytes]]:
         ("/api/v1/jobs", b'{"yamlContent": 1' + b"0" * 5000 + b"}"),
         ("/api/v1/jobs/batch", orjson.dumps({"yamlContents": [NESTED_YAML] * 30})),
         ("/api/v1/jobs/batch", orjson.dumps({"yamlContents": [BIG_YAML] * 4})),
+        ("/api/v1/jobs/batch", b'{"yamlContents": [' + b",".join([b"1"] * 400_000) + b"]}"),
     ]
 
 
@@ -184,7 +186,7 @@ if __name__ == "__main__":
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--quiet", type=float, default=5.0)
-    parser.add_argument("--only", type=int, help="send only this one of the attacks (0-4)")
+    parser.add_argument("--only", type=int, help="send only this one of the attacks (0-5)")
     parser.add_argument("--limited", action="store_true",
                         help="keep the default per-address rate limit on (the attackers meet it)")
     asyncio.run(main(parser.parse_args()))
