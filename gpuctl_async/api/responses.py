@@ -1,17 +1,15 @@
-"""The app's one JSON encoder (orjson) for responses."""
+"""The app's one JSON encoder (orjson) for responses, and small response helpers."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
-
-import re
 
 import orjson
 from aiohttp import web
 
 from gpuctl_async.errors import BadRequest
-
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
