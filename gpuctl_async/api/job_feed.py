@@ -9,8 +9,9 @@ its latest state, so a client gets at most one frame per job per window. Pings k
 connections alive through proxies; on shutdown the socket closes with 1001 (going away).
 
 This is a WebSocket: Swagger UI's "Try it out" cannot open one, and a plain GET answers 400.
-Connect with a WebSocket client, e.g. ``websocat 'ws://localhost:8000/api/v1/jobs-feed/ws?kind=training'``
-or, in a browser, ``new WebSocket("ws://" + location.host + "/api/v1/jobs-feed/ws")``.
+Connect with a WebSocket client, e.g.
+``websocat 'ws://localhost:8000/api/v1/jobs-feed/ws?kind=training'``, or in a browser
+``new WebSocket("ws://" + location.host + "/api/v1/jobs-feed/ws")``.
 """
 
 from __future__ import annotations

@@ -150,6 +150,7 @@ def test_summary_names_the_first_problem_and_counts_the_rest():
 
 
 def test_an_answer_names_at_most_20_paths_but_counts_them_all():
-    text = "kind: pool\npool: {name: p}\nnodes:\n" + "".join(f"  BAD_{i}: {{}}\n" for i in range(300))
+    text = "kind: pool\npool: {name: p}\nnodes:\n" + "".join(
+        f"  BAD_{i}: {{}}\n" for i in range(300))
     error = failure(text)
     assert len(error.details) == 20 and error.message.endswith("(and 299 more)")
