@@ -102,10 +102,12 @@ class Settings:
     """Seconds between pings on an idle log WebSocket (at most 30)."""
 
     yaml_workers: int = 2
-    """Worker processes that parse YAML documents over 4 KiB, off the event loop."""
+    """Worker processes that parse YAML documents over 4 KiB and JSON bodies over 64 KiB, off
+    the event loop."""
 
     yaml_parse_timeout: float = 5.0
-    """Seconds one YAML document may take to parse in a worker before it is killed (400)."""
+    """Seconds one YAML document or JSON body may take to parse in a worker before the worker
+    is killed and the request answered 400."""
 
     allowed_host_paths: tuple[str, ...] = ()
     """Node directories jobs may mount (``storage.workdirs``), as path prefixes; empty: any

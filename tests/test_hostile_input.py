@@ -159,7 +159,13 @@ async def test_a_document_that_parses_too_long_is_refused_and_the_workers_recove
         aiohttp_client, unreachable_settings):
     settings = unreachable_settings.replace(yaml_parse_timeout=0.001)
     client = await aiohttp_client(create_app(settings))
+    # The 250 KB body is decoded in a worker first, then the document parsed in one.
     resp = await client.post("/api/v1/jobs", json={"yamlContent": BIG_YAML})
+    assert await _error(resp) == "Request body refused: took longer than 0.001s to decode"
+    client.app[DOCUMENT_PARSER].timeout = 30
+    small_body = orjson.dumps({"yamlContent": BIG_YAML[:60_000]})
+    client.app[DOCUMENT_PARSER].timeout = 0.001
+    resp = await client.post("/api/v1/jobs", data=small_body, headers=JSON)
     assert await _error(resp) == "YAML document too complex"
     assert (await resp.json())["details"] == {"yamlContent": ["took longer than 0.001s to parse"]}
     # The next document gets a fresh pool (and a sane timeout).

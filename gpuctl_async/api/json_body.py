@@ -34,6 +34,15 @@ def decode_json_body(raw: bytes) -> Any:
     return data
 
 
+def decode_outcome(raw: bytes) -> tuple[bool, Any]:
+    """:func:`decode_json_body` for a worker process: ``(True, data)`` or ``(False, message)``
+    (a refused body never travels back, only the reason)."""
+    try:
+        return True, decode_json_body(raw)
+    except BadRequest as exc:
+        return False, exc.message
+
+
 def _reason(exc: orjson.JSONDecodeError) -> str:
     # orjson's wording, e.g. "unexpected character: line 1 column 2 (char 1)"; it names the
     # position, not the offending text, so nothing of the body is echoed.

@@ -16,6 +16,7 @@ from webargs import core
 from webargs.aiohttpparser import AIOHTTPParser, is_json_request
 
 from gpuctl_async.api.json_body import decode_json_body
+from gpuctl_async.parsing import DOCUMENT_PARSER
 from gpuctl_async.errors import ValidationFailed
 
 _LOCATIONS = {"json", "querystring", "query", "match_info", "headers", "form", "cookies"}
@@ -105,4 +106,5 @@ class ApiParser(AIOHTTPParser):
         raw = await req.read()
         if not raw:
             return core.missing
-        return decode_json_body(raw)
+        parser = req.app.get(DOCUMENT_PARSER)
+        return decode_json_body(raw) if parser is None else await parser.decode_json(raw)
