@@ -144,7 +144,13 @@ def _load_yaml(text: Any, max_bytes: int) -> Mapping:
         _syntax_error(err)
     except yaml.MarkedYAMLError as err:
         _syntax_error(err)
-    except yaml.YAMLError as err:  # unmarked errors, e.g. a bad character in the reader
+    except yaml.reader.ReaderError as err:  # a character YAML does not allow, by position
+        line = text.count("\n", 0, err.position)
+        column = err.position - (text.rfind("\n", 0, err.position) + 1)
+        message = (f"line {line + 1}, column {column + 1}: unacceptable character "
+                   f"#x{err.character:04x}: {err.reason}")
+        _fail(f"YAML parsing error: {message}", TEXT_FIELD, message)
+    except yaml.YAMLError as err:  # other unmarked errors
         _fail(f"YAML parsing error: {err}", TEXT_FIELD, str(err))
     except (RecursionError, ValueError):  # both ruled out by _check_bounds; kept as a net
         _fail("YAML parsing error: too complex", TEXT_FIELD, "too deeply nested or too large")

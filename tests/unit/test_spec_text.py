@@ -154,3 +154,8 @@ def test_an_answer_names_at_most_20_paths_but_counts_them_all():
         f"  BAD_{i}: {{}}\n" for i in range(300))
     error = failure(text)
     assert len(error.details) == 20 and error.message.endswith("(and 299 more)")
+
+
+def test_a_forbidden_character_is_located_by_line_and_column():
+    assert details("kind: training\njob: {name: \x00}\n") == {"yamlContent": [
+        "line 2, column 13: unacceptable character #x0000: control characters are not allowed"]}
