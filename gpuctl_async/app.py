@@ -29,6 +29,7 @@ from gpuctl_async.k8s.cache import ClusterCache
 from gpuctl_async.k8s.client import KubeClient, build_api_client
 from gpuctl_async.logs.hub import LogHub
 from gpuctl_async.middleware import error_middleware
+from gpuctl_async.parsing import DOCUMENT_PARSER, setup_document_parsing
 from gpuctl_async.ratelimit import setup_rate_limit
 from gpuctl_async.readiness import Readiness
 from gpuctl_async.settings import Settings
@@ -55,7 +56,8 @@ async def kubernetes_ctx(app: web.Application) -> AsyncIterator[None]:
     app[READINESS] = readiness
     app[SUBMITTER] = JobSubmitter(
         kube, cache, settle_timeout=settings.read_your_writes_timeout,
-        host_paths=HostPathPolicy.from_prefixes(settings.allowed_host_paths))
+        host_paths=HostPathPolicy.from_prefixes(settings.allowed_host_paths),
+        parser=app[DOCUMENT_PARSER])
     listing = JobListing(cache, lambda controller: controller_status(cache, controller,
                                                                      filling=True))
     app[LISTING] = listing
@@ -87,10 +89,11 @@ def create_app(settings: Settings) -> web.Application:
     setup_rate_limit(app)
     app.middlewares.append(auth_middleware)
     app.middlewares.append(validation_middleware)
+    setup_document_parsing(app)
     app.cleanup_ctx.append(simulated_cluster_ctx)
     app.cleanup_ctx.append(kubernetes_ctx)
     setup_meta(app)
-    setup_job_feed_routes(app)  # before the routes with {jobId}: "ws" is not a job
+    setup_job_feed_routes(app)
     setup_job_routes(app)
     setup_log_routes(app)  # before the job view routes, which take any {jobId}
     setup_pool_routes(app)

@@ -111,6 +111,14 @@ class Settings:
     log_heartbeat: float = 25.0
     """Seconds between pings on an idle log WebSocket (at most 30)."""
 
+    yaml_workers: int = 2
+    """Worker processes that parse YAML documents over 4 KiB and JSON bodies over 64 KiB, off
+    the event loop."""
+
+    yaml_parse_timeout: float = 5.0
+    """Seconds one YAML document or JSON body may take to parse in a worker before the worker
+    is killed and the request answered 400."""
+
     allowed_host_paths: tuple[str, ...] = ()
     """Node directories jobs may mount (``storage.workdirs``), as path prefixes; empty: any
     path but the node's system directories, which are always refused. Env: comma-separated."""
@@ -253,6 +261,9 @@ def load_settings(
         raise SettingsError("setting 'watch_outage_grace' may not be negative")
     if settings.log_queue_lines < 1 or settings.log_max_streams < 1:
         raise SettingsError("settings 'log_queue_lines' and 'log_max_streams' must be at least 1")
+    if settings.yaml_workers < 1 or settings.yaml_parse_timeout <= 0:
+        raise SettingsError("setting 'yaml_workers' must be at least 1 and "
+                            "'yaml_parse_timeout' more than 0")
     if settings.rate_limit_per_second < 0 or settings.rate_limit_burst < 0:
         raise SettingsError("settings 'rate_limit_per_second' and 'rate_limit_burst' may not be "
                             "negative")

@@ -1,4 +1,4 @@
-"""``WS /api/v1/jobs/ws``: a live job list for dashboards.
+"""``WS /api/v1/jobs-feed/ws``: a live job list for dashboards.
 
 The first frame is ``{"type": "snapshot", "items": [JobItem...]}``: what ``GET /api/v1/jobs``
 would list with the same filters (with authentication on: the namespaces where the caller may
@@ -7,6 +7,11 @@ read gets an error frame and close code 4403). Then ``{"type": "ADDED"|"MODIFIED
 JobItem}`` as jobs change. Bursts are coalesced: a job's changes within one window are sent as
 its latest state, so a client gets at most one frame per job per window. Pings keep idle
 connections alive through proxies; on shutdown the socket closes with 1001 (going away).
+
+This is a WebSocket: Swagger UI's "Try it out" cannot open one, and a plain GET answers 400.
+Connect with a WebSocket client, e.g.
+``websocat 'ws://localhost:8000/api/v1/jobs-feed/ws?kind=training'``, or in a browser
+``new WebSocket("ws://" + location.host + "/api/v1/jobs-feed/ws")``.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from marshmallow import Schema, fields, validate
 
 from gpuctl_async.api.job_views import JobItemSchema
 from gpuctl_async.api.openapi import error_responses, json_content
-from gpuctl_async.api.responses import dumps
+from gpuctl_async.api.paths import JOB_FEED_PATH
+from gpuctl_async.api.responses import dumps, require_websocket
 from gpuctl_async.appkeys import LISTING
 from gpuctl_async.auth import SUBPROTOCOL
 from gpuctl_async.auth.guard import CLOSE_FORBIDDEN, read_scope
@@ -37,9 +43,10 @@ FEED_SOCKETS = web.AppKey("job_feed_sockets", weakref.WeakSet)
 
 
 class JobFeedQuerySchema(Schema):
-    namespace = fields.String()
-    kind = fields.String(validate=validate.OneOf(JOB_KINDS))
-    pool = fields.String()
+    namespace = fields.String(metadata={"description": "Only jobs in this namespace"})
+    kind = fields.String(validate=validate.OneOf(JOB_KINDS),
+                         metadata={"description": "Only jobs of this kind"})
+    pool = fields.String(metadata={"description": "Only jobs in this resource pool"})
 
 
 class JobFeedFrameSchema(Schema):
@@ -62,8 +69,9 @@ def _matches(row: Row, filters: dict[str, str]) -> bool:
 async def job_feed(request: web.Request) -> web.WebSocketResponse:
     filters = {k: v for k, v in request["querystring"].items() if v}
     listing = request.app[LISTING]
-    listing.require_synced()  # a 503 must come before the upgrade
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, protocols=(SUBPROTOCOL,))
+    require_websocket(ws, request)  # a plain GET is told to upgrade, whatever the caches say
+    listing.require_synced()  # a 503 must come before the upgrade
     await ws.prepare(request)
 
     async def readable() -> frozenset[str] | None | GpuctlError:
@@ -138,4 +146,4 @@ async def _close_feeds(app: web.Application) -> None:
 def setup_job_feed_routes(app: web.Application) -> None:
     app[FEED_SOCKETS] = weakref.WeakSet()
     app.on_shutdown.append(_close_feeds)
-    app.router.add_get("/api/v1/jobs/ws", job_feed, allow_head=False)
+    app.router.add_get(JOB_FEED_PATH, job_feed)

@@ -29,6 +29,7 @@ class ReadySchema(Schema):
 
 
 @docs(tags=["meta"], summary="Service information",
+      description="The service's name and version.",
       responses={200: json_content(ServiceInfoSchema, "Name and version"), **error_responses()})
 async def service_info(request: web.Request) -> web.Response:
     return json_response({"message": "GPU Control API", "version": __version__})
@@ -59,6 +60,6 @@ async def ready(request: web.Request) -> web.Response:
 
 
 def setup_meta(app: web.Application) -> None:
-    app.router.add_get("/", service_info, allow_head=False)
-    app.router.add_get("/health", health, allow_head=False)
-    app.router.add_get("/ready", ready, allow_head=False)
+    app.router.add_get("/", service_info)
+    app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)

@@ -102,7 +102,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/ready"): _OPEN,
     # jobs
     ("GET", "/api/v1/jobs"): Rule("view", LIST_PODS, scope=_LISTED),
-    ("GET", "/api/v1/jobs/ws"): Rule("view", LIST_PODS, scope=_LISTED + _AT_OPEN),
+    ("GET", "/api/v1/jobs-feed/ws"): Rule("view", LIST_PODS, scope=_LISTED + _AT_OPEN),
     ("GET", "/api/v1/jobs/{jobId}"): Rule("view", GET_PODS, scope=_FOUND),
     ("GET", "/api/v1/jobs/{jobId}/logs"): Rule("view", GET_LOGS, scope=_FOUND),
     ("GET", "/api/v1/jobs/{jobId}/logs/ws"): Rule("view", GET_LOGS, scope=_FOUND),
