@@ -82,9 +82,12 @@ async def test_job_feed_is_503_before_the_upgrade(sim, aiohttp_client, tmp_path)
     api = await aiohttp_client(create_app(sim_settings(sim, tmp_path, watch_backoff_max=0.5)))
     await eventually(lambda: _error(api, "/ready"), lambda e: "forbidden" in e)
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-        await api.ws_connect("/api/v1/jobs/ws")
+        await api.ws_connect("/api/v1/jobs-feed/ws")
     assert refused.value.status == 503
-    resp = await api.get("/api/v1/jobs/ws")
+    # The same handshake by hand, to read the answer's body.
+    resp = await api.get("/api/v1/jobs-feed/ws", headers={
+        "Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
     assert resp.status == 503
     assert "cache of pods has not synced yet: pods is forbidden" in (await resp.json())["error"]
 
