@@ -33,6 +33,7 @@ import orjson
 from gpuctl_async.errors import GpuctlError
 from gpuctl_async.k8s.client import KubeApiError, KubeClient
 from gpuctl_async.k8s.resources import Resource
+from gpuctl_async.k8s.watchstats import WatchStats
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,8 @@ class Informer:
         self.connected = False
         """The watch stream is open (False during an outage: data may be stale)."""
         self.last_error: str | None = None
+        self.stats = WatchStats()
+        """Counters the metrics collector reads at scrape time."""
 
     @property
     def name(self) -> str:
@@ -236,6 +239,7 @@ class Informer:
             if not token:
                 break
         self._replace(listed)
+        self.stats.listed()
         self.resource_version = version
         self.synced = True
         self.last_error = None
@@ -253,6 +257,7 @@ class Informer:
                 self._apply(MODIFIED, obj)
 
     async def _watch(self) -> None:
+        self.stats.watches += 1
         query = {
             "watch": "true",
             "resourceVersion": self.resource_version,
@@ -270,10 +275,14 @@ class Informer:
             async for line in response.content:
                 if line.strip():
                     self._handle(orjson.loads(line))
+        except asyncio.TimeoutError:  # aiohttp's sock_read: silent for inactivity_timeout
+            self.stats.inactivity_restarts += 1
+            raise
         finally:
             response.close()
 
     def _handle(self, event: Obj) -> None:
+        self.stats.event()
         kind, obj = event.get("type"), event.get("object") or {}
         if kind == "ERROR":
             code = obj.get("code", 500)
