@@ -188,11 +188,11 @@ class Stream:
             query["sinceTime"] = format_seconds(self.last_ns)
         elif first:
             query["tailLines"] = 0  # listeners read their own tails
-        if not first:
-            self.hub.stats.resumes += 1
         response = await self.hub.kube.open("GET", PODS.path(namespace, pod, "log"),
                                             query=query, accept="*/*")
         got = False
+        if self.ready.is_set():  # it has been open before: this reopens it
+            self.hub.stats.resumes += 1
         try:
             self.ready.set()
             splitter = LineSplitter()
