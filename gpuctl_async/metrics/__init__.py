@@ -1,12 +1,13 @@
 """Prometheus metrics at ``GET /metrics``, with the official client library.
 
 - ``registry``: one :class:`~prometheus_client.CollectorRegistry` per app (tests build many
-  apps in one process), holding the client library's process, platform and GC collectors,
-  the few instruments that must count as things happen, and the scrape-time collector.
+  apps in one process), holding the client library's process, platform and GC collectors.
 - ``http``: the middleware counting requests by route *template*, method and status class
-  (a raw path, a job name or a user name is never a label), and the ``/metrics`` view, which
-  answers OpenMetrics when the scraper asks for it and, with authentication on, requires
-  ``get`` on the non-resource URL ``/metrics`` (a SubjectAccessReview, as kube-rbac-proxy).
+  (a raw path, a job name or a user name is never a label) into ``httpstats`` (plain
+  numbers exposed at scrape time: ~2 us a request, against ~14 us for a Counter and a
+  Histogram), and the ``/metrics`` view, which answers OpenMetrics when the scraper asks for
+  it; with authentication on, the auth middleware first requires ``get`` on the
+  non-resource URL ``/metrics`` (a SubjectAccessReview, as kube-rbac-proxy).
 - ``kube``: each Kubernetes API request by verb, resource and code (``KubeClient`` calls it).
 - ``collectors``: what can be read when Prometheus scrapes rather than counted in the code
   (caches, log streams, sockets, auth caches, readiness): the counters those parts keep for

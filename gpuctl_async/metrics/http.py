@@ -21,8 +21,8 @@ _STATUS_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 
 @web.middleware
 async def http_metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    metrics = request.app[METRICS]
-    metrics.http_in_flight.inc()
+    stats = request.app[METRICS].http
+    stats.in_flight += 1
     started = time.perf_counter()
     status = 500
     response: web.StreamResponse | None = None
@@ -35,19 +35,14 @@ async def http_metrics_middleware(request: web.Request, handler: Handler) -> web
         raise
     finally:
         elapsed = time.perf_counter() - started
-        metrics.http_in_flight.dec()
+        stats.in_flight -= 1
         context = request.get(REQUEST_CONTEXT)
         route = context.route if context is not None else route_template(request)
-        method = request.method if request.method in _METHODS else "OTHER"
-        metrics.http_requests.labels(route, method,
-                                     _STATUS_CLASSES.get(status // 100, "other")).inc()
-        if status != 101:  # a WebSocket's time is its session's length, not a latency
-            metrics.http_duration.labels(route).observe(elapsed)
-        if request.content_length:
-            metrics.http_request_bytes.labels(route).inc(request.content_length)
-        sent = _body_bytes(response)
-        if sent:
-            metrics.http_response_bytes.labels(route).inc(sent)
+        stats.observe(route, request.method if request.method in _METHODS else "OTHER",
+                      _STATUS_CLASSES.get(status // 100, "other"),
+                      # a WebSocket's time is its session's length, not a latency
+                      elapsed if status != 101 else None,
+                      request.content_length or 0, _body_bytes(response))
 
 
 def _body_bytes(response: web.StreamResponse | None) -> int:
