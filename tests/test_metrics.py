@@ -1,11 +1,15 @@
 """``/metrics``: requests counted under their route templates, bounded labels, the
-Kubernetes client's requests, the caches' restarts and relists, readiness, OpenMetrics."""
+Kubernetes client's requests, the caches' restarts and relists, readiness (and ``/ready``
+naming every reason), OpenMetrics, the settings."""
 
 from __future__ import annotations
 
-from gpuctl_async.appkeys import CACHE
+import pytest
+
 from gpuctl_async.app import create_app
+from gpuctl_async.appkeys import CACHE
 from gpuctl_async.metrics import METRICS
+from gpuctl_async.settings import SettingsError, load_settings
 from tests.conftest import sim_settings
 from tests.helpers import eventually, job_yaml
 from tests.metrics_helpers import scrape
@@ -142,3 +146,27 @@ async def test_metrics_off_means_no_route_and_no_middleware(aiohttp_client, sim,
     client = await aiohttp_client(create_app(sim_settings(sim, tmp_path, metrics=False)))
     assert METRICS not in client.app
     assert (await client.get("/metrics")).status == 404
+
+
+async def test_ready_names_every_reason_and_the_same_facts_are_metrics(offline_client):
+    response = await offline_client.get("/ready")
+    assert response.status == 503
+    body = await response.json()
+    reasons = body["reasons"]
+    assert reasons[0].startswith("Kubernetes API server is not answering: ")
+    caches = [reason for reason in reasons if reason.startswith("cache of ")]
+    assert {reason.split()[2] for reason in caches} >= {
+        "pods", "nodes", "namespaces", "events", "resourcequotas", "priorityclasses"}
+    assert len(caches) == len(offline_client.app[CACHE].all)  # every cache, not the first
+    assert body["error"] == "; ".join(reasons)
+    samples = await scrape(offline_client)
+    assert samples.get_value("gpuctl_ready") == 0
+    assert samples.get_value("gpuctl_kubernetes_api_reachable") == 0
+    assert samples.get_value("gpuctl_informer_synced", informer="pods") == 0
+    assert samples.get_value("gpuctl_kubernetes_pushback_total", reason="unreachable") >= 1
+
+
+def test_log_format_must_be_text_or_json():
+    assert load_settings(environ={"GPUCTL_LOG_FORMAT": "json"}).log_format == "json"
+    with pytest.raises(SettingsError, match="'log_format' must be 'text' or 'json'"):
+        load_settings(environ={"GPUCTL_LOG_FORMAT": "xml"})
