@@ -170,3 +170,24 @@ def test_log_format_must_be_text_or_json():
     assert load_settings(environ={"GPUCTL_LOG_FORMAT": "json"}).log_format == "json"
     with pytest.raises(SettingsError, match="'log_format' must be 'text' or 'json'"):
         load_settings(environ={"GPUCTL_LOG_FORMAT": "xml"})
+
+
+async def test_a_silent_watch_counts_an_inactivity_restart(sim, tmp_path):
+    from gpuctl_async.k8s.client import KubeClient, build_api_client
+    from gpuctl_async.k8s.informer import Informer
+    from gpuctl_async.k8s.resources import PRIORITY_CLASSES
+    from tests.helpers import eventually
+
+    settings = sim_settings(sim, tmp_path)
+    api_client, _ = await build_api_client(settings)
+    kube = KubeClient(api_client)
+    # Nothing changes and the sim's bookmarks come once a minute: the stream stays silent.
+    informer = Informer(kube, PRIORITY_CLASSES, inactivity_timeout=0.3)
+    informer.start()
+    try:
+        await eventually(lambda: informer.stats.inactivity_restarts, lambda n: n >= 1)
+        await eventually(lambda: informer.stats.watches, lambda n: n >= 2)  # reopened
+        assert informer.stats.lists == 1  # a restart, not a relist
+    finally:
+        await informer.stop()
+        await kube.close()
