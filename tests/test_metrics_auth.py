@@ -74,3 +74,20 @@ async def test_a_bad_token_is_counted_as_a_token_denial(guarded, secured_sim):
     samples = await scrape(guarded, Authorization=f"Bearer {reader}")
     assert samples.get_value("gpuctl_auth_denials_total", review="token") == 1
     assert samples.get_value("gpuctl_auth_denials_total", review="access") == 0
+
+
+async def test_writes_as_the_caller_are_counted_as_impersonated(guarded, secured_sim):
+    from tests.helpers import job_yaml, node_manifest
+
+    secured_sim.store.create("nodes", node_manifest("n1"))
+    alice = secured_sim.add_user("alice")
+    secured_sim.bind("User", "alice", "edit", "default")
+    secured_sim.bind("User", "alice", "gpuctl-async-metrics-reader")
+    response = await guarded.post("/api/v1/jobs", json={"yamlContent": job_yaml(name="t1")},
+                                  headers={"Authorization": f"Bearer {alice}"})
+    assert response.status == 201, await response.text()
+    samples = await scrape(guarded, Authorization=f"Bearer {alice}")
+    assert samples.get_value("gpuctl_kubernetes_impersonated_requests_total", verb="create") >= 1
+    # the reviews themselves go with the service's own rights
+    assert samples.get_value("gpuctl_kubernetes_requests_total", verb="create",
+                             resource="subjectaccessreviews", code="201") >= 1
