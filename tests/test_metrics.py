@@ -93,6 +93,18 @@ async def test_api_server_failures_are_pushback(api, sim):
         sim.set_unavailable(0)
 
 
+async def test_throttling_is_pushback(api, sim):
+    sim.set_unavailable(30, mode="429")
+    try:
+        response = await api.post("/api/v1/jobs", json={"yamlContent": job_yaml(name="t")})
+        assert response.status == 503  # the API server's push-back, passed on
+        samples = await scrape(api)
+        assert samples.get_value("gpuctl_kubernetes_pushback_total", reason="throttled") >= 1
+        assert samples.total("gpuctl_kubernetes_requests_total", code="429") >= 1
+    finally:
+        sim.set_unavailable(0)
+
+
 async def test_a_dropped_watch_is_a_restart_and_compaction_a_relist(api, sim):
     cache = api.app[CACHE]
     await eventually(lambda: all(i.connected for i in cache.all), bool)
