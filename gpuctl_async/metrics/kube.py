@@ -49,10 +49,12 @@ class KubeRequestMetrics:
             "gpuctl_kubernetes_requests", "Kubernetes API requests, by verb, resource and "
             "HTTP code (\"error\": no answer: unreachable, timed out)",
             ("verb", "resource", "code"), registry=registry)
+        # By verb only, as client-go's rest_client_request_duration_seconds: per resource it
+        # would be most of a scrape's lines for little more insight.
         self.duration = Histogram(
             "gpuctl_kubernetes_request_duration_seconds", "Time until the Kubernetes API "
             "server's answer started (for watches and log streams: until the stream opened)",
-            ("verb", "resource"), registry=registry)
+            ("verb",), registry=registry)
         self.pushback = Counter(
             "gpuctl_kubernetes_pushback", "Kubernetes API requests the server refused for "
             "load or failure: throttled (429), server_error (5xx), unreachable (no answer)",
@@ -66,7 +68,7 @@ class KubeRequestMetrics:
         """``code`` 0: no answer."""
         verb, resource = verb_and_resource(method, path, query)
         self.requests.labels(verb, resource, str(code) if code else "error").inc()
-        self.duration.labels(verb, resource).observe(seconds)
+        self.duration.labels(verb).observe(seconds)
         if code == 429:
             self.pushback.labels("throttled").inc()
         elif code >= 500:
