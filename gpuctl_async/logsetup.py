@@ -83,8 +83,10 @@ class AccessLogger(AbstractAccessLogger):
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         context = request.get(REQUEST_CONTEXT)
         duration_ms = round(time * 1000, 3)
+        # The path as sent (percent-encoded): a decoded %0A could forge a text log line.
         self.logger.info(
-            "%s %s %s %.1fms", request.method, request.path, response.status, duration_ms,
+            "%s %s %s %.1fms", request.method, request.rel_url.raw_path, response.status,
+            duration_ms,
             extra={"request_id": context.id if context else "-",
                    "route": context.route if context else None,
                    "status": response.status, "duration_ms": duration_ms})

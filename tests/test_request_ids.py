@@ -95,6 +95,8 @@ async def test_json_logs_parse_carry_the_id_and_leak_nothing(aiohttp_client, sim
     failed = await client.get("/api/v1/jobs/ghost", headers={"X-Request-ID": "missing-43",
                                                              "Authorization": f"Bearer {TOKEN}"})
     assert failed.status == 404
+    forged = await client.get("/api/v1/jobs/x%0A2026-01-01 INFO forged")
+    assert forged.status == 404
     await client.close()  # the access log line is written once the connection is done
 
     text = json_logs.getvalue()
@@ -110,6 +112,8 @@ async def test_json_logs_parse_carry_the_id_and_leak_nothing(aiohttp_client, sim
     missing = [line for line in lines if line.get("requestId") == "missing-43"
                and line["logger"] == "aiohttp.access"]
     assert missing[0]["route"] == "/api/v1/jobs/{jobId}" and missing[0]["status"] == 404
+    forged_line = next(line for line in lines if "forged" in line["message"])
+    assert "\n" not in forged_line["message"]  # the path is logged as sent, encoded
     # lines outside any request (the informers) carry no id
     assert any("requestId" not in line for line in lines)
 
