@@ -62,6 +62,19 @@ async def test_error_bodies_carry_the_id_of_the_header(api):
     assert "requestId" not in ok  # success bodies are left as they are
 
 
+async def test_a_browser_page_may_send_and_read_the_id(aiohttp_client, sim, tmp_path):
+    ui = "https://ui.example.org"
+    client = await aiohttp_client(create_app(sim_settings(sim, tmp_path, cors_origins=(ui,))))
+    preflight = await client.options("/api/v1/jobs", headers={
+        "Origin": ui, "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "x-request-id"})
+    assert "X-Request-ID" in preflight.headers["Access-Control-Allow-Headers"]
+    response = await client.get("/api/v1/jobs/nope", headers={"Origin": ui,
+                                                               "X-Request-ID": "ui-1"})
+    assert "X-Request-ID" in response.headers["Access-Control-Expose-Headers"]
+    assert response.headers["X-Request-ID"] == "ui-1"
+
+
 async def test_a_websocket_upgrade_answers_with_the_id(api):
     async with api.ws_connect("/api/v1/jobs/ws", headers={"X-Request-ID": "ws-7"}) as ws:
         assert ws._response.headers["X-Request-ID"] == "ws-7"
