@@ -11,9 +11,10 @@ pointing at it, waits for ``/ready`` and prints:
 - the Kubernetes API requests the service made meanwhile (from the sim's counters);
 - the same list request answered by a bare aiohttp handler returning 50 items from memory,
   as the ceiling, and our ratio to it;
-- with ``--metrics-cost``: what ``/metrics`` costs, the list rate of a second service with
-  ``metrics: false`` against the first (metrics on), in alternating rounds of the same run so
-  that both see the same machine load; target: at most 5 % slower with metrics on.
+- with ``--metrics-cost``: what metrics cost, the list rate (and the service's CPU per
+  request) of two fresh services, ``metrics: true`` and ``metrics: false``, in alternating
+  rounds of the same run so that both see the same machine load; target: at most 5 % slower
+  with metrics on.
 
 Not a test: ``python bench/jobs_read.py [--jobs 1000 --pods-per-job 10 --namespaces 10]
 [--metrics-cost --rounds 3]``.
@@ -50,14 +51,14 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print
 METRICS_TARGET = 0.05  # at most 5 % fewer list requests per second with metrics on
 
 
-async def start_metrics_off(kubeconfig: Path, env: dict[str, str]) -> tuple[
+async def start_twin(kubeconfig: Path, env: dict[str, str], metrics: bool) -> tuple[
         asyncio.subprocess.Process, str]:
-    """A second service like the first, but with ``metrics: false``."""
+    """A fresh service like the first, with metrics on or off (``GPUCTL_METRICS``)."""
     port = free_port()
     service = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gpuctl_async", "serve", "--kubeconfig", str(kubeconfig),
         "--port", str(port), "--no-access-log", "--log-level", "WARNING",
-        env={**env, "GPUCTL_METRICS": "false"})
+        env={**env, "GPUCTL_METRICS": "true" if metrics else "false"})
     return service, f"http://127.0.0.1:{port}"
 
 
@@ -191,22 +192,27 @@ async def main(args: argparse.Namespace) -> None:
             if args.metrics_cost:
                 bare.terminate()
                 await bare.wait()
-                off, off_url = await start_metrics_off(kubeconfig, env)
-                processes.append(off)
-                await wait_ready(session, off_url, timeout=120)
+                # Two fresh twins, so neither carries the heap of the loads above; rounds
+                # alternate which goes first, so both see the same neighbours' load.
+                twins = {}
+                for mode in ("on", "off"):
+                    twins[mode] = await start_twin(kubeconfig, env, mode == "on")
+                    processes.append(twins[mode][0])
+                for _, base in twins.values():
+                    await wait_ready(session, base, timeout=120)
                 rates: dict[str, list[float]] = {"on": [], "off": []}
                 cpu: dict[str, list[float]] = {"on": [0.0, 0], "off": [0.0, 0]}  # s, requests
-                pids = {"on": service.pid, "off": off.pid}
-                for _ in range(args.rounds):
-                    for mode, base in (("on", url), ("off", off_url)):
-                        used = cpu_seconds(pids[mode])
+                for round_ in range(args.rounds):
+                    for mode in ("on", "off") if round_ % 2 == 0 else ("off", "on"):
+                        process, base = twins[mode]
+                        used = cpu_seconds(process.pid)
                         rate, latencies, errors = await load(
                             session, lambda b=base: f"{b}/api/v1/jobs?pageSize=50&page="
                                                     f"{random.randint(1, pages)}",
                             args.connections, args.round_seconds)
                         assert not errors, f"{errors} non-200 answers with metrics {mode}"
                         rates[mode].append(rate)
-                        cpu[mode][0] += cpu_seconds(pids[mode]) - used
+                        cpu[mode][0] += cpu_seconds(process.pid) - used
                         cpu[mode][1] += len(latencies)
                 on_rate = sum(rates["on"]) / len(rates["on"])
                 off_rate = sum(rates["off"]) / len(rates["off"])
