@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from gpuctl_async import __version__
 from gpuctl_async.app import create_app
 from gpuctl_async.appkeys import CACHE
 from gpuctl_async.metrics import METRICS
@@ -143,6 +144,7 @@ async def test_openmetrics_when_asked_and_process_collectors(api):
     assert plain.headers["Content-Type"].startswith("text/plain")
     body = await plain.text()
     assert "process_resident_memory_bytes" in body and "python_info" in body
+    assert f'gpuctl_build_info{{version="{__version__}"}} 1.0' in body
 
 
 async def test_every_app_has_its_own_registry(aiohttp_client, sim, tmp_path):

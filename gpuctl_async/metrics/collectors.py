@@ -16,6 +16,7 @@ from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
                                     HistogramMetricFamily, Metric)
 from prometheus_client.registry import Collector
 
+from gpuctl_async import __version__
 from gpuctl_async.api.job_feed import FEED_SOCKETS, FEED_STATS
 from gpuctl_async.api.logs import LOG_SOCKETS
 from gpuctl_async.appkeys import CACHE, LOG_HUB, READINESS
@@ -34,6 +35,10 @@ class StateCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         app = self.app
+        info = GaugeMetricFamily("gpuctl_build_info", "Always 1: the gpuctl-async version "
+                                 "serving", labels=("version",))
+        info.add_metric([__version__], 1)
+        yield info
         if CACHE in app:
             yield from _informers(app[CACHE].all)
         if LOG_HUB in app:
