@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+from pathlib import Path
 
 import orjson
 import pytest
@@ -142,3 +143,36 @@ def test_text_logs_carry_the_id():
         root.handlers[:], level = saved
         root.setLevel(level)
     assert re.search(r" INFO gpuctl_async\.test \[-\]: outside$", buffer.getvalue().strip())
+
+
+async def test_json_logs_at_debug_with_auth_on_carry_no_token(aiohttp_client, tmp_path,
+                                                              json_logs):
+    """The service's own token, a caller's token (accepted or not) and a job's env value
+    never reach a line, whatever the level."""
+    import secrets
+
+    from gpuctl_async.settings import Settings
+    from gpuctl_async.sim.testing import SimCluster
+    from tests.helpers import node_manifest
+
+    async with SimCluster(token=secrets.token_urlsafe(16)) as sim:
+        sim.apply_manifests(Path(__file__).resolve().parent.parent / "config/k8s/rbac.yaml")
+        service = sim.service_account_token("gpuctl-system", "gpuctl-async")
+        kubeconfig = sim.write_kubeconfig(tmp_path / "kubeconfig", token=service)
+        sim.store.create("nodes", node_manifest("n1"))
+        alice = sim.add_user("alice")
+        sim.bind("User", "alice", "edit", "default")
+        server = TestServer(create_app(Settings(kubeconfig=str(kubeconfig), auth="kubernetes")))
+        await server.start_server(access_log_class=AccessLogger)
+        client = await aiohttp_client(server)
+        assert await client.app[CACHE].wait_synced(timeout=10)
+        created = await client.post("/api/v1/jobs", json={"yamlContent": JOB},
+                                    headers={"Authorization": f"Bearer {alice}"})
+        assert created.status == 201, await created.text()
+        refused = await client.get("/api/v1/jobs", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert refused.status == 401
+        await client.close()
+    text = json_logs.getvalue()
+    assert text  # DEBUG and the access log wrote plenty
+    for secret in (service, alice, TOKEN, SECRET, sim.token):
+        assert secret not in text
