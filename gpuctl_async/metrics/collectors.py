@@ -60,8 +60,9 @@ def _informers(informers) -> Iterator[Metric]:
     relists = CounterMetricFamily("gpuctl_informer_relists", "Full lists after the first "
                                   "(the watch's resourceVersion expired: 410 Gone)",
                                   labels=INFORMER)
-    restarts = CounterMetricFamily("gpuctl_informer_watch_restarts", "Watches reopened after "
-                                   "one ended, broke or was given up", labels=INFORMER)
+    restarts = CounterMetricFamily("gpuctl_informer_watch_restarts", "Watch requests after "
+                                   "one ended, broke, was given up or failed to open (an "
+                                   "outage counts each attempt)", labels=INFORMER)
     inactive = CounterMetricFamily("gpuctl_informer_inactivity_restarts", "Watches given up "
                                    "for silence (watch_inactivity_timeout)", labels=INFORMER)
     events = CounterMetricFamily("gpuctl_informer_events", "Watch events handled, bookmarks "
