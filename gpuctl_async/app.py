@@ -30,6 +30,7 @@ from gpuctl_async.k8s.client import KubeClient, build_api_client
 from gpuctl_async.logs.hub import LogHub
 from gpuctl_async.metrics import kube_observer, setup_metrics
 from gpuctl_async.middleware import error_middleware
+from gpuctl_async.parsing import DOCUMENT_PARSER, setup_document_parsing
 from gpuctl_async.ratelimit import setup_rate_limit
 from gpuctl_async.readiness import Readiness
 from gpuctl_async.requestids import setup_request_ids
@@ -48,6 +49,8 @@ async def kubernetes_ctx(app: web.Application) -> AsyncIterator[None]:
                       observer=kube_observer(app))
     cache = ClusterCache(kube, event_retention=settings.event_retention,
                          inactivity_timeout=settings.watch_inactivity_timeout,
+                         watch_timeout=settings.watch_timeout,
+                         outage_grace=settings.watch_outage_grace,
                          backoff_max=settings.watch_backoff_max)
     readiness = Readiness(kube, probe_interval=settings.ready_probe_interval)
     readiness.add_check("caches", cache.not_ready_reasons)
@@ -56,8 +59,10 @@ async def kubernetes_ctx(app: web.Application) -> AsyncIterator[None]:
     app[READINESS] = readiness
     app[SUBMITTER] = JobSubmitter(
         kube, cache, settle_timeout=settings.read_your_writes_timeout,
-        host_paths=HostPathPolicy.from_prefixes(settings.allowed_host_paths))
-    listing = JobListing(cache, lambda controller: controller_status(cache, controller))
+        host_paths=HostPathPolicy.from_prefixes(settings.allowed_host_paths),
+        parser=app[DOCUMENT_PARSER])
+    listing = JobListing(cache, lambda controller: controller_status(cache, controller,
+                                                                     filling=True))
     app[LISTING] = listing
     log.info("Using Kubernetes API at %s (%s)", target.host, target.source)
     hub = app[LOG_HUB] = LogHub(kube, cache, max_streams=settings.log_max_streams,
@@ -90,10 +95,11 @@ def create_app(settings: Settings) -> web.Application:
     setup_rate_limit(app)
     app.middlewares.append(auth_middleware)
     app.middlewares.append(validation_middleware)
+    setup_document_parsing(app)
     app.cleanup_ctx.append(simulated_cluster_ctx)
     app.cleanup_ctx.append(kubernetes_ctx)
     setup_meta(app)
-    setup_job_feed_routes(app)  # before the routes with {jobId}: "ws" is not a job
+    setup_job_feed_routes(app)
     setup_job_routes(app)
     setup_log_routes(app)  # before the job view routes, which take any {jobId}
     setup_pool_routes(app)

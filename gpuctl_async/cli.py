@@ -7,9 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from aiohttp import web
-
-from gpuctl_async import __version__
+from gpuctl_async import __version__, serving
 from gpuctl_async.k8s.client import KubeConfigError
 from gpuctl_async.logsetup import AccessLogger, configure_logging
 from gpuctl_async.settings import SettingsError, load_settings
@@ -86,14 +84,14 @@ def run_serve(args: argparse.Namespace) -> int:
     from gpuctl_async.app import create_app
 
     try:
-        web.run_app(
+        serving.run(
             create_app(settings),
             host=settings.host,
             port=settings.port,
             access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
             access_log_class=AccessLogger,
-            print=lambda _: log.info("Serving on http://%s:%d (docs at /docs)",
-                                     settings.host, settings.port),
+            on_listening=lambda: log.info("Serving on http://%s:%d (docs at /docs)",
+                                          settings.host, settings.port),
         )
     except KubeConfigError as exc:
         return _fail(str(exc))

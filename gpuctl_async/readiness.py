@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from gpuctl_async.errors import GpuctlError
+from gpuctl_async.k8s.client import KubeApiError
 
 Check = Callable[[], Iterable[str]]
 
@@ -57,6 +58,9 @@ class Readiness:
     async def _probe_api(self) -> str | None:
         try:
             await self._kube.request("GET", "/version", timeout=_PROBE_TIMEOUT)
+        except KubeApiError as exc:
+            # It answered, with a refusal (e.g. 401): say that, not "not answering".
+            return exc.message
         except GpuctlError as exc:
             return f"Kubernetes API server is not answering: {exc.message}"
         self._last_success = time.monotonic()

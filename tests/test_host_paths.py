@@ -171,7 +171,7 @@ def test_setting_lists_from_environment_and_file(tmp_path):
     assert load_settings(environ={}).allowed_host_paths == ()
 
 
-@pytest.mark.parametrize("value", ["data", "/data/../etc"])
+@pytest.mark.parametrize("value", ["data", "/data/../etc", "/etc/gpu", "/data,/lib64/x"])
 def test_setting_refuses_bad_prefixes(value):
     with pytest.raises(SettingsError, match="allowed_host_paths"):
         load_settings(environ={"GPUCTL_ALLOWED_HOST_PATHS": value})

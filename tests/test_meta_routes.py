@@ -44,7 +44,7 @@ async def test_unknown_path_is_json_404(offline_client):
 async def test_wrong_method_is_json_405_with_allow(offline_client):
     resp = await offline_client.delete("/health")
     assert resp.status == 405
-    assert resp.headers["Allow"] == "GET"
+    assert resp.headers["Allow"] == "GET,HEAD"
     assert (await resp.json())["error"] == "Method DELETE not allowed for /health"
 
 

@@ -12,6 +12,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 
+from gpuctl_async.api.paths import JOB_FEED_PATH
 from gpuctl_async.app import create_app
 from gpuctl_async.appkeys import CACHE
 from gpuctl_async.logsetup import AccessLogger, configure_logging
@@ -77,7 +78,7 @@ async def test_a_browser_page_may_send_and_read_the_id(aiohttp_client, sim, tmp_
 
 
 async def test_a_websocket_upgrade_answers_with_the_id(api):
-    async with api.ws_connect("/api/v1/jobs/ws", headers={"X-Request-ID": "ws-7"}) as ws:
+    async with api.ws_connect(JOB_FEED_PATH, headers={"X-Request-ID": "ws-7"}) as ws:
         assert ws._response.headers["X-Request-ID"] == "ws-7"
         await ws.receive_json()
 

@@ -39,6 +39,7 @@ class NotReadySchema(Schema):
 
 
 @docs(tags=["meta"], summary="Service information",
+      description="The service's name and version.",
       responses={200: json_content(ServiceInfoSchema, "Name and version"), **error_responses()})
 async def service_info(request: web.Request) -> web.Response:
     return json_response({"message": "GPU Control API", "version": __version__})
@@ -54,8 +55,10 @@ async def health(request: web.Request) -> web.Response:
 
 
 @docs(tags=["meta"], summary="Readiness check",
-      description="200 once the Kubernetes API server answers and every cache has synced; "
-                  "503 lists every reason it is not ready.",
+      description="200 once the Kubernetes API server answers and every cache has synced; a "
+                  "synced cache whose watch is reconnecting stays ready until it has been "
+                  "down for `watch_outage_grace` seconds. 503 lists every reason it is not "
+                  "ready.",
       responses={200: json_content(ReadySchema, "Ready to serve"),
                  **error_responses(rate_limited=False),
                  503: json_content(NotReadySchema, "Not ready, with every reason")})
@@ -69,6 +72,6 @@ async def ready(request: web.Request) -> web.Response:
 
 
 def setup_meta(app: web.Application) -> None:
-    app.router.add_get("/", service_info, allow_head=False)
-    app.router.add_get("/health", health, allow_head=False)
-    app.router.add_get("/ready", ready, allow_head=False)
+    app.router.add_get("/", service_info)
+    app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)

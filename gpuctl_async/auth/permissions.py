@@ -54,6 +54,8 @@ class Rule:
     by_kind: str | None = None
     """Verb needed on the job's controller resource (create/delete jobs)."""
     path_key: str | None = None
+    scope: str = ""
+    """For ``view`` rules: which namespaces the check covers, for the docs."""
 
     def describe(self) -> str:
         if self.where == "open":
@@ -63,12 +65,11 @@ class Rule:
         if self.by_kind:
             return (f"`{self.by_kind}` on the job kind's controller (`jobs.batch` for training, "
                     "`deployments.apps` for inference and compute, `statefulsets.apps` for "
-                    "notebooks) in the job's namespace")
+                    f"notebooks) {self.scope}")
         if self.permission is not None and self.permission.path:
             return f"`{self.permission}` (a non-resource URL)"
         scope = {"cluster": "cluster-wide",
-                 "path": "in the namespace of the path",
-                 "view": "in the namespace concerned"}[self.where]
+                 "path": "in the namespace of the path"}.get(self.where, self.scope)
         return f"`{self.permission}` {scope}"
 
 
@@ -93,6 +94,12 @@ LIST_NAMESPACES = Permission("list", "namespaces")
 DELETE_NAMESPACES = Permission("delete", "namespaces")
 GET_METRICS = Permission("get", "", path="/metrics")
 
+_LISTED = ("in each namespace shown (one cluster-wide check first; a `namespace` filter the "
+           "caller may not read is a 403)")
+_AT_OPEN = ", checked again before each batch of changes (4403 for a denied `namespace`)"
+_FOUND = ("in the job's namespace; without `namespace`, only namespaces where the caller holds "
+          "it are searched (404, never another tenant's job)")
+_DOCUMENT = "in the document's namespace"
 _OPEN = Rule("open")
 _NODES_READ = Rule("cluster", LIST_NODES)
 _NODES_WRITE = Rule("cluster", PATCH_NODES)
@@ -104,14 +111,17 @@ ROUTES: dict[tuple[str, str], Rule] = {
     # As kube-rbac-proxy guards a component's metrics (bind the metrics-reader ClusterRole).
     ("GET", "/metrics"): Rule("cluster", GET_METRICS),
     # jobs
-    ("GET", "/api/v1/jobs"): Rule("view", LIST_PODS),
-    ("GET", "/api/v1/jobs/ws"): Rule("view", LIST_PODS),
-    ("GET", "/api/v1/jobs/{jobId}"): Rule("view", GET_PODS),
-    ("GET", "/api/v1/jobs/{jobId}/logs"): Rule("view", GET_LOGS),
-    ("GET", "/api/v1/jobs/{jobId}/logs/ws"): Rule("view", GET_LOGS),
-    ("POST", "/api/v1/jobs"): Rule("view", by_kind="create"),
-    ("POST", "/api/v1/jobs/batch"): Rule("view", by_kind="create"),
-    ("DELETE", "/api/v1/jobs/{jobId}"): Rule("view", by_kind="delete"),
+    ("GET", "/api/v1/jobs"): Rule("view", LIST_PODS, scope=_LISTED),
+    ("GET", "/api/v1/jobs-feed/ws"): Rule("view", LIST_PODS, scope=_LISTED + _AT_OPEN),
+    ("GET", "/api/v1/jobs/{jobId}"): Rule("view", GET_PODS, scope=_FOUND),
+    ("GET", "/api/v1/jobs/{jobId}/logs"): Rule("view", GET_LOGS, scope=_FOUND),
+    ("GET", "/api/v1/jobs/{jobId}/logs/ws"): Rule("view", GET_LOGS, scope=_FOUND),
+    ("POST", "/api/v1/jobs"): Rule("view", by_kind="create", scope=_DOCUMENT),
+    ("POST", "/api/v1/jobs/batch"): Rule("view", by_kind="create",
+                                         scope=_DOCUMENT + ", per document"),
+    ("DELETE", "/api/v1/jobs/{jobId}"): Rule(
+        "view", by_kind="delete",
+        scope="in the job's namespace, found as for the detail (`get pods`)"),
     # nodes, pools, labels: node objects
     ("GET", "/api/v1/nodes"): _NODES_READ,
     ("GET", "/api/v1/nodes/gpu-detail"): _NODES_READ,
@@ -133,8 +143,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("PUT", "/api/v1/nodes/{nodeName}/labels/{key}"): _NODES_WRITE,
     ("DELETE", "/api/v1/nodes/{nodeName}/labels/{key}"): _NODES_WRITE,
     # quotas
-    ("POST", "/api/v1/quotas"): Rule("view", CREATE_QUOTAS),
-    ("GET", "/api/v1/quotas"): Rule("view", LIST_QUOTAS),
+    ("POST", "/api/v1/quotas"): Rule("view", CREATE_QUOTAS,
+                                     scope="in every namespace of the document"),
+    ("GET", "/api/v1/quotas"): Rule("view", LIST_QUOTAS, scope=_LISTED),
     ("GET", "/api/v1/quotas/{namespaceName}"): Rule("path", LIST_QUOTAS, path_key="namespaceName"),
     ("DELETE", "/api/v1/quotas/{namespaceName}"): Rule("path", DELETE_QUOTAS,
                                                        path_key="namespaceName"),
@@ -150,3 +161,11 @@ the docs routes (``/docs``, its assets, the OpenAPI document) are open and added
 
 def rule_for(method: str, pattern: str) -> Rule | None:
     return ROUTES.get((method, pattern))
+
+
+def markdown_table() -> str:
+    """The README's route → permission table (a test keeps the README equal to this)."""
+    lines = ["| route | permission checked |", "|---|---|"]
+    for (method, pattern), rule in ROUTES.items():
+        lines.append(f"| `{method} {pattern}` | {rule.describe()} |")
+    return "\n".join(lines) + "\n"

@@ -73,6 +73,8 @@ class AccessReviewer:
         self.kube = kube
         self.ttl = ttl
         self.cache: ReviewCache[bool] = ReviewCache(max_size=max_size)
+        self.scopes: ReviewCache[frozenset[str] | None] = ReviewCache(max_size=max_size)
+        """Where a caller holds a permission, over all namespaces (``guard.read_scope``)."""
         self.reviews = 0
         """SubjectAccessReviews sent, for tests, diagnostics and metrics."""
         self.denied = 0

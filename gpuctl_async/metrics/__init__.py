@@ -37,7 +37,7 @@ def setup_metrics(app: web.Application) -> None:
     metrics = app[METRICS] = Metrics()
     metrics.registry.register(StateCollector(app))
     app.middlewares.append(http_metrics_middleware)
-    app.router.add_get(METRICS_PATH, metrics_view, allow_head=False)
+    app.router.add_get(METRICS_PATH, metrics_view)
 
 
 def kube_observer(app: web.Application) -> KubeRequestMetrics | None:

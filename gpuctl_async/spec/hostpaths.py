@@ -55,13 +55,20 @@ def _matches(pattern: tuple[str, ...], parts: tuple[str, ...]) -> bool:
 _SYSTEM = tuple(_parts(directory) for directory in SYSTEM_DIRECTORIES)
 
 
+def _system_directory_of(normalised: str) -> str | None:
+    """The system directory ``normalised`` is at or under, if any."""
+    parts = _parts(normalised)
+    return next((directory for directory, pattern in zip(SYSTEM_DIRECTORIES, _SYSTEM)
+                 if _matches(pattern, parts)), None)
+
+
 def system_directory_problem(normalised: str) -> str | None:
     """Why mounting ``normalised`` would expose a node system directory, or None."""
+    directory = _system_directory_of(normalised)
+    if directory is not None:
+        return (f"host path '{normalised}' is at or under the node system directory "
+                f"{directory}; mounting it is not allowed")
     parts = _parts(normalised)
-    for directory, pattern in zip(SYSTEM_DIRECTORIES, _SYSTEM):
-        if _matches(pattern, parts):
-            return (f"host path '{normalised}' is at or under the node system directory "
-                    f"{directory}; mounting it is not allowed")
     for directory, pattern in zip(SYSTEM_DIRECTORIES, _SYSTEM):
         # A mount of an ancestor (/, /var, /var/lib) would hold the directory itself.
         if len(parts) < len(pattern) and _matches(pattern[:len(parts)], parts):
@@ -79,8 +86,15 @@ class HostPathPolicy:
 
     @classmethod
     def from_prefixes(cls, prefixes: Iterable[str]) -> HostPathPolicy:
-        """From the ``allowed_host_paths`` setting; raises HostPathError for a bad prefix."""
-        return cls(tuple(dict.fromkeys(normalise_host_path(prefix) for prefix in prefixes)))
+        """From the ``allowed_host_paths`` setting; raises HostPathError for a bad prefix,
+        including one inside a system directory, which could never let anything in."""
+        allowed = tuple(dict.fromkeys(normalise_host_path(prefix) for prefix in prefixes))
+        for prefix in allowed:
+            directory = _system_directory_of(prefix)
+            if directory is not None:
+                raise HostPathError(f"'{prefix}' is under the node system directory "
+                                    f"{directory}, which is always refused")
+        return cls(allowed)
 
     def problem(self, normalised: str) -> str | None:
         """Why ``normalised`` may not be mounted, or None if it may."""

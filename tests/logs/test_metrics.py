@@ -3,6 +3,7 @@ back, lines and frames are counted, and so are slow clients' drops, stalls and r
 
 from __future__ import annotations
 
+from gpuctl_async.api.paths import JOB_FEED_PATH
 from tests.helpers import eventually
 from tests.logs.helpers import LogSocket, add_pod, create_job, start, wait
 from tests.logs.test_backpressure import FAST, app_client, open_slow, slow_session
@@ -89,7 +90,7 @@ async def test_a_stalled_client_is_counted(aiohttp_client, sim, tmp_path):
 async def test_the_job_feed_counts_sockets_frames_and_coalesced_updates(api, sim):
     job = await create_job(api, sim, "train")
     pod = await add_pod(api, sim, job, "aaaaa", running=False)
-    async with api.ws_connect("/api/v1/jobs/ws") as ws:
+    async with api.ws_connect(JOB_FEED_PATH) as ws:
         assert (await ws.receive_json())["type"] == "snapshot"
         samples = await scrape(api)
         assert samples.get_value("gpuctl_websockets_open", kind="jobs") == 1
