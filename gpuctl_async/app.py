@@ -84,8 +84,8 @@ async def kubernetes_ctx(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
-    # Middleware order, outermost first: the request id (every answer and log line has one);
-    # metrics (every answer is counted); CORS preflights and foreign WebSocket origins are
+    # Middleware order, outermost first: the request id (every answer and log line has one,
+    # and metrics count every answer there); CORS preflights and foreign WebSocket origins are
     # answered before anything else; errors become JSON; rate limits apply before
     # authentication (a flood never costs a TokenReview); validation needs the route.
     setup_request_ids(app)

@@ -156,9 +156,11 @@ async def test_every_app_has_its_own_registry(aiohttp_client, sim, tmp_path):
         "gpuctl_http_requests_total", route="/health", method="GET", status_class="2xx") == 0
 
 
-async def test_metrics_off_means_no_route_and_no_middleware(aiohttp_client, sim, tmp_path):
+async def test_metrics_off_means_no_route_and_no_counting(aiohttp_client, sim, tmp_path):
+    from gpuctl_async.requestids import REQUEST_OBSERVER
+
     client = await aiohttp_client(create_app(sim_settings(sim, tmp_path, metrics=False)))
-    assert METRICS not in client.app
+    assert METRICS not in client.app and REQUEST_OBSERVER not in client.app
     assert (await client.get("/metrics")).status == 404
 
 

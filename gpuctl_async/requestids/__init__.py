@@ -11,6 +11,9 @@ logs), else made up. It is
 - in JSON error bodies as ``requestId``, added here to whatever envelope the error
   middleware built, so that no error path has to remember it.
 
+The same middleware tells ``app[REQUEST_OBSERVER]`` (the metrics, when on) of each request's
+start and end.
+
 ``gpuctl_async.logsetup`` reads :data:`CURRENT` into each log record.
 """
 
@@ -19,10 +22,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from gpuctl_async.requestids.context import CURRENT, HEADER, RequestContext, current
-from gpuctl_async.requestids.middleware import REQUEST_CONTEXT, request_id_middleware, set_header
+from gpuctl_async.requestids.middleware import (REQUEST_CONTEXT, REQUEST_OBSERVER,
+                                                RequestObserver, request_id_middleware,
+                                                set_header)
 
-__all__ = ["CURRENT", "HEADER", "REQUEST_CONTEXT", "RequestContext", "current",
-           "setup_request_ids"]
+__all__ = ["CURRENT", "HEADER", "REQUEST_CONTEXT", "REQUEST_OBSERVER", "RequestContext",
+           "RequestObserver", "current", "setup_request_ids"]
 
 
 def setup_request_ids(app: web.Application) -> None:
