@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextvars
+import os
 import re
-import uuid
 from dataclasses import dataclass
 
 HEADER = "X-Request-ID"
@@ -28,7 +28,8 @@ def current() -> RequestContext | None:
 
 
 def request_id(incoming: str | None) -> str:
-    """The caller's id when acceptable, else a new one (32 hex digits)."""
+    """The caller's id when acceptable, else a new one (32 random hex digits; a uuid4 object
+    would cost every request a few microseconds more)."""
     if incoming and _ACCEPTABLE.fullmatch(incoming):
         return incoming
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
