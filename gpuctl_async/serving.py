@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
@@ -69,12 +70,13 @@ class JsonErrorRunner(web.AppRunner):
 
 
 def run(app: web.Application, *, host: str, port: int, access_log: logging.Logger | None,
-        on_listening: Callable[[], None]) -> None:
+        access_log_class: type[AbstractAccessLogger], on_listening: Callable[[], None]) -> None:
     """What ``web.run_app`` does for us, with :class:`JsonErrorRunner`: serve until SIGINT or
     SIGTERM, then shut down gracefully."""
 
     async def serve() -> None:
-        runner = JsonErrorRunner(app, handle_signals=True, access_log=access_log)
+        runner = JsonErrorRunner(app, handle_signals=True, access_log=access_log,
+                                 access_log_class=access_log_class)
         await runner.setup()
         try:
             await web.TCPSite(runner, host, port).start()

@@ -62,6 +62,14 @@ class Settings:
     access_log: bool = True
     """Log one line per HTTP request."""
 
+    log_format: str = "text"
+    """``text``: one human-readable line per event; ``json``: one JSON object per line (time,
+    level, logger, message, requestId, and route, status and durationMs for requests)."""
+
+    metrics: bool = True
+    """Serve Prometheus metrics at ``/metrics`` and count what they need; false: neither
+    (``/metrics`` answers 404)."""
+
     max_body_bytes: int = 1024 * 1024
     """Largest accepted request body; larger ones get 413."""
 
@@ -242,6 +250,9 @@ def load_settings(
     settings = Settings(**values)
     if settings.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         raise SettingsError(f"setting 'log_level' has an invalid value {settings.log_level!r}")
+    if settings.log_format not in ("text", "json"):
+        raise SettingsError(f"setting 'log_format' must be 'text' or 'json', not "
+                            f"{settings.log_format!r}")
     if not 0 <= settings.port < 65536:
         raise SettingsError(f"setting 'port' must be between 0 and 65535, not {settings.port}")
     if settings.max_body_bytes < 1024:

@@ -40,7 +40,7 @@ async def test_burst_then_429_with_integer_retry_after(offline_app):
     assert resp.status == 429
     assert resp.headers["Retry-After"] == "2"  # one token at 0.5/s: 2 s
     body = await resp.json()
-    assert set(body) == {"error"} and "retry in 2 s" in body["error"]
+    assert set(body) == {"error", "requestId"} and "retry in 2 s" in body["error"]
 
 
 async def test_probes_are_not_limited(offline_app):

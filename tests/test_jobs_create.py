@@ -8,7 +8,7 @@ import pytest
 
 from gpuctl_async.sim.status import StatusError
 from gpuctl_async.spec.examples import JOB_EXAMPLES
-from tests.helpers import job_yaml, node_manifest
+from tests.helpers import job_yaml, node_manifest, without_request_id
 
 
 @pytest.fixture
@@ -176,7 +176,8 @@ async def test_duplicate_name_is_409(cluster, api):
     assert (await submit(api, job_yaml(name="dup"))).status == 201
     resp = await submit(api, job_yaml("compute", "dup"))
     assert resp.status == 409
-    assert await resp.json() == {"error": "Job 'dup' already exists in namespace 'default'"}
+    assert without_request_id(await resp.json()) == {
+        "error": "Job 'dup' already exists in namespace 'default'"}
 
 
 async def test_failed_service_rolls_back_the_controller(cluster, api):

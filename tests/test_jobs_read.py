@@ -14,7 +14,7 @@ import pytest
 
 from gpuctl_async.appkeys import CACHE
 from gpuctl_async.sim.patch import MERGE_PATCH
-from tests.helpers import eventually, job_pod, job_yaml, node_manifest, settle
+from tests.helpers import eventually, job_pod, job_yaml, node_manifest, settle, without_request_id
 
 NOW = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -234,7 +234,7 @@ async def test_training_has_no_access_methods_and_unknown_is_404(sim, api):
     assert detail["access_methods"] is None and detail["resource_type"] == "Job"
     resp = await api.get("/api/v1/jobs/nope")
     assert resp.status == 404
-    assert await resp.json() == {"error": "Job 'nope' not found"}
+    assert without_request_id(await resp.json()) == {"error": "Job 'nope' not found"}
 
 
 async def test_detail_namespace_restricts_and_ambiguity_is_409(sim, api):

@@ -28,9 +28,10 @@ def api_routes(app: web.Application) -> list[tuple[str, str]]:
 def success_schema(operation: dict) -> dict | None:
     for code, response in operation.get("responses", {}).items():
         if str(code).startswith("2") or str(code) == "101":
-            schema = response.get("content", {}).get("application/json", {}).get("schema")
-            if schema:
-                return schema
+            # JSON, except /metrics (Prometheus text)
+            for media in response.get("content", {}).values():
+                if media.get("schema"):
+                    return media["schema"]
     return None
 
 

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import time
 import weakref
+from dataclasses import dataclass
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp_apigami import docs, querystring_schema
@@ -40,6 +41,18 @@ from gpuctl_async.spec import JOB_KINDS
 COALESCE_SECONDS = 0.2
 HEARTBEAT_SECONDS = 25.0
 FEED_SOCKETS = web.AppKey("job_feed_sockets", weakref.WeakSet)
+
+
+@dataclass
+class FeedStats:
+    """Read by the metrics collector at scrape time."""
+
+    frames_sent: int = 0
+    coalesced: int = 0
+    """Changes folded into a later one for the same job within a window (not sent)."""
+
+
+FEED_STATS = web.AppKey("job_feed_stats", FeedStats)
 
 
 class JobFeedQuerySchema(Schema):
@@ -93,14 +106,17 @@ async def job_feed(request: web.Request) -> web.WebSocketResponse:
 
     pending: dict[tuple[str, str], tuple[str, Row]] = {}
     wake = asyncio.Event()
+    stats = request.app[FEED_STATS]
 
     def on_change(event: str, row: Row) -> None:
         if not _matches(row, filters):
             return
         key = (row.item["namespace"], row.item["jobId"])
         earlier = pending.get(key)
-        if earlier is not None and earlier[0] == "ADDED" and event != "DELETED":
-            event = "ADDED"  # the client has not heard of it yet
+        if earlier is not None:
+            stats.coalesced += 1
+            if earlier[0] == "ADDED" and event != "DELETED":
+                event = "ADDED"  # the client has not heard of it yet
         pending[key] = (event, row)
         wake.set()
 
@@ -117,6 +133,7 @@ async def job_feed(request: web.Request) -> web.WebSocketResponse:
             for event, row in batch:
                 if within is None or row.item["namespace"] in within:
                     await ws.send_str(dumps({"type": event, "item": row.render(now)}).decode())
+                    stats.frames_sent += 1
             await asyncio.sleep(COALESCE_SECONDS)  # the coalescing window, not a wait
 
     stop_listening = listing.listen(on_change)
@@ -124,6 +141,7 @@ async def job_feed(request: web.Request) -> web.WebSocketResponse:
     try:
         snapshot = listing.items(within=within, **filters)
         await ws.send_str(dumps({"type": "snapshot", "items": snapshot}).decode())
+        stats.frames_sent += 1
         sender = asyncio.create_task(send_changes())
         async for message in ws:
             if message.type == WSMsgType.ERROR:
@@ -145,5 +163,6 @@ async def _close_feeds(app: web.Application) -> None:
 
 def setup_job_feed_routes(app: web.Application) -> None:
     app[FEED_SOCKETS] = weakref.WeakSet()
+    app[FEED_STATS] = FeedStats()
     app.on_shutdown.append(_close_feeds)
     app.router.add_get(JOB_FEED_PATH, job_feed)

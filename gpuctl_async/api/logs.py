@@ -159,7 +159,8 @@ async def stream_logs(request: web.Request) -> web.WebSocketResponse:
     sockets = request.app[LOG_SOCKETS]
     sockets.add(ws)
     sink = Sink(ws, request, timestamps=query["timestamps"],
-                max_lines=settings.log_queue_lines, stall_timeout=settings.log_stall_timeout)
+                max_lines=settings.log_queue_lines, stall_timeout=settings.log_stall_timeout,
+                stats=request.app[LOG_HUB].stats)
     follower: asyncio.Task[None] | None = None
     try:
         try:

@@ -28,8 +28,11 @@ _DESCRIPTION = """\
 REST API of gpuctl: run GPU training, inference, notebook and compute jobs on Kubernetes from
 short YAML documents, group nodes into resource pools, and manage quotas and namespaces.
 
-Every error answer is JSON `{"error": "<message>"}`; request validation failures (400) add
-`details`, an object mapping field paths such as `resources.gpu` to lists of messages.
+Every error answer is JSON `{"error": "<message>", "requestId": "<id>"}`; request validation
+failures (400) add `details`, an object mapping field paths such as `resources.gpu` to lists
+of messages. Every answer carries the request's id in `X-Request-ID` (kept from the request's
+own `X-Request-ID` when it is 1-128 letters, digits, `.`, `_`, `:` or `-`; made up otherwise):
+quote it in a bug report, it is in every log line the request caused.
 
 Each client address may make `rate_limit_per_second` requests per second on average after a
 burst of `rate_limit_burst` (the service's settings); beyond, the answer is 429 with a
@@ -59,6 +62,8 @@ class ErrorSchema(Schema):
         keys=fields.String(), values=fields.List(fields.String()),
         metadata={"description": "Field path → messages, on validation errors"},
     )
+    requestId = fields.String(metadata={
+        "description": "The request's id, as in the `X-Request-ID` header and the logs"})
 
 
 def error_responses(*codes: int, rate_limited: bool = True) -> dict[int, dict[str, Any]]:

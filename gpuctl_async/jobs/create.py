@@ -70,8 +70,10 @@ class JobSubmitter:
         await self._create_all(manifests, job_name=name)
         controller = manifests[0]
         informer = self.cache.controller_informer(controller["kind"])
-        await informer.wait_for(lambda: informer.get(namespace, name) is not None,
-                                self.settle_timeout)
+        written = asyncio.get_running_loop().time()
+        if await informer.wait_for(lambda: informer.get(namespace, name) is not None,
+                                   self.settle_timeout):
+            informer.stats.observe_write_lag(asyncio.get_running_loop().time() - written)
         log.info("Created %s job %s/%s", document.kind, namespace, name)
         return self._response(document)
 

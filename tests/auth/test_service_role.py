@@ -57,6 +57,7 @@ async def test_every_route_works_through_the_shipped_cluster_role_alone(auth_api
         ("GET", "/api/v1/namespaces", None), ("GET", "/api/v1/namespaces/team-q", None),
         ("DELETE", "/api/v1/namespaces/team-q", None),
         ("DELETE", "/api/v1/jobs/every", None),
+        ("GET", "/metrics", None),
     ]
     for method, path, body in calls:
         resp = await auth_api.request(method, path, headers=h, json=body)

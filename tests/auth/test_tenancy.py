@@ -153,7 +153,7 @@ async def test_no_wrong_or_expired_token_is_401_and_open_routes_need_none(auth_a
         resp = await auth_api.get("/api/v1/jobs", headers=headers)
         assert resp.status == 401, headers
         assert resp.headers["WWW-Authenticate"].startswith("Bearer")
-        assert set(await resp.json()) == {"error"}
+        assert set(await resp.json()) == {"error", "requestId"}
     # A service-account token that expired a second ago (the sim mints any lifetime).
     expired = rbac_sim.service_account_token("team-a", "default", expiration_seconds=-1)
     resp = await auth_api.get("/api/v1/jobs", headers=bearer(expired))
