@@ -48,7 +48,7 @@ async def start_sim(*flags: str) -> tuple[asyncio.subprocess.Process, str]:
         sys.executable, "-m", "gpuctl_async.sim", "--port", "0", *flags,
         stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     line = (await process.stdout.readline()).decode()
-    match = re.search(r"(http://\S+)", line)
+    match = re.search(r"(https?://\S+)", line)
     if match is None:
         process.terminate()
         await process.wait()

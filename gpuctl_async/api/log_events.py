@@ -15,8 +15,7 @@ from gpuctl_async.auth.permissions import GET_LOGS
 from gpuctl_async.errors import NotFound, ValidationFailed
 from gpuctl_async.jobs.lookup import find_job
 from gpuctl_async.logs.cursor import Cursor, CursorError
-from gpuctl_async.logs.params import follow_options
-from gpuctl_async.logs.session import JobLogSession
+from gpuctl_async.logs.session import FollowOptions, JobLogSession
 from gpuctl_async.logs.sse import HEADERS, SseChannel, SseOutbox, follow_as_events
 
 TAGS = ["jobs"]
@@ -80,9 +79,14 @@ async def log_events(request: web.Request) -> web.StreamResponse:
         raise NotFound(f"Pod '{pod}' not found in job '{job.name}'")
     response = web.StreamResponse(headers=HEADERS)
     await response.prepare(request)
-    outbox = SseOutbox(SseChannel(response, request, stall_timeout=settings.log_stall_timeout),
-                       timestamps=query["timestamps"], max_lines=settings.log_queue_lines)
-    session = JobLogSession(request.app[LOG_HUB], job, outbox, follow_options(query))
+    if request.method == "HEAD":
+        return response  # the headers say what a GET would stream
+    hub = request.app[LOG_HUB]
+    channel = SseChannel(response, request, stall_timeout=settings.log_stall_timeout,
+                         stats=hub.stats)
+    outbox = SseOutbox(channel, timestamps=query["timestamps"],
+                       max_lines=settings.log_queue_lines)
+    session = JobLogSession(hub, job, outbox, FollowOptions.from_params(query))
     await follow_as_events(session, outbox, keepalive=settings.log_sse_keepalive,
                            stopping=request.app[STOPPING])
     return response
@@ -95,4 +99,4 @@ async def _stop_streams(app: web.Application) -> None:
 def setup_log_event_routes(app: web.Application) -> None:
     app[STOPPING] = asyncio.Event()
     app.on_shutdown.append(_stop_streams)
-    app.router.add_get("/api/v1/jobs/{jobId}/logs/stream", log_events, allow_head=False)
+    app.router.add_get("/api/v1/jobs/{jobId}/logs/stream", log_events)

@@ -9,7 +9,9 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp_apigami import docs
 from marshmallow import Schema, fields
 
+from gpuctl_async.api.job_feed import FEED_STATS
 from gpuctl_async.api.openapi import error_responses, json_content
+from gpuctl_async.api.responses import require_websocket
 
 from gpuctl_async.appkeys import CACHE, LISTING, LOG_HUB, SETTINGS
 from gpuctl_async.auth import SUBPROTOCOL
@@ -28,7 +30,7 @@ without a socket each. The client sends JSON text messages:
   "container"?, "tail"?, "since"?, "sinceSeconds"?, "sinceTime"?, "timestamps"?}}`: a job's
   logs, as `WS /api/v1/jobs/{jobId}/logs/ws` with those query parameters;
 - `{"op": "subscribe", "id": "<client id>", "jobs": {"namespace"?, "kind"?, "pool"?}}`: the
-  job feed, as `WS /api/v1/jobs/ws`;
+  job feed, as `WS /api/v1/jobs-feed/ws`;
 - `{"op": "unsubscribe", "id": "<client id>"}`.
 
 The server sends the frames of those routes with the subscription's `id` added (log lines
@@ -54,6 +56,10 @@ received for that id: no gap, no repeat, across every pod of the job. The socket
 1001 when the server shuts down, and is disconnected when it accepts nothing for a while,
 or when it sends messages while reading none of the answers until more than
 `stream_max_pending_bytes` of them wait.
+
+This is a WebSocket: Swagger UI's "Try it out" cannot open one, and a plain GET answers 400.
+Connect with a WebSocket client, e.g. `websocat 'ws://localhost:8000/api/v1/stream'`, or in a
+browser `new WebSocket("ws://" + location.host + "/api/v1/stream")`.
 
 A sample session (`>` client, `<` server):
 
@@ -104,9 +110,10 @@ async def stream(request: web.Request) -> web.WebSocketResponse:
     settings = app[SETTINGS]
     ws = web.WebSocketResponse(heartbeat=settings.log_heartbeat, compress=False,
                                protocols=(SUBPROTOCOL,), max_msg_size=MAX_MESSAGE_BYTES)
+    require_websocket(ws, request)
     await ws.prepare(request)
     mux = Multiplexer(request, ws, hub=app[LOG_HUB], cache=app[CACHE], listing=app[LISTING],
-                      settings=settings)
+                      feed_stats=app[FEED_STATS], settings=settings)
     app[STREAM_SOCKETS][ws] = mux
     try:
         async for message in ws:
@@ -133,4 +140,4 @@ async def _close_sockets(app: web.Application) -> None:
 def setup_stream_routes(app: web.Application) -> None:
     app[STREAM_SOCKETS] = weakref.WeakKeyDictionary()
     app.on_shutdown.append(_close_sockets)
-    app.router.add_get("/api/v1/stream", stream, allow_head=False)
+    app.router.add_get("/api/v1/stream", stream)

@@ -41,6 +41,9 @@ ACCESS = web.AppKey("access", Access)
 
 def forbidden(identity: Identity, permission: Permission, namespace: str | None) -> Forbidden:
     """Worded as kube-apiserver words an RBAC refusal, naming the permission."""
+    if permission.path:
+        return Forbidden(f'Forbidden: User "{identity.user}" cannot {permission.verb} path '
+                         f'"{permission.path}"')
     what = f'{permission.verb} resource "{permission.resource}' + (
         f'/{permission.subresource}' if permission.subresource else "") + '"'
     where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
@@ -110,7 +113,19 @@ async def read_scope(request: web.Request, permission: Permission,
                      namespace: str | None = None) -> frozenset[str] | None:
     """:func:`search_scope` over the cluster's namespaces (from the cache): where a read of
     ``permission`` may look. None: everywhere (or auth off)."""
-    if caller(request) is None:
+    identity = caller(request)
+    if identity is None:
         return None
-    names = (ns["metadata"]["name"] for ns in request.app[CACHE].namespaces.items())
-    return await search_scope(request, permission, namespace, names)
+    if namespace is not None:
+        await authorize(request, permission, namespace)
+        return None
+    # The answer over all namespaces, reused for the decision TTL while the namespaces stay
+    # the same: a warm tenant list is one lookup, not one per namespace.
+    namespaces = request.app[CACHE].namespaces
+    decisions = request.app[ACCESS].decisions
+    key = (identity.key, permission, namespaces.resource_version)
+
+    async def compute() -> tuple[frozenset[str] | None, float]:
+        names = [ns["metadata"]["name"] for ns in namespaces.items()]
+        return await namespaces_allowed(request, permission, names), decisions.ttl
+    return await decisions.scopes.get(key, compute)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Container
+from dataclasses import dataclass
 
 from gpuctl_async.jobs.listing import JobListing, Row
 
@@ -25,10 +26,20 @@ Scope = Callable[[], Awaitable[Container[str] | None]]
 """Where the caller may list pods now (None: everywhere); raises GpuctlError (Forbidden...)."""
 
 
+@dataclass
+class FeedStats:
+    """Read by the metrics collector at scrape time (every feed of the app counts here)."""
+
+    frames_sent: int = 0
+    coalesced: int = 0
+    """Changes folded into a later one for the same job within a window (not sent)."""
+
+
 class JobFeed:
     def __init__(self, listing: JobListing, filters: dict[str, str], scope: Scope, *,
-                 window: float = COALESCE_SECONDS):
+                 stats: FeedStats, window: float = COALESCE_SECONDS):
         self.listing = listing
+        self.stats = stats
         self.filters = {key: value for key, value in filters.items() if value}
         self.scope = scope
         self.window = window
@@ -44,8 +55,10 @@ class JobFeed:
             return
         key = (row.item["namespace"], row.item["jobId"])
         earlier = self._pending.get(key)
-        if earlier is not None and earlier[0] == "ADDED" and event != "DELETED":
-            event = "ADDED"  # the client has not heard of it yet
+        if earlier is not None:
+            self.stats.coalesced += 1
+            if earlier[0] == "ADDED" and event != "DELETED":
+                event = "ADDED"  # the client has not heard of it yet
         self._pending[key] = (event, row)
         self._wake.set()
 
@@ -56,6 +69,7 @@ class JobFeed:
         try:
             await send({"type": "snapshot",
                         "items": self.listing.items(within=within, **self.filters)})
+            self.stats.frames_sent += 1
             while True:
                 await self._wake.wait()
                 self._wake.clear()
@@ -66,6 +80,7 @@ class JobFeed:
                 for event, row in batch:
                     if within is None or row.item["namespace"] in within:
                         await send({"type": event, "item": row.render(now)})
+                        self.stats.frames_sent += 1
                 await asyncio.sleep(self.window)  # the coalescing window, not a wait
         finally:
             stop_listening()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import time
+from collections import Counter
 from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -108,6 +109,7 @@ class JobListing:
         self._rows: list[Row] = []
         self._pod_keys: dict[tuple[str, str], RowKey] = {}
         self._controller_keys: dict[tuple[str, str, str], RowKey] = {}
+        self._namespace_rows: Counter[str] = Counter()
         self._listeners: list[Listener] = []
         self._unsubscribe: list[Callable[[], None]] = []
 
@@ -117,10 +119,10 @@ class JobListing:
         for informer in self._cache.controllers():
             self._unsubscribe.append(informer.subscribe(self._on_controller))
         self._unsubscribe.append(self._cache.events.subscribe(self._on_event))
-        for pod in self._cache.pods.items():
+        for pod in self._cache.pods.peek_items():
             self._on_pod("ADDED", None, pod)
         for informer in self._cache.controllers():
-            for controller in informer.items():
+            for controller in informer.peek_items():
                 self._on_controller("ADDED", None, controller)
 
     def stop(self) -> None:
@@ -134,6 +136,13 @@ class JobListing:
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
     # -- queries --------------------------------------------------------------------------
+
+    def require_synced(self) -> None:
+        """Unavailable (503) until the caches the rows come from have synced: before that
+        an empty list would be a lie."""
+        self._cache.pods.require_synced()
+        for informer in self._cache.controllers():
+            informer.require_synced()
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -161,6 +170,8 @@ class JobListing:
     def page(self, *, page: int, page_size: int, within: Container[str] | None = None,
              **filters: str | None) -> tuple[int, list[Row]]:
         start = (page - 1) * page_size
+        if within is not None and all(ns in within for ns in self._namespace_rows):
+            within = None  # the caller may read every namespace that has jobs: no filter
         if within is None and not any(filters.values()):
             return len(self._rows), self._rows[start:start + page_size]
         matching = list(self.rows(within=within, **filters))
@@ -169,11 +180,13 @@ class JobListing:
     def page_json(self, *, page: int, page_size: int, within: Container[str] | None = None,
                   **filters: str | None) -> bytes:
         """The ``{"total", "items"}`` body of a page, as JSON."""
+        self.require_synced()
         total, rows = self.page(page=page, page_size=page_size, within=within, **filters)
         now = time.time()
         return b'{"total":%d,"items":[%s]}' % (total, b",".join(r.encode(now) for r in rows))
 
     def items(self, *, within: Container[str] | None = None, **filters: str | None) -> list[dict]:
+        self.require_synced()
         now = time.time()
         return [row.render(now) for row in self.rows(within=within, **filters)]
 
@@ -203,14 +216,14 @@ class JobListing:
         involved = (new or old or {}).get("involvedObject", {})
         kind, namespace, name = involved.get("kind"), involved.get("namespace", ""), involved.get("name")
         if kind == "ReplicaSet":
-            replica_set = self._cache.replica_sets.get(namespace, name)
+            replica_set = self._cache.replica_sets.peek(namespace, name)
             owner = next((ref for ref in (replica_set or {}).get("metadata", {}).get(
                 "ownerReferences", ()) if ref.get("kind") == "Deployment"), None)
             if owner is None:
                 return
             kind, name = "Deployment", owner["name"]
         if kind in ("Job", "Deployment", "StatefulSet"):
-            controller = self._cache.controller_informer(kind).get(namespace, name)
+            controller = self._cache.controller_informer(kind).peek(namespace, name)
             if controller is not None:
                 self._refresh_controller(controller)
 
@@ -221,7 +234,7 @@ class JobListing:
         if not job_name:
             return
         for informer in self._cache.controllers():
-            controller = informer.get(meta.get("namespace", ""), job_name)
+            controller = informer.peek(meta.get("namespace", ""), job_name)
             if controller is not None:
                 self._refresh_controller(controller)
 
@@ -229,7 +242,7 @@ class JobListing:
         ident = (controller["kind"], *object_key(controller))
         namespace, name = object_key(controller)
         job_name = controller["metadata"].get("labels", {}).get(labels.JOB_NAME, name)
-        has_pods = bool(self._cache.pods.by_index("job", f"{namespace}/{job_name}"))
+        has_pods = bool(self._cache.pods.peek_index("job", f"{namespace}/{job_name}"))
         if has_pods:
             self._remove(self._controller_keys.pop(ident, None))
             return
@@ -248,6 +261,7 @@ class JobListing:
         else:
             self._keys.insert(position, key)
             self._rows.insert(position, row)
+            self._namespace_rows[key[1]] += 1
         if old_row is None or old_row.item != row.item:
             self._notify("MODIFIED" if old_row is not None else "ADDED", row)
 
@@ -258,6 +272,9 @@ class JobListing:
         if position < len(self._keys) and self._keys[position] == key:
             del self._keys[position]
             row = self._rows.pop(position)
+            self._namespace_rows[key[1]] -= 1
+            if not self._namespace_rows[key[1]]:
+                del self._namespace_rows[key[1]]
             if notify:
                 self._notify("DELETED", row)
 

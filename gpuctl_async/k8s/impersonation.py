@@ -32,11 +32,13 @@ class Identity:
     groups: tuple[str, ...] = ()
     extra: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
-    @property
-    def key(self) -> tuple:
-        """Hashable form, for decision caches (``extra`` is a mapping)."""
-        return (self.user, self.uid, self.groups,
-                tuple(sorted((k, tuple(v)) for k, v in self.extra.items())))
+    key: tuple = field(init=False, repr=False, compare=False)
+    """Hashable form, for decision caches (``extra`` is a mapping); computed once."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", (
+            self.user, self.uid, self.groups,
+            tuple(sorted((k, tuple(v)) for k, v in self.extra.items()))))
 
 
 CALLER: contextvars.ContextVar[Identity | None] = contextvars.ContextVar("gpuctl_caller",

@@ -49,6 +49,15 @@ class FollowOptions:
     since_time_ns: int | None = None
     since_seconds: int | None = None
 
+    @classmethod
+    def from_params(cls, params: dict) -> FollowOptions:
+        """From loaded parameters (``pod``, ``container``, ``tail``, ``since``, ``sinceTime``,
+        ``sinceSeconds``): a log route's query string or a subscription's ``logs``."""
+        return cls(pod=params.get("pod"), container=params.get("container"),
+                   tail=params["tail"], resume=params.get("since"),
+                   since_time_ns=params.get("sinceTime"),
+                   since_seconds=params.get("sinceSeconds"))
+
 
 class SessionFailed(Exception):
     """The session cannot go on; the message is for the client."""

@@ -29,6 +29,7 @@ from aiohttp import WSMsgType, web
 
 from gpuctl_async.logs.frames import Batch, control_frame, lines_frame, log_frame
 from gpuctl_async.logs.lines import Line
+from gpuctl_async.logs.stats import LogStats
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +59,14 @@ class Channel:
     """One WebSocket connection shared by outboxes (created with ``compress=False``)."""
 
     __slots__ = ("_ws", "_transport", "stall_timeout", "max_pending_bytes", "on_overflow",
-                 "pending_bytes", "_outboxes", "_turns", "_writer", "closed")
+                 "pending_bytes", "_outboxes", "_turns", "_writer", "closed", "stats")
 
     def __init__(self, ws: web.WebSocketResponse, request: web.Request, *,
-                 stall_timeout: float, max_pending_bytes: int | None = None,
+                 stall_timeout: float, stats: LogStats, max_pending_bytes: int | None = None,
                  on_overflow: Callable[[Outbox], None] | None = None):
         self._ws = ws
+        self.stats = stats
+        """Frames, lines, drops and stalls, counted for the metrics (the hub's)."""
         self._transport = request.transport
         self.stall_timeout = stall_timeout
         self.max_pending_bytes = max_pending_bytes
@@ -89,11 +92,13 @@ class Channel:
                 and not transport.is_closing() and not self._ws.closed
                 and transport.get_write_buffer_size() == 0)
 
-    def write_now(self, frame: bytes) -> None:
+    def write_now(self, frame: bytes, lines: int = 0) -> None:
         # An empty socket buffer means writing cannot block or pause the protocol, so the
         # frame goes out synchronously, in the fan-out loop, without a task per client.
         assert self._transport is not None
         self._transport.write(_text_frame_header(len(frame)) + frame)
+        self.stats.frames_sent += 1
+        self.stats.lines_sent += lines
 
     async def send(self, frame: bytes) -> None:
         await self._ws.send_frame(frame, WSMsgType.TEXT)
@@ -141,11 +146,14 @@ class Channel:
                     self._turns.append(outbox)
                 elif outbox.closed:
                     self.detach(outbox)  # finished: its last frames go out now
-                for frame in frames:
+                for frame, lines in frames:
                     async with asyncio.timeout(self.stall_timeout):
                         await self.send(frame)
+                    self.stats.frames_sent += 1
+                    self.stats.lines_sent += lines
         except TimeoutError:
             log.info("log client stalled for %.0f s: disconnecting it", self.stall_timeout)
+            self.stats.clients_stalled += 1
             self.abort()
         except ConnectionError:
             self.closed = True  # the client went away; the handler notices too
@@ -187,14 +195,15 @@ class Outbox:
                 cursor = _last(cursors)
                 self.channel.write_now(
                     batch.frame(self.timestamps, cursor) if self.sub_id is None
-                    else log_frame(batch.body(self.timestamps), cursor, self.sub_id))
+                    else log_frame(batch.body(self.timestamps), cursor, self.sub_id),
+                    len(batch.lines))
             else:
                 self._enqueue_lines(batch.lines, cursors)
 
     def lines(self, lines: list[Line], cursors: Cursors = None) -> None:
         if lines and not self.closed:
             if self._idle() and len(lines) <= MAX_FRAME_LINES:
-                self.channel.write_now(self.encode_lines(lines, cursors))
+                self.channel.write_now(self.encode_lines(lines, cursors), len(lines))
             else:
                 self._enqueue_lines(lines, cursors)
 
@@ -244,12 +253,13 @@ class Outbox:
     def has_queued(self) -> bool:
         return bool(self._queue) or bool(self._dropped)
 
-    def take(self) -> list[bytes]:
-        """The next frames: the control frames first in line and one frame of lines (at
-        most ``MAX_FRAME_LINES``), preceded by a ``dropped`` count if lines were dropped."""
-        frames: list[bytes] = []
+    def take(self) -> list[tuple[bytes, int]]:
+        """The next frames, each with its number of lines: the control frames first in line
+        and one frame of lines (at most ``MAX_FRAME_LINES``), preceded by a ``dropped``
+        count if lines were dropped."""
+        frames: list[tuple[bytes, int]] = []
         if self._dropped:
-            frames.append(self.encode_control("dropped", {"count": self._dropped}))
+            frames.append((self.encode_control("dropped", {"count": self._dropped}), 0))
             self._dropped = 0
         lines: list[Line] = []
         cursors: list[str] = []
@@ -262,7 +272,7 @@ class Outbox:
                 if lines:
                     break
                 queue.popleft()
-                frames.append(item)
+                frames.append((item, 0))
                 freed += len(item)
                 continue
             chunk, chunk_cursors = item
@@ -276,7 +286,8 @@ class Outbox:
                 cursors.extend(chunk_cursors)
             last = _last(chunk_cursors)
         if lines:
-            frames.append(self.encode_lines(lines, cursors if self.per_line_cursor else last))
+            frames.append((self.encode_lines(lines, cursors if self.per_line_cursor else last),
+                           len(lines)))
         if not queue:
             self._queue = None
         self._account(-freed)
@@ -318,6 +329,7 @@ class Outbox:
                     queue[index] = (chunk[cut:], rest)
                 self._queued_lines -= cut
                 self._dropped += cut
+                self.channel.stats.lines_dropped += cut
                 return _size(chunk[:cut])
         return 0
 
@@ -332,8 +344,8 @@ class Sink(Outbox):
     __slots__ = ()
 
     def __init__(self, ws: web.WebSocketResponse, request: web.Request, *, timestamps: bool,
-                 max_lines: int, stall_timeout: float):
-        super().__init__(Channel(ws, request, stall_timeout=stall_timeout),
+                 max_lines: int, stall_timeout: float, stats: LogStats):
+        super().__init__(Channel(ws, request, stall_timeout=stall_timeout, stats=stats),
                          timestamps=timestamps, max_lines=max_lines)
 
     async def flush(self) -> None:

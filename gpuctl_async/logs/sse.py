@@ -27,6 +27,7 @@ from gpuctl_async.errors import GpuctlError
 from gpuctl_async.logs.lines import Line
 from gpuctl_async.logs.session import JobLogSession, SessionFailed
 from gpuctl_async.logs.sink import Channel, Cursors, Outbox
+from gpuctl_async.logs.stats import LogStats
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,9 @@ class SseChannel(Channel):
     """An event-stream response as a channel: writes always go through the writer task."""
 
     def __init__(self, response: web.StreamResponse, request: web.Request, *,
-                 stall_timeout: float):
-        super().__init__(None, request, stall_timeout=stall_timeout)  # type: ignore[arg-type]
+                 stall_timeout: float, stats: LogStats):
+        super().__init__(None, request, stall_timeout=stall_timeout,  # type: ignore[arg-type]
+                         stats=stats)
         self._response = response
         self._request = request
         self.last_write = time.monotonic()

@@ -38,6 +38,7 @@ from gpuctl_async.sim.authn import (
     service_account_username,
     split_service_account,
 )
+from gpuctl_async.sim.escalation import CURRENT_USER
 from gpuctl_async.sim.faults import SIM_PREFIX
 from gpuctl_async.sim.rbac import forbidden
 from gpuctl_async.sim.rest import RequestInfo, request_info, status_response
@@ -57,6 +58,14 @@ def _bearer(request: web.Request) -> str:
     if header[:7].lower() != "bearer ":
         return ""
     return header[7:].strip()
+
+
+def _go_reference(check: RequestInfo) -> str:
+    """``fmt.Sprint`` of the ``v1.ObjectReference`` kube-apiserver builds for one
+    impersonation header (Kind Namespace Name UID APIVersion ResourceVersion FieldPath)."""
+    kind = {"groups": "Group", "userextras": "UserExtra", "uids": "UID"}[check.resource]
+    api_version = "" if check.resource == "groups" else f"{_AUTH_GROUP}/v1"
+    return "{" + " ".join((kind, "", check.name, "", api_version, "", check.subresource)) + "}"
 
 
 class Access:
@@ -81,16 +90,20 @@ class Access:
                 return status_response(error)
             except ValueError as exc:  # kube-apiserver answers this with a plain 500
                 return web.Response(status=500, text=f'Internal Server Error: '
-                                                     f'"{request.path_qs}": {exc}')
+                                                     f'"{request.path_qs}": {exc}\n')
             impersonator, user = user, impersonated
         attrs = request_info(request.method, request.path, request.query)
         allowed, reason = self.authorizer.authorize(user, attrs)
         if not allowed:
             return status_response(forbidden(user.name, attrs, reason))
         request[_USER_KEY] = user
-        response = await handler(request)
+        current = CURRENT_USER.set(user)  # for admission (``sim.escalation``)
+        try:
+            response = await handler(request)
+        finally:
+            CURRENT_USER.reset(current)
         if attrs.verb in MUTATING and attrs.is_resource:
-            self.audit.record(attrs, user, impersonator, response, request.path_qs)
+            self.audit.record(attrs, user, impersonator, response, request.path_qs, reason)
         return response
 
     def _impersonate(self, request: web.Request, requester: UserInfo) -> UserInfo:
@@ -128,8 +141,8 @@ class Access:
         if not checks:
             return requester
         if not wanted_user:
-            raise ValueError("requested impersonation of groups, extra or uid without "
-                             "impersonating a user")
+            refs = " ".join(_go_reference(check) for check in checks)
+            raise ValueError(f"requested [{refs}] without impersonating a user")
         for check in checks:
             allowed, reason = self.authorizer.authorize(requester, check)
             if not allowed:

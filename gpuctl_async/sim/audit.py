@@ -8,7 +8,7 @@ A record is flat, for easy filtering::
      "namespace": "team-a", "name": "train-1", "user": "alice", "uid": "...",
      "groups": ["devs", "system:authenticated"], "impersonatedBy": "system:serviceaccount:
      gpuctl-system:gpuctl-async" | None, "code": 201, "requestURI": "/apis/...",
-     "stageTimestamp": "2026-...Z"}
+     "authorizationReason": "RBAC: allowed by RoleBinding ...", "stageTimestamp": "...Z"}
 
 ``user``/``groups`` are the identity the request was authorized as (the impersonated one when
 impersonation headers were honoured; ``impersonatedBy`` then names the real requester, what a
@@ -38,7 +38,7 @@ class AuditLog:
         self._records: deque[dict] = deque(maxlen=limit)
 
     def record(self, attrs: RequestInfo, user: UserInfo, impersonator: UserInfo | None,
-               response: web.StreamResponse, request_uri: str) -> None:
+               response: web.StreamResponse, request_uri: str, reason: str = "") -> None:
         name = attrs.name
         if attrs.verb == "create" and not name and response.status == 201 and \
                 isinstance(response, web.Response) and isinstance(response.body, bytes):
@@ -52,7 +52,7 @@ class AuditLog:
             "user": user.name, "uid": user.uid, "groups": list(user.groups),
             "impersonatedBy": impersonator.name if impersonator else None,
             "code": response.status, "requestURI": request_uri,
-            "stageTimestamp": timestamp()})
+            "authorizationReason": reason, "stageTimestamp": timestamp()})
 
     def records(self, **filters: str) -> list[dict]:
         """Records matching every filter (``group=`` is membership; others are equality

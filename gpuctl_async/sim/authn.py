@@ -142,8 +142,7 @@ class Authenticator:
         issued = self._issued.get(token)
         if issued is None:
             return None, INVALID_TOKEN
-        if time.time() >= issued.expires:
-            self._issued.pop(token, None)
+        if time.time() >= issued.expires:  # kept: a real token says it expired, forever
             return None, EXPIRED_TOKEN
         account = self._store.table(BY_KEY["serviceaccounts"]).get((issued.namespace,
                                                                     issued.name))

@@ -129,7 +129,10 @@ class RBAC:
     def authorize(self, user: UserInfo, attrs: RequestInfo) -> Decision:
         if MASTERS in user.groups:
             return True, ""
-        key = (user.name, user.groups, attrs)
+        # The path decides nothing for a resource request: leave it out of the key.
+        key = (user.name, user.groups, attrs.is_resource, attrs.verb, attrs.api_group,
+               attrs.resource, attrs.subresource, attrs.namespace, attrs.name,
+               "" if attrs.is_resource else attrs.path)
         decision = self._cache.get(key)
         if decision is None:
             if len(self._cache) >= _CACHE_LIMIT:
@@ -193,6 +196,36 @@ class RBAC:
                         f'{_describe_subject(subject, namespace)}')
         return ""
 
+    def rules_for(self, user: UserInfo, namespace: str) -> tuple[list[dict], list[str]]:
+        """Every rule granted to ``user`` cluster-wide and in ``namespace`` (what a
+        SelfSubjectRulesReview lists), with the errors of bindings naming missing roles."""
+        cluster, local = self._bindings()
+        keys = [("user", user.name), *(("group", g) for g in user.groups)]
+        rules: list[dict] = []
+        errors: list[str] = []
+        scopes = [("", CLUSTER_ROLE_BINDINGS, cluster, lambda k: k)]
+        if namespace:
+            scopes.append((namespace, ROLE_BINDINGS, local, lambda k: (namespace, k)))
+        for scope, rt, index, index_key in scopes:
+            table = self._store.table(rt)
+            for name in sorted(set().union(*(index.get(index_key(k), ()) for k in keys))):
+                entry = table.get((scope, name))
+                if entry is None or not any(self._applies(s, scope, user)
+                                            for s in entry.obj.get("subjects") or ()):
+                    continue
+                ref = entry.obj.get("roleRef") or {}
+                if ref.get("kind") == "Role" and scope:
+                    role = self._store.table(ROLES).get((scope, ref.get("name") or ""))
+                    missing = f'role.{GROUP} "{ref.get("name")}" not found'
+                else:
+                    role = self._store.table(CLUSTER_ROLES).get(("", ref.get("name") or ""))
+                    missing = f'clusterrole.{GROUP} "{ref.get("name")}" not found'
+                if role is None:
+                    errors.append(missing)
+                    continue
+                rules += [r for r in role.obj.get("rules") or () if isinstance(r, dict)]
+        return rules, errors
+
     @staticmethod
     def _applies(subject: dict, namespace: str, user: UserInfo) -> bool:
         key = _subject_key(subject, namespace)
@@ -206,6 +239,10 @@ class AlwaysAllow:
 
     def authorize(self, user: UserInfo, attrs: RequestInfo) -> Decision:
         return True, ""
+
+    def rules_for(self, user: UserInfo, namespace: str) -> tuple[list[dict], list[str]]:
+        return [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]},
+                {"verbs": ["*"], "nonResourceURLs": ["*"]}], []
 
 
 # -- refusals ---------------------------------------------------------------------------------

@@ -8,9 +8,11 @@
 - ``authorization.k8s.io/v1`` ``SubjectAccessReview`` (spec.user/groups/uid/extra, exactly
   one of resourceAttributes / nonResourceAttributes), ``LocalSubjectAccessReview`` (the
   namespace of the URL), ``SelfSubjectAccessReview`` (the caller: ``kubectl auth can-i``) →
-  ``status.allowed`` and ``status.reason``. Validation errors are 422 Invalid as the real
-  ones. Creating any of these is itself authorized first, like every request (the service
-  account of a delegating service needs ``system:auth-delegator``'s rules).
+  ``status.allowed`` and ``status.reason``; ``SelfSubjectRulesReview`` (``kubectl auth
+  can-i --list``): the caller's rules cluster-wide and in ``spec.namespace``. Validation
+  errors are 422 Invalid as the real ones. Creating any of these is itself authorized first,
+  like every request (the service account of a delegating service needs
+  ``system:auth-delegator``'s rules).
 - ``serviceaccounts/{name}/token`` (``kubectl create token``): a ``TokenRequest`` with
   ``status.token`` and ``status.expirationTimestamp``; ``spec.expirationSeconds`` defaults
   to 3600 and must be at least 600 (as the real validation); ``sim.testing`` can mint shorter
@@ -43,12 +45,7 @@ def _answer(body: dict, status: int = 201) -> web.Response:
 
 
 async def _read(request: web.Request, rt: ResourceType) -> dict:
-    raw = await request.read()
-    try:
-        body = orjson.loads(raw) if raw.strip() else {}
-    except orjson.JSONDecodeError as exc:
-        raise st.bad_request(f"the object provided is unrecognized (must be of type {rt.kind}): "
-                             f"couldn't get version/kind; json parse error: {exc}") from None
+    body = await Api.body(request, rt) if (await request.read()).strip() else {}
     if not isinstance(body, dict):
         raise st.bad_request(f"the body of the request is not a {rt.kind} object")
     spec = body.get("spec")
@@ -68,22 +65,23 @@ def _echo(rt: ResourceType, body: dict, status: dict) -> dict:
 def _attributes(rt: ResourceType, spec: dict, namespace: str | None = None) -> RequestInfo:
     resource, non_resource = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
     errors = []
-    if resource is not None and non_resource is not None:
-        errors.append(FieldError.invalid("spec.nonResourceAttributes", non_resource,
-                                         "cannot be specified in combination with "
-                                         "resourceAttributes"))
-    if resource is None and non_resource is None:
-        errors.append(FieldError.invalid("spec.resourceAttributes", None,
-                                         "exactly one of nonResourceAttributes or "
-                                         "resourceAttributes must be specified"))
-    if rt.plural == "subjectaccessreviews" and not spec.get("user") and not spec.get("groups"):
+    if (resource is None) == (non_resource is None):  # the union: exactly one
+        errors.append(FieldError("FieldValueInvalid", "spec", detail=(
+            f"{_go_value(non_resource)}: exactly one of nonResourceAttributes or "
+            f"resourceAttributes must be specified")))
+    if rt.plural != "selfsubjectaccessreviews" and not spec.get("user") and \
+            not spec.get("groups"):
         errors.append(FieldError.invalid("spec.user", spec.get("user") or "",
                                          "at least one of user or group must be specified"))
-    if namespace is not None and isinstance(resource, dict) and \
-            (resource.get("namespace") or "") != namespace:
-        errors.append(FieldError.invalid("spec.resourceAttributes.namespace",
-                                         resource.get("namespace") or "",
-                                         "must match metadata.namespace"))
+    if namespace is not None:
+        if isinstance(resource, dict) and (resource.get("namespace") or "") != namespace:
+            errors.append(FieldError.invalid("spec.resourceAttributes.namespace",
+                                             resource.get("namespace") or "",
+                                             "must match metadata.namespace"))
+        if non_resource is not None:
+            errors.append(FieldError("FieldValueInvalid", "spec.nonResourceAttributes",
+                                     detail=f"{_go_value(non_resource)}: disallowed on this "
+                                            f"kind of request"))
     if errors:
         raise st.invalid(rt, "", errors)
     if isinstance(non_resource, dict):
@@ -95,6 +93,14 @@ def _attributes(rt: ResourceType, spec: dict, namespace: str | None = None) -> R
                                                      "subresource", "namespace", "name")}
     return RequestInfo(True, text["verb"], "", text["group"], text["version"],
                        text["namespace"], text["resource"], text["subresource"], text["name"])
+
+
+def _go_value(attributes: object) -> str:
+    """How Go's field.Invalid prints the NonResourceAttributes it was given."""
+    if not isinstance(attributes, dict):
+        return '"null"'
+    return (f'v1.NonResourceAttributes{{Path:"{attributes.get("path") or ""}", '
+            f'Verb:"{attributes.get("verb") or ""}"}}')
 
 
 def _decision(allowed: bool, reason: str) -> dict:
@@ -115,6 +121,8 @@ class Reviews:
         api.register_review("selfsubjectreviews.authentication.k8s.io", self._self_review)
         api.register_review("subjectaccessreviews.authorization.k8s.io", self._subject_review)
         api.register_review("selfsubjectaccessreviews.authorization.k8s.io", self._self_access)
+        api.register_review("selfsubjectrulesreviews.authorization.k8s.io",
+                            self._self_rules)
         api.register_review("localsubjectaccessreviews.authorization.k8s.io",
                             self._local_review)
         api.register_subresource("serviceaccounts", "token", self._token_request, ("create",),
@@ -127,7 +135,7 @@ class Reviews:
         spec = body.get("spec") or {}
         token = spec.get("token")
         if not isinstance(token, str) or not token:
-            raise st.bad_request("token is required for TokenReview in authentication.k8s.io")
+            raise st.bad_request("token is required for TokenReview in authentication")
         user, error = self.authenticator.authenticate(token)
         if user is None:
             status: dict = {"user": {}, "error": error}
@@ -170,6 +178,27 @@ class Reviews:
         user = request_user(request) or _ANONYMOUS
         return _answer(_echo(target.rt, body, _decision(*self.authorizer.authorize(user,
                                                                                     attrs))))
+
+    async def _self_rules(self, request: web.Request, target: Target) -> web.Response:
+        body = await _read(request, target.rt)
+        user = request_user(request) or _ANONYMOUS
+        rules, errors = self.authorizer.rules_for(user, str((body.get("spec") or {}).get(
+            "namespace") or ""))
+        resource_rules, url_rules = [], []
+        for rule in rules:
+            if rule.get("nonResourceURLs"):
+                url_rules.append({"verbs": list(rule.get("verbs") or ()),
+                                  "nonResourceURLs": list(rule["nonResourceURLs"])})
+            else:
+                entry = {k: list(rule.get(k) or ()) for k in ("verbs", "apiGroups",
+                                                              "resources", "resourceNames")}
+                resource_rules.append({k: v for k, v in entry.items() if v or k == "verbs"})
+        status: dict = {"resourceRules": resource_rules, "nonResourceRules": url_rules,
+                        "incomplete": bool(errors)}
+        if errors:
+            status["evaluationError"] = (errors[0] if len(errors) == 1
+                                         else f"[{', '.join(errors)}]")
+        return _answer(_echo(target.rt, body, status))
 
     # -- TokenRequest -----------------------------------------------------------------------
 

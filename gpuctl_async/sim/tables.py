@@ -12,7 +12,8 @@ The columns and cells follow ``pkg/printers/internalversion/printers.go``: pods 
 STATUS RESTARTS AGE`` (+ ``IP NODE NOMINATED NODE READINESS GATES`` at priority 1, shown by
 ``-o wide``) with STATUS derived from the phase and container states as there; nodes,
 namespaces, services, jobs, deployments, replicasets and statefulsets with their own columns;
-everything else ``NAME AGE``.
+roles and clusterroles ``NAME CREATED AT``; role bindings ``NAME ROLE AGE`` (+ ``USERS GROUPS
+SERVICEACCOUNTS``); serviceaccounts ``NAME SECRETS AGE``; everything else ``NAME AGE``.
 
 Watches (``TableWatchFramer``): every event's object is a Table with one row, and, as in the
 API server's watch encoder, only the first carries ``columnDefinitions`` (kubectl reuses the
@@ -377,6 +378,28 @@ def _statefulset_cells(sts: dict, now: float) -> tuple[list, None]:
             *_containers(_template_spec(sts))], None
 
 
+def _role_cells(role: dict, now: float) -> tuple[list, None]:
+    return [role["metadata"]["name"], role["metadata"].get("creationTimestamp") or ""], None
+
+
+def _binding_cells(binding: dict, now: float) -> tuple[list, None]:
+    ref = binding.get("roleRef") or {}
+    by_kind: dict[str, list[str]] = {"User": [], "Group": [], "ServiceAccount": []}
+    for subject in binding.get("subjects") or ():
+        name = subject.get("name") or ""
+        if subject.get("kind") == "ServiceAccount":
+            name = f"{subject.get('namespace') or ''}/{name}"
+        by_kind.setdefault(subject.get("kind") or "", []).append(name)
+    return [binding["metadata"]["name"], f"{ref.get('kind')}/{ref.get('name')}",
+            _age(binding, now), ", ".join(by_kind["User"]), ", ".join(by_kind["Group"]),
+            ", ".join(by_kind["ServiceAccount"])], None
+
+
+def _service_account_cells(account: dict, now: float) -> tuple[list, None]:
+    return [account["metadata"]["name"], len(account.get("secrets") or ()),
+            _age(account, now)], None
+
+
 def _default_cells(obj: dict, now: float) -> tuple[list, None]:
     return [obj["metadata"]["name"], _age(obj, now)], None
 
@@ -442,6 +465,24 @@ _PRINTERS: dict[str, Printer] = {
                            *_WIDE_TEMPLATE],
                           _statefulset_cells),
 }
+_ROLE: Printer = ([_NAME, _col("Created At", "Time is a wrapper around time.Time which "
+                                              "supports correct marshaling to YAML and JSON.",
+                               "date")], _role_cells)
+_BINDING: Printer = ([_NAME, _col("Role", "RoleRef is the reference to the role."), _AGE,
+                      _col("Users", "Users in the binding.", priority=1),
+                      _col("Groups", "Groups in the binding.", priority=1),
+                      _col("ServiceAccounts", "ServiceAccounts in the binding.", priority=1)],
+                     _binding_cells)
+_PRINTERS.update({
+    "roles.rbac.authorization.k8s.io": _ROLE,
+    "clusterroles.rbac.authorization.k8s.io": _ROLE,
+    "rolebindings.rbac.authorization.k8s.io": _BINDING,
+    "clusterrolebindings.rbac.authorization.k8s.io": _BINDING,
+    "serviceaccounts": ([_NAME, _col("Secrets", "Secrets is a list of the secrets in the same "
+                                                "namespace that pods running using this "
+                                                "ServiceAccount are allowed to use.",
+                                     "integer"), _AGE], _service_account_cells),
+})
 _DEFAULT: Printer = ([_NAME, _AGE], _default_cells)
 
 

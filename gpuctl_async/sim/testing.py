@@ -8,7 +8,8 @@
         sim.store.create("pods", {...}, namespace="default")   # in-process seeding
         sim.app[API_KEY].register_subresource(...)             # extensions (part 2)
         sim.close_watches(); sim.compact(); sim.set_unavailable(5); sim.set_latency(0.1)
-        sim.set_watch_delay(0.5); sim.forbid("log")
+        sim.set_watch_delay(0.5); sim.silence_watches(5); sim.forbid("log")
+        sim.refuse("list", "nodes")
         sim.close_log_streams("eof" | "reset"); sim.open_log_streams("ns/pod")
         sim.counters(); sim.request_count("list", "pods"); sim.reset_counters()
         sim.seed("pods", 10_000, namespace="bench")
@@ -26,31 +27,43 @@ Authentication and RBAC (``sim.access``; none of it unless ``token``, ``token_fi
         sim.bind("User", "alice", "edit", namespace="team-a")      # RoleBinding
         sim.bind("Group", "devs", "view")                          # ClusterRoleBinding
         sim.bind("ServiceAccount", "gpuctl-system/gpuctl-async", "gpuctl-async")
-        sim.unbind("User", "alice", "edit", namespace="team-a")    # -> bindings removed
+        sim.unbind("User", "alice", "edit", namespace="team-a")    # -> True if it existed
+        sim.ensure_namespace("team-b"); sim.secured                 # True: auth is on
         sa = sim.service_account_token("gpuctl-system", "gpuctl-async",
                                        expiration_seconds=3600)   # creates SA (+ns) if needed
         sim.apply_manifests("config/k8s/rbac.yaml")                # or a YAML string
         sim.write_kubeconfig(path, token=bob, namespace="team-a")  # kubectl as bob
         sim.audit(verb="create", resource="jobs", user="alice"); sim.reset_audit()
-        sim.authorize("alice", "list", "pods", namespace="team-b") # -> (allowed, reason)
+        sim.authorize("alice", "list", "pods", namespace="team-b",
+                      groups=("devs",), api_group="", subresource="", name="")
+                                                                   # -> (allowed, reason)
 
-``bind`` names its binding ``sim:<role>:<kind>:<subject>`` (``:`` for ``/``) so ``unbind`` finds
-it; ``role_kind="Role"`` binds a namespaced Role. ``service_account_token`` may mint tokens
-shorter than the 10 minutes the HTTP TokenRequest allows, for expiry tests.
+kubectl sends tokens only over TLS: ``SimCluster(tls=True)`` serves HTTPS with a throwaway
+self-signed certificate (``sim.tls``; ``sim.url`` is ``https://...``) that ``write_kubeconfig``
+embeds, so the real kubectl can act as a user. Python clients work either way.
+
+``bind`` names its binding ``sim:<role>:<kind>:<subject>`` (``:`` for ``/``;
+``SimCluster.binding_name``) so ``unbind`` finds it, returns the binding and creates the
+namespace if needed; ``role_kind="Role"`` binds a namespaced Role. ServiceAccount subjects are
+``"ns/name"`` or ``"system:serviceaccount:ns:name"``. ``authorize`` asks the authorizer
+directly (no HTTP), adding ``system:authenticated`` to ``groups``. ``service_account_token``
+may mint tokens shorter than the 10 minutes the HTTP TokenRequest allows (even 0 or less:
+expired at once), for expiry tests.
 
 Options: ``token`` (one ``system:masters`` token, user ``admin``), ``token_file``, ``users``
 (``(token, user, uid, groups)`` tuples, ``{"token", "user", "uid", "groups"}`` dicts, or a
-``{token: authn.UserInfo}`` mapping),
-``history_window`` (events kept per resource for watch resumption),
-``bookmark_interval`` (seconds between watch bookmarks), ``max_watch_seconds`` (watch length
-without ``timeoutSeconds``), ``max_grace_seconds`` (how long graceful pod deletion takes;
-None leaves it to a simulated kubelet), ``log_lines_per_second`` and ``log_buffer_lines``
-(what every running container logs, see ``sim.logs``), ``host``, ``port`` (0: ephemeral),
-``workloads`` (run controllers, scheduler, kubelets, quota and events: ``sim.cluster``;
-default False, a bare API server), ``nodes`` (Node objects to register, e.g.
-``sim.topology.default_nodes()``) and ``timing`` (``sim.timing.Timing``; with workloads).
-Leaving the block ends every watch and log stream, stops the server and the store's deferred
-work: no tasks remain.
+``{token: authn.UserInfo}`` mapping), ``tls`` (serve HTTPS, see above), ``history_window``
+(events kept per resource for watch resumption), ``watch_timing`` (``sim.watch.WatchTiming``:
+bookmarks, watch length without ``timeoutSeconds``, timed compaction; default
+kube-apiserver's, ``WatchTiming.quick(0.2)`` for bookmarks every 0.2 s and no timed
+compaction), ``max_grace_seconds`` (how long graceful pod deletion takes; None leaves it to
+a simulated kubelet), ``namespace_finalize_seconds`` (how long a deleted namespace stays
+Terminating at least; default 3 s, as a real one takes seconds), ``log_lines_per_second`` and ``log_buffer_lines`` (what every running container
+logs, see ``sim.logs``), ``host``, ``port`` (0: ephemeral), ``workloads`` (run controllers,
+scheduler, kubelets, quota and events: ``sim.cluster``; default False, a bare API server),
+``nodes`` (Node objects to register, e.g. ``sim.topology.default_nodes()``) and ``timing``
+(``sim.timing.Timing``; with workloads). Leaving the block ends every watch and log stream,
+stops the server and the store's deferred work: no tasks remain.
 """
 
 from __future__ import annotations
@@ -80,7 +93,9 @@ from gpuctl_async.sim.server import (
 from gpuctl_async.sim.status import StatusError
 from gpuctl_async.sim.store import Store
 from gpuctl_async.sim.timing import Timing
+from gpuctl_async.sim.tls import ServingCertificate
 from gpuctl_async.sim.topology import seed_nodes
+from gpuctl_async.sim.watch import WatchTiming
 
 __all__ = ["SimCluster", "API_KEY"]
 
@@ -107,11 +122,12 @@ def _users(users: Iterable | None) -> dict[str, UserInfo]:
 class SimCluster:
     def __init__(self, *, token: str | None = None, token_file: str | os.PathLike | None = None,
                  users: Iterable | None = None, history_window: int = 20_000,
-                 bookmark_interval: float = 60.0, max_watch_seconds: float = 1800.0,
-                 max_grace_seconds: float | None = 1.0, log_lines_per_second: float = 2.0,
+                 watch_timing: WatchTiming | None = None,
+                 max_grace_seconds: float | None = 1.0, namespace_finalize_seconds: float = 3.0,
+                 log_lines_per_second: float = 2.0,
                  log_buffer_lines: int = 10_000, host: str = "127.0.0.1", port: int = 0,
                  workloads: bool = False, nodes: list[dict] | None = None,
-                 timing: Timing | None = None):
+                 timing: Timing | None = None, tls: bool = False):
         self.token = token
         self._users: dict[str, UserInfo] | None = None
         if token_file is not None or users is not None:
@@ -120,12 +136,14 @@ class SimCluster:
         self._workloads, self._nodes, self._timing = workloads, nodes, timing
         self.workloads: Workloads | None = None
         self._options = {"history_window": history_window,
-                         "max_grace_seconds": max_grace_seconds}
-        self._app_options = {"bookmark_interval": bookmark_interval,
-                             "max_watch_seconds": max_watch_seconds,
+                         "max_grace_seconds": max_grace_seconds,
+                         "namespace_finalize_seconds": namespace_finalize_seconds}
+        self._app_options = {"watch_timing": watch_timing,
                              "log_lines_per_second": log_lines_per_second,
                              "log_buffer_lines": log_buffer_lines}
         self._host, self._port = host, port
+        self._tls = tls
+        self.certificate: ServingCertificate | None = None
         self._runner: web.AppRunner | None = None
         self.store: Store
         self.app: web.Application
@@ -144,10 +162,14 @@ class SimCluster:
         self._runner = web.AppRunner(self.app, handler_cancellation=True, access_log=None,
                                      shutdown_timeout=5.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
+        context = None
+        if self._tls:
+            self.certificate = await ServingCertificate.create(self._host)
+            context = self.certificate.ssl_context()
+        site = web.TCPSite(self._runner, self._host, self._port, ssl_context=context)
         await site.start()
         host, port = self._runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
+        self.url = f"{'https' if self._tls else 'http'}://{host}:{port}"
         return self
 
     async def stop(self) -> None:
@@ -158,6 +180,9 @@ class SimCluster:
             await self._runner.cleanup()
             self._runner = None
             self.store.close()
+        if self.certificate is not None:
+            self.certificate.cleanup()
+            self.certificate = None
 
     async def __aenter__(self) -> SimCluster:
         return await self.start()
@@ -170,7 +195,8 @@ class SimCluster:
                          namespace: str = "default") -> Path:
         """A kubeconfig for ``token`` (default: the ``token`` option; None: no credentials)."""
         return write_kubeconfig(path, self.url, token=self.token if token is _DEFAULT else token,
-                                namespace=namespace)
+                                namespace=namespace,
+                                ca_pem=self.certificate.pem() if self.certificate else None)
 
     # -- identities and RBAC ------------------------------------------------------------------
 
@@ -267,6 +293,8 @@ class SimCluster:
         for doc in yaml.safe_load_all(text):
             if not doc:
                 continue
+            if not isinstance(doc, dict):
+                raise ValueError(f"{str(source)[:80]!r} is neither a file nor YAML objects")
             rt = BY_KIND.get((doc.get("apiVersion"), doc.get("kind")))
             if rt is None:
                 raise ValueError(f"the simulated cluster does not serve "
@@ -324,6 +352,15 @@ class SimCluster:
 
     def set_watch_delay(self, seconds: float) -> None:
         self._faults.watches.delay = seconds
+
+    def silence_watches(self, seconds: float) -> None:
+        """Open watches send nothing for ``seconds``, as over a stalled connection."""
+        self._faults.watches.silence(seconds)
+
+    def refuse(self, verb: str | None, resource: str | None = None) -> None:
+        """Answer 403 (as RBAC words it) to ``verb`` on ``resource`` (a plural such as
+        ``nodes``); ``refuse(None)`` lifts it."""
+        self._faults.set_refused(verb, resource)
 
     def forbid(self, subresource: str | None) -> None:
         """Answer 403 (as RBAC words it) to requests for ``subresource``; None lifts it."""

@@ -31,14 +31,13 @@ from aiohttp import web
 from gpuctl_async.auth.guard import read_scope
 from gpuctl_async.auth.permissions import GET_LOGS, LIST_PODS
 from gpuctl_async.errors import GpuctlError, NotFound
-from gpuctl_async.jobs.feed import JobFeed
+from gpuctl_async.jobs.feed import FeedStats, JobFeed
 from gpuctl_async.jobs.listing import JobListing
 from gpuctl_async.jobs.lookup import JobRef, find_job
 from gpuctl_async.k8s.cache import ClusterCache
 from gpuctl_async.logs.frames import control_frame
 from gpuctl_async.logs.hub import LogHub
-from gpuctl_async.logs.params import follow_options
-from gpuctl_async.logs.session import JobLogSession, SessionFailed
+from gpuctl_async.logs.session import FollowOptions, JobLogSession, SessionFailed
 from gpuctl_async.logs.sink import Channel, Outbox
 from gpuctl_async.ratelimit import RATE_BUCKETS, client_key
 from gpuctl_async.settings import Settings
@@ -89,7 +88,7 @@ class Subscription:
         if pod is not None and all(p["metadata"]["name"] != pod for p in job.pods):
             raise NotFound(f"Pod '{pod}' not found in job '{job.name}'")
         self.outbox.control("subscribed", logs={"job": job.name, "namespace": job.namespace})
-        await JobLogSession(mux.hub, job, self.outbox, follow_options(params)).run()
+        await JobLogSession(mux.hub, job, self.outbox, FollowOptions.from_params(params)).run()
 
     async def _follow_jobs(self) -> None:
         mux, filters = self.mux, self.params
@@ -104,17 +103,20 @@ class Subscription:
                 self.outbox.control("subscribed", jobs=filters)
             self.outbox.frame(head + orjson.dumps(frame)[1:])
 
-        await JobFeed(mux.listing, filters, scope).run(send)
+        await JobFeed(mux.listing, filters, scope, stats=mux.feed_stats).run(send)
 
 
 class Multiplexer:
     """The subscriptions of one socket; :meth:`receive` takes each client message."""
 
     def __init__(self, request: web.Request, ws: web.WebSocketResponse, *, hub: LogHub,
-                 cache: ClusterCache, listing: JobListing, settings: Settings):
+                 cache: ClusterCache, listing: JobListing, feed_stats: FeedStats,
+                 settings: Settings):
         self.request = request
+        self.feed_stats = feed_stats
         self.hub, self.cache, self.listing, self.settings = hub, cache, listing, settings
         self.channel = Channel(ws, request, stall_timeout=settings.log_stall_timeout,
+                               stats=hub.stats,
                                max_pending_bytes=settings.stream_max_pending_bytes,
                                on_overflow=self._overflow)
         self._control = Outbox(self.channel, timestamps=True, max_lines=1)
@@ -125,6 +127,9 @@ class Multiplexer:
     @property
     def subscriptions(self) -> dict[str, Subscription]:
         return dict(self._subs)
+
+    def __len__(self) -> int:
+        return len(self._subs)
 
     def find_job(self, job_id: str, namespace: str | None,
                  within: frozenset[str] | None) -> JobRef:

@@ -3,7 +3,8 @@
 ``{"op": "subscribe", "id": "<client id>", "logs": {jobId, namespace?, pod?, container?,
 tail?, since?, sinceSeconds?, sinceTime?, timestamps?}}``, ``{"op": "subscribe", "id": ...,
 "jobs": {namespace?, kind?, pool?}}``, ``{"op": "unsubscribe", "id": ...}``. The log
-parameters mean what they mean on ``WS /api/v1/jobs/{jobId}/logs/ws``.
+parameters mean what they mean on ``WS /api/v1/jobs/{jobId}/logs/ws`` (the fields are the
+API's own, ``api.params``: a JSON message is checked as strictly as a request).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 import orjson
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from gpuctl_async.logs.params import RFC3339, CursorField
+from gpuctl_async.api.params import RFC3339, BodyBoolean, CursorField
 from gpuctl_async.spec import JOB_KINDS
 
 SUBSCRIBE, UNSUBSCRIBE = "subscribe", "unsubscribe"
@@ -30,7 +31,7 @@ class LogsSubscription(Schema):
     since = CursorField()
     sinceSeconds = fields.Integer(validate=validate.Range(min=1))
     sinceTime = RFC3339()
-    timestamps = fields.Boolean(load_default=True)
+    timestamps = BodyBoolean(load_default=True)
 
     @validates_schema
     def _one_since(self, data: dict, **kwargs) -> None:

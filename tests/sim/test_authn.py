@@ -83,7 +83,8 @@ async def test_token_review(sim, session):
     code, body = await svc.post(f"{AUTHN}/tokenreviews", {"spec": {"token": "nope"}})
     assert body["status"] == {"user": {}, "error": "invalid bearer token"}
     code, body = await svc.post(f"{AUTHN}/tokenreviews", {"spec": {}})
-    assert code == 400
+    assert (code, body["message"]) == (400, "token is required for TokenReview in "
+                                            "authentication")
     # Creating a TokenReview is itself authorized.
     code, body = await Caller(sim, session, "t-bob").post(f"{AUTHN}/tokenreviews",
                                                           {"spec": {"token": "t-alice"}})
@@ -125,10 +126,9 @@ async def test_subject_access_review(sim, session):
     code, body = await svc.post(f"{AUTHZ}/subjectaccessreviews", {"spec": {}})
     assert code == 422
     assert body["message"] == (
-        'SubjectAccessReview.authorization.k8s.io "" is invalid: [spec.resourceAttributes: '
-        'Invalid value: null: exactly one of nonResourceAttributes or resourceAttributes must '
-        'be specified, spec.user: Invalid value: "": at least one of user or group must be '
-        'specified]')
+        'SubjectAccessReview.authorization.k8s.io "" is invalid: [spec: Invalid value: "null": '
+        'exactly one of nonResourceAttributes or resourceAttributes must be specified, '
+        'spec.user: Invalid value: "": at least one of user or group must be specified]')
 
 
 async def test_self_and_local_reviews(sim, session):
@@ -152,6 +152,13 @@ async def test_self_and_local_reviews(sim, session):
     code, body = await alice.post(f"{AUTHZ}/namespaces/team-a/localsubjectaccessreviews",
                                   local)
     assert code == 422 and "must match metadata.namespace" in body["message"]
+    code, body = await alice.post(f"{AUTHZ}/selfsubjectaccessreviews", {"spec": {
+        "resourceAttributes": {"verb": "get", "resource": "pods"},
+        "nonResourceAttributes": {"path": "/api", "verb": "get"}}})
+    assert body["message"] == (
+        'SelfSubjectAccessReview.authorization.k8s.io "" is invalid: spec: Invalid value: '
+        'v1.NonResourceAttributes{Path:"/api", Verb:"get"}: exactly one of '
+        'nonResourceAttributes or resourceAttributes must be specified')
 
 
 async def test_token_request_and_expiry(sim, session):
@@ -235,8 +242,9 @@ async def test_impersonation(sim, session):
     assert body["message"] == ('userextras.authentication.k8s.io "x" is forbidden: User '
                                '"gpuctl" cannot impersonate resource "userextras/other" in API '
                                'group "authentication.k8s.io" at the cluster scope')
-    code, _ = await svc.call("GET", "/api/v1/pods", headers={"Impersonate-Group": "devs"})
-    assert code == 500  # kube-apiserver's answer to groups without a user
+    code, body = await svc.call("GET", "/api/v1/pods", headers={"Impersonate-Group": "devs"})
+    assert (code, body["text"]) == (500, 'Internal Server Error: "/api/v1/pods": requested '
+                                         '[{Group  devs    }] without impersonating a user\n')
     # Nobody without the impersonate verb may impersonate at all.
     code, body = await Caller(sim, session, "t-bob").call(
         "GET", "/api", headers={"Impersonate-User": "alice"})
@@ -270,6 +278,8 @@ async def test_audit_records_the_impersonated_identity(sim, session):
     assert record["impersonatedBy"] == "gpuctl"
     assert record["name"] == created["metadata"]["name"]
     assert (record["namespace"], record["apiGroup"], record["code"]) == ("team-a", "batch", 201)
+    assert record["authorizationReason"] == ('RBAC: allowed by RoleBinding "sim:edit:user:alice/'
+                                             'team-a" of ClusterRole "edit" to User "alice"')
     code, body = await Caller(sim, session, None).get("/_sim/audit", resource="jobs",
                                                       user="alice")
     assert body["items"] == [record]
@@ -282,3 +292,23 @@ async def test_audit_records_the_impersonated_identity(sim, session):
     assert len(sim.audit()) == 2  # the forbidden create never reached the handler
     await Caller(sim, session, None).post("/_sim/audit/reset", {})
     assert sim.audit() == []
+
+
+async def test_self_subject_rules_review(sim, session):
+    sim.bind("User", "bob", "view", namespace="team-a")
+    sim.bind("User", "bob", "gone-role", namespace="team-a")
+    bob = Caller(sim, session, "t-bob")
+    code, body = await bob.post(f"{AUTHZ}/selfsubjectrulesreviews",
+                                {"spec": {"namespace": "team-a"}})
+    assert code == 201
+    status = body["status"]
+    assert {"verbs": ["get", "list", "watch"], "apiGroups": ["batch"],
+            "resources": ["cronjobs", "cronjobs/status", "jobs", "jobs/status"]} in \
+        status["resourceRules"]
+    assert any("/api/*" in r["nonResourceURLs"] for r in status["nonResourceRules"])
+    assert status["incomplete"] is True
+    assert status["evaluationError"] == 'clusterrole.rbac.authorization.k8s.io "gone-role" ' \
+                                        'not found'
+    code, body = await bob.post(f"{AUTHZ}/selfsubjectrulesreviews",
+                                {"spec": {"namespace": "team-b"}})
+    assert not any("batch" in r.get("apiGroups", []) for r in body["status"]["resourceRules"])
