@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from gpuctl_async.errors import Conflict, GpuctlError, ValidationFailed
+from gpuctl_async.jobs.feasibility import assess
 from gpuctl_async.k8s import labels
 from gpuctl_async.k8s.cache import ClusterCache
 from gpuctl_async.k8s.client import KubeApiError, KubeClient
@@ -33,11 +34,13 @@ class JobSubmitter:
     """Creates jobs. One per app: it remembers nothing but a lock for PriorityClasses."""
 
     def __init__(self, kube: KubeClient, cache: ClusterCache, *, settle_timeout: float = 5.0,
-                 host_paths: HostPathPolicy = SYSTEM_DIRECTORIES_ONLY):
+                 host_paths: HostPathPolicy = SYSTEM_DIRECTORIES_ONLY,
+                 refuse_infeasible: bool = True):
         self.kube = kube
         self.cache = cache
         self.settle_timeout = settle_timeout
         self.host_paths = host_paths
+        self.refuse_infeasible = refuse_infeasible
         self._priority_lock = asyncio.Lock()
 
     def parse(self, yaml_text: str) -> ParsedDocument:
@@ -53,10 +56,10 @@ class JobSubmitter:
         namespace, name = document.namespace, document.name
         if authorize is not None:
             await authorize(manifests[0]["kind"], namespace)
-        self._check_pool(document)
+        warnings = self._check_feasible(document, manifests[0])
         self._check_name_free(namespace, name)
         if dry_run:
-            return await self._dry_run(document, manifests)
+            return {**await self._dry_run(document, manifests), "warnings": warnings}
         await self._ensure_namespace(namespace)
         await self._ensure_priority_classes()
         await self._create_all(manifests, job_name=name)
@@ -65,7 +68,7 @@ class JobSubmitter:
         await informer.wait_for(lambda: informer.get(namespace, name) is not None,
                                 self.settle_timeout)
         log.info("Created %s job %s/%s", document.kind, namespace, name)
-        return self._response(document)
+        return {**self._response(document), "warnings": warnings}
 
     def _response(self, document: ParsedDocument) -> dict[str, Any]:
         return {
@@ -78,13 +81,18 @@ class JobSubmitter:
             "namespace": document.namespace,
         }
 
-    def _check_pool(self, document: ParsedDocument) -> None:
-        pool = document.spec["resources"]["pool"]
-        if pool != labels.DEFAULT_POOL and not self.cache.nodes.by_index("pool", pool):
+    def _check_feasible(self, document: ParsedDocument, controller: dict) -> list[str]:
+        """Refuse a job that can never run (unless told to only warn); the warnings of one
+        that can run later."""
+        found = assess(self.cache, controller, document.spec["resources"]["pool"])
+        if found.refusals and self.refuse_infeasible:
+            first = found.refusals[0].message
+            more = len(found.refusals) - 1
             raise ValidationFailed(
-                f"Resource pool '{pool}' has no nodes",
-                details={"resources.pool": [f"resource pool '{pool}' has no nodes"]},
-            )
+                f"The job can never run here: {first}" + (f" (and {more} more)" if more else ""),
+                details=found.details())
+        return [f"{r.message}: the job would never run as the cluster is now"
+                for r in found.refusals] + found.warnings
 
     def _check_name_free(self, namespace: str, name: str) -> None:
         for informer in self.cache.controllers():

@@ -79,7 +79,7 @@ def job_status(job: Mapping, pods: Iterable[Mapping] = ()) -> str:
     statuses = [pod_status(p) for p in pods if not pod_is_finished(p)]
     if not statuses or "Running" in statuses:
         return "Running"
-    return min(statuses, key=_telling_rank)
+    return min(statuses, key=telling_rank)
 
 
 def replicated_status(controller: Mapping, pods: Iterable[Mapping]) -> str:
@@ -91,13 +91,13 @@ def replicated_status(controller: Mapping, pods: Iterable[Mapping]) -> str:
     if ready >= desired:
         return "Running"
     statuses = [pod_status(p) for p in pods]
-    return min(statuses, key=_telling_rank, default="Pending")
+    return min(statuses, key=telling_rank, default="Pending")
 
 
 _ROUTINE = ("ContainerCreating", "Pending", "Running", "Terminating", "Succeeded")
 
 
-def _telling_rank(status: str) -> int:
+def telling_rank(status: str) -> int:
     """Problems first (rank -1), then routine states in the order they explain a wait."""
     return _ROUTINE.index(status) if status in _ROUTINE else -1
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from gpuctl_async.jobs import status as job_status
 from gpuctl_async.jobs.lookup import JobRef
+from gpuctl_async.jobs.queue import WaitingQueue
+from gpuctl_async.jobs.reasons import Explanation, explain_controller, explain_pod
 from gpuctl_async.k8s import labels
 from gpuctl_async.k8s.cache import INVOLVED_INDEX, OWNER_INDEX, ClusterCache, event_time
 from gpuctl_async.k8s.informer import Obj
@@ -54,6 +56,48 @@ def controller_status(cache: ClusterCache, controller: Obj) -> str:
             if event.get("reason") == "SuccessfulCreate":
                 break
     return shown
+
+
+def explain_controller_status(cache: ClusterCache, controller: Obj,
+                              status: str) -> Explanation | None:
+    """Why a job whose controller has no pods is not running (its ReplicaSets' events too)."""
+    return explain_controller(cache, controller, status, _replica_sets(cache, controller))
+
+
+_SETTLED = ("Running", "Succeeded", "Failed")
+
+
+def job_scheduling(cache: ClusterCache, queue: WaitingQueue, job: JobRef,
+                   status: str) -> dict[str, Any] | None:
+    """The detail's ``scheduling``: why the job is not running, what blocks it, and for a pod
+    waiting for a node its place in the pool's queue; None once it runs or has finished."""
+    if status in _SETTLED:
+        return None
+    pods = [p for p in job.pods if not job_status.pod_is_finished(p)
+            and job_status.pod_status(p) != "Running"]
+    pods.sort(key=lambda p: (job_status.telling_rank(job_status.pod_status(p)),
+                             p["metadata"]["name"]))
+    if pods:
+        pod = pods[0]
+        why = explain_pod(cache, pod)
+        position = queue.position(pod)
+    elif job.controller is not None and not job.pods:
+        pod, why, position = None, explain_controller_status(cache, job.controller, status), None
+    else:
+        return None
+    if why is None:
+        return None
+    return {"reason": why.reason, "message": why.message,
+            "pod": pod["metadata"]["name"] if pod is not None else None,
+            "blockers": why.blockers,
+            "queue": position.as_dict() if position is not None else None}
+
+
+def _pod_item(cache: ClusterCache, pod: Obj) -> dict[str, Any]:
+    why = explain_pod(cache, pod)
+    return {"name": pod["metadata"]["name"], "status": job_status.pod_status(pod),
+            "node": pod.get("spec", {}).get("nodeName"),
+            "reason": why.reason if why else None, "message": why.message if why else None}
 
 
 def _event_item(event: Obj, now: datetime) -> dict[str, Any]:
@@ -136,7 +180,8 @@ def access_methods(cache: ClusterCache, job: JobRef) -> dict[str, Any] | None:
     }
 
 
-def job_detail(cache: ClusterCache, job: JobRef, job_id: str) -> dict[str, Any]:
+def job_detail(cache: ClusterCache, queue: WaitingQueue, job: JobRef,
+               job_id: str) -> dict[str, Any]:
     now = datetime.now(timezone.utc)
     controller = job.controller
     if controller is not None:
@@ -177,7 +222,7 @@ def job_detail(cache: ClusterCache, job: JobRef, job_id: str) -> dict[str, Any]:
         "yaml_content": yaml_content,
         "events": aggregate_events(job_events(cache, related), now),
         "access_methods": access_methods(cache, job),
-        "pods": [{"name": p["metadata"]["name"], "status": job_status.pod_status(p),
-                  "node": p.get("spec", {}).get("nodeName")} for p in
+        "scheduling": job_scheduling(cache, queue, job, status),
+        "pods": [_pod_item(cache, p) for p in
                  sorted(job.pods, key=lambda p: p["metadata"]["name"])],
     }
