@@ -9,7 +9,7 @@ from marshmallow import Schema, fields, validate
 from gpuctl_async.api.pagination import PageQuerySchema
 from gpuctl_async.api.openapi import error_responses, json_content
 from gpuctl_async.api.responses import json_response
-from gpuctl_async.appkeys import CACHE, LISTING, QUEUE
+from gpuctl_async.appkeys import CACHE, EXPLAINER, LISTING
 from gpuctl_async.auth.guard import read_scope
 from gpuctl_async.auth.permissions import GET_PODS, LIST_PODS
 from gpuctl_async.jobs.lookup import find_job
@@ -231,7 +231,7 @@ async def get_job(request: web.Request) -> web.Response:
     namespace = request["querystring"].get("namespace")
     within = await read_scope(request, GET_PODS, namespace)
     job = find_job(cache, job_id, namespace, within=within)
-    return json_response(job_detail(cache, request.app[QUEUE], job, job_id))
+    return json_response(job_detail(cache, request.app[EXPLAINER], job, job_id))
 
 
 def setup_job_view_routes(app: web.Application) -> None:

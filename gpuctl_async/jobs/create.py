@@ -10,6 +10,7 @@ from typing import Any
 
 from gpuctl_async.errors import Conflict, GpuctlError, ValidationFailed
 from gpuctl_async.jobs.feasibility import assess
+from gpuctl_async.jobs.reasons import Explainer
 from gpuctl_async.k8s import labels
 from gpuctl_async.k8s.cache import ClusterCache
 from gpuctl_async.k8s.client import KubeApiError, KubeClient
@@ -33,11 +34,13 @@ DRY_RUN_FALLBACK_NAMESPACE = "default"
 class JobSubmitter:
     """Creates jobs. One per app: it remembers nothing but a lock for PriorityClasses."""
 
-    def __init__(self, kube: KubeClient, cache: ClusterCache, *, settle_timeout: float = 5.0,
+    def __init__(self, kube: KubeClient, cache: ClusterCache, explainer: Explainer, *,
+                 settle_timeout: float = 5.0,
                  host_paths: HostPathPolicy = SYSTEM_DIRECTORIES_ONLY,
                  refuse_infeasible: bool = True):
         self.kube = kube
         self.cache = cache
+        self.explainer = explainer
         self.settle_timeout = settle_timeout
         self.host_paths = host_paths
         self.refuse_infeasible = refuse_infeasible
@@ -84,7 +87,7 @@ class JobSubmitter:
     def _check_feasible(self, document: ParsedDocument, controller: dict) -> list[str]:
         """Refuse a job that can never run (unless told to only warn); the warnings of one
         that can run later."""
-        found = assess(self.cache, controller, document.spec["resources"]["pool"])
+        found = assess(self.explainer, controller, document.spec["resources"]["pool"])
         if found.refusals and self.refuse_infeasible:
             first = found.refusals[0].message
             more = len(found.refusals) - 1

@@ -29,13 +29,11 @@ from gpuctl_async.jobs.placement import (
     RESOURCES,
     PoolFit,
     amount_phrase,
-    pool_fit,
     show_amount,
 )
 from gpuctl_async.jobs.quota_fit import QuotaBlock, pod_usage, quota_blocks
-from gpuctl_async.jobs.reasons import explain_placement
+from gpuctl_async.jobs.reasons import Explainer, explain_placement
 from gpuctl_async.k8s import labels
-from gpuctl_async.k8s.cache import ClusterCache
 from gpuctl_async.k8s.informer import Obj
 
 FIELDS = {GPU: "resources.gpu", CPU: "resources.cpu", MEMORY: "resources.memory",
@@ -101,13 +99,13 @@ def _quota_wait(block: QuotaBlock, namespace: str) -> str:
             f"{block.show(block.requested)}: its pods wait until that much is free")
 
 
-def assess(cache: ClusterCache, controller: Obj, pool: str) -> Feasibility:
+def assess(explainer: Explainer, controller: Obj, pool: str) -> Feasibility:
     """What the caches say about running ``controller``'s pods in ``pool``."""
     namespace = controller["metadata"].get("namespace", "")
     pod_spec = controller.get("spec", {}).get("template", {}).get("spec", {})
     replicas = int(controller.get("spec", {}).get("replicas") or 1)
     result = Feasibility()
-    fit = pool_fit(cache, pod_spec, pool)
+    fit = explainer.fit(pod_spec, pool)
     if not fit.nodes and pool == labels.DEFAULT_POOL:
         result.warnings.append("the default pool (nodes without a pool label) has no nodes: "
                                "the job will wait for one (NoMatchingNodes)")
@@ -118,13 +116,13 @@ def assess(cache: ClusterCache, controller: Obj, pool: str) -> Feasibility:
         if why.reason in _WAITS:
             result.warnings.append(f"{why.message}: the job will wait ({why.reason})")
     usage = pod_usage(pod_spec)
-    for block in quota_blocks(cache, namespace, usage):
+    for block in quota_blocks(explainer.cache, namespace, usage):
         if block.never:
             result.refusals.append(_quota_refusal(block, namespace))
         else:
             result.warnings.append(_quota_wait(block, namespace))
     if replicas > 1:
-        for block in quota_blocks(cache, namespace, usage, pods=replicas):
+        for block in quota_blocks(explainer.cache, namespace, usage, pods=replicas):
             per_pod = usage[block.key]
             if per_pod <= block.hard < block.requested:
                 fitting = int(block.hard // per_pod)

@@ -26,8 +26,7 @@ from typing import Any
 import orjson
 
 from gpuctl_async.jobs import status as job_status
-from gpuctl_async.jobs.queue import WaitingQueue
-from gpuctl_async.jobs.reasons import Explanation, explain_pod
+from gpuctl_async.jobs.reasons import Explainer, Explanation
 from gpuctl_async.k8s import labels
 from gpuctl_async.k8s.cache import ClusterCache, is_gpuctl
 from gpuctl_async.k8s.informer import DELETED, Obj, object_key
@@ -36,7 +35,6 @@ from gpuctl_async.pools.accounting import node_pool
 
 RowKey = tuple[float, str, str, str]  # (-created, namespace, name, kind of row)
 Listener = Callable[[str, "Row"], None]
-ExplainController = Callable[[Obj, str], "Explanation | None"]
 
 
 @dataclass
@@ -116,11 +114,10 @@ class JobListing:
     """Sorted rows for ``GET /api/v1/jobs`` and the live job feed, fed by the caches."""
 
     def __init__(self, cache: ClusterCache, controller_status: Callable[[Obj], str],
-                 explain_controller: ExplainController, queue: WaitingQueue):
+                 explainer: Explainer):
         self._cache = cache
         self._controller_status = controller_status
-        self._explain_controller = explain_controller
-        self._queue = queue
+        self._explain = explainer
         self._dirty_pools: set[str] = set()
         self._flush: asyncio.Handle | None = None
         # Sorted keys and their rows, side by side: a page is one slice of ``_rows``.
@@ -215,7 +212,7 @@ class JobListing:
             self._remove(self._pod_keys.pop(ident, None))
         else:
             self._put(self._pod_keys, ident, _sort_key(obj, "pod"),
-                      pod_row(obj, explain_pod(self._cache, obj)))
+                      pod_row(obj, self._explain.pod(obj)))
         self._refresh_job(obj)
         for pod in (old, new):
             node = (pod or {}).get("spec", {}).get("nodeName")
@@ -247,11 +244,11 @@ class JobListing:
         self._flush = None
         pools, self._dirty_pools = self._dirty_pools, set()
         for pool in pools:
-            for pod in self._queue.waiting_in(pool):
+            for pod in self._explain.queue.waiting_in(pool):
                 ident = object_key(pod)
                 if ident in self._pod_keys:
                     self._put(self._pod_keys, ident, _sort_key(pod, "pod"),
-                              pod_row(pod, explain_pod(self._cache, pod)))
+                              pod_row(pod, self._explain.pod(pod)))
 
     def _on_controller(self, event: str, old: Obj | None, new: Obj | None) -> None:
         obj = new or old
@@ -298,7 +295,7 @@ class JobListing:
             self._remove(self._controller_keys.pop(ident, None))
             return
         status = self._controller_status(controller)
-        row = controller_row(controller, status, self._explain_controller(controller, status))
+        row = controller_row(controller, status, self._explain.controller(controller, status))
         self._put(self._controller_keys, ident, _sort_key(controller, "controller"), row)
 
     def _put(self, index: dict, ident: Any, key: RowKey, row: Row) -> None:

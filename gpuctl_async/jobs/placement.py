@@ -4,19 +4,21 @@ For one pod (or a pod spec about to be submitted) and its pool, every node of th
 checked in kube-scheduler's filter order — cordoned (``spec.unschedulable``), not Ready, a
 NoSchedule/NoExecute taint the pod does not tolerate, the node selector and required node
 affinity — and what each matching node has free: allocatable minus the requests of the pods
-bound to it and not finished. Nothing here calls the API server; the explanation of a wait
-(``reasons``) and the submit-time check (``feasibility``) both read it.
+bound to it and not finished, kept per node by :class:`NodeLedger` as the pod cache changes,
+so judging a pool costs O(its nodes), not O(its pods). Nothing here calls the API server; the
+explanation of a wait (``reasons``) and the submit-time check (``feasibility``) both read it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from gpuctl_async.k8s import labels
-from gpuctl_async.k8s.cache import NODE_INDEX, ClusterCache, holds_node_resources
-from gpuctl_async.k8s.informer import Obj
+from gpuctl_async.k8s.cache import ClusterCache, holds_node_resources
+from gpuctl_async.k8s.informer import DELETED, Obj, object_key
 from gpuctl_async.pools.accounting import (
     CPU,
     GPU,
@@ -218,45 +220,85 @@ def pool_nodes(cache: ClusterCache, pool: str) -> list[Obj]:
     return list(cache.nodes.by_index("pool", pool))
 
 
-def _node_fit(cache: ClusterCache, node: Obj, pod_spec: Obj, skip: tuple[str, str] | None,
-              gpu_holders: dict[str, set]) -> NodeFit:
+class NodeLedger:
+    """What the unfinished pods bound to each node request, and who holds its GPUs, updated
+    from the pod cache's change notifications (subscribe before anything that reads it)."""
+
+    def __init__(self, cache: ClusterCache):
+        self._cache = cache
+        self._pods: dict[tuple[str, str], tuple[str, Amounts, str | None]] = {}
+        self._used: dict[str, Amounts] = {}
+        self._gpu_holders: dict[str, Counter[str]] = {}
+        self._unsubscribe: Callable[[], None] | None = None
+
+    def start(self) -> None:
+        self._unsubscribe = self._cache.pods.subscribe(self._on_pod)
+        for pod in self._cache.pods.items():
+            self._on_pod("ADDED", None, pod)
+
+    def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    def used(self, node: str) -> Amounts:
+        return self._used.get(node, {})
+
+    def gpu_holders(self, node: str) -> Counter[str]:
+        """``job:<ns>/<job>`` or ``pod:<ns>/<pod>`` → pods holding GPUs on ``node``."""
+        return self._gpu_holders.get(node, Counter())
+
+    def _on_pod(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        key = object_key(new or old or {})
+        before = self._pods.pop(key, None)
+        if before is not None:
+            self._account(*before, sign=-1)
+        if event != DELETED and new is not None and holds_node_resources(new):
+            meta = new["metadata"]
+            requests = {r: a for r, a in pod_requests(new).items() if r in RESOURCES}
+            holder = None
+            if requests.get(GPU, 0) > 0:
+                job = (meta.get("labels") or {}).get(labels.JOB_NAME)
+                holder = f"job:{key[0]}/{job}" if job else f"pod:{key[0]}/{key[1]}"
+            entry = (new["spec"]["nodeName"], requests, holder)
+            self._pods[key] = entry
+            self._account(*entry, sign=1)
+
+    def _account(self, node: str, requests: Amounts, holder: str | None, sign: int) -> None:
+        used = self._used.setdefault(node, {})
+        for resource, amount in requests.items():
+            used[resource] = used.get(resource, Decimal(0)) + sign * amount
+        if holder is not None:
+            holders = self._gpu_holders.setdefault(node, Counter())
+            holders[holder] += sign
+            if holders[holder] <= 0:
+                del holders[holder]
+
+
+def _node_fit(ledger: NodeLedger, node: Obj, pod_spec: Obj) -> NodeFit:
     name = node["metadata"]["name"]
     allocatable = _amounts(node.get("status", {}).get("allocatable")
                            or node.get("status", {}).get("capacity"))
-    free = dict(allocatable)
-    for pod in cache.pods.by_index(NODE_INDEX, name):
-        meta = pod["metadata"]
-        if not holds_node_resources(pod) or (meta.get("namespace", ""), meta["name"]) == skip:
-            continue
-        requests = pod_requests(pod)
-        for resource in RESOURCES:
-            free[resource] = free.get(resource, Decimal(0)) - requests.get(resource, Decimal(0))
-        if requests.get(GPU, 0) > 0:
-            job = (meta.get("labels") or {}).get(labels.JOB_NAME)
-            if job:
-                gpu_holders["jobs"].add(f"{meta.get('namespace', '')}/{job}")
-            else:
-                gpu_holders["others"].add(f"{meta.get('namespace', '')}/{meta['name']}")
+    used = ledger.used(name)
+    free = {r: allocatable.get(r, Decimal(0)) - used.get(r, Decimal(0)) for r in RESOURCES}
     return NodeFit(name, node_gpu_type(node), blocking_problem(pod_spec, node), allocatable,
                    free)
 
 
-def pool_fit(cache: ClusterCache, pod_spec: Obj, pool: str, *,
-             requests: Amounts | None = None, skip: tuple[str, str] | None = None) -> PoolFit:
-    """The pool's nodes for a pod with ``pod_spec`` (its requests unless given); ``skip``:
-    the pod itself, when it is bound and its own requests must not count against it."""
+def pool_fit(cache: ClusterCache, ledger: NodeLedger, pod_spec: Obj, pool: str, *,
+             requests: Amounts | None = None) -> PoolFit:
+    """The pool's nodes for an unbound pod with ``pod_spec`` (its requests unless given)."""
     if requests is None:
         requests = pod_requests({"spec": pod_spec})
     gpu_type = (pod_spec.get("nodeSelector") or {}).get(labels.GPU_TYPE)
-    holders: dict[str, set] = {"jobs": set(), "others": set()}
+    holders: Counter[str] = Counter()
     fits: list[NodeFit] = []
     matching: list[NodeFit] = []
     for node in sorted(pool_nodes(cache, pool), key=lambda n: n["metadata"]["name"]):
-        selected = selects_node(pod_spec, node)
-        fit = _node_fit(cache, node, pod_spec, skip, holders if selected else
-                        {"jobs": set(), "others": set()})
+        fit = _node_fit(ledger, node, pod_spec)
         fits.append(fit)
-        if selected:
+        if selects_node(pod_spec, node):
             matching.append(fit)
-    return PoolFit(pool, gpu_type, requests, fits, matching, len(holders["jobs"]),
-                   len(holders["others"]))
+            holders.update(ledger.gpu_holders(fit.name))
+    jobs = sum(1 for holder in holders if holder.startswith("job:"))
+    return PoolFit(pool, gpu_type, requests, fits, matching, jobs, len(holders) - jobs)

@@ -31,18 +31,19 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from gpuctl_async.k8s.cache import INVOLVED_INDEX, ClusterCache, event_time
+from gpuctl_async.k8s.cache import INVOLVED_INDEX, OWNER_INDEX, ClusterCache, event_time
 from gpuctl_async.k8s.informer import Obj
 from gpuctl_async.jobs.placement import (
     GPU,
     RESOURCES,
+    NodeLedger,
     PoolFit,
     amount_phrase,
     pool_fit,
     resource_noun,
     show_amount,
 )
-from gpuctl_async.jobs.queue import pod_pool
+from gpuctl_async.jobs.queue import WaitingQueue, pod_pool
 from gpuctl_async.jobs.quota_fit import QuotaBlock, pod_usage, quota_blocks
 
 PULL_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName",
@@ -239,22 +240,6 @@ def explain_placement(fit: PoolFit, scheduler_said: str | None = None) -> Explan
                        f"in use by other pods", blockers)
 
 
-def explain_pod(cache: ClusterCache, pod: Obj) -> Explanation | None:
-    """Why ``pod`` is not running; None when it runs or has finished."""
-    meta, status = pod.get("metadata", {}), pod.get("status", {})
-    if meta.get("deletionTimestamp"):
-        grace = meta.get("deletionGracePeriodSeconds")
-        within = f" (grace period {grace}s)" if grace else ""
-        return Explanation("Terminating", f"being deleted; waiting for its containers to "
-                                          f"stop{within}")
-    if status.get("phase") in FINISHED:
-        return None
-    if pod.get("spec", {}).get("nodeName"):
-        return _explain_bound(pod)
-    fit = pool_fit(cache, pod.get("spec", {}), pod_pool(pod))
-    return explain_placement(fit, _scheduler_message(pod))
-
-
 # -- controllers without pods ----------------------------------------------------------
 
 def _quota_message(block: QuotaBlock, namespace: str) -> str:
@@ -275,10 +260,8 @@ def _latest_create_event(cache: ClusterCache, objects: Iterable[Obj]) -> Obj | N
                default=None) if events else None
 
 
-def explain_controller(cache: ClusterCache, controller: Obj, status: str,
-                       related: Iterable[Obj] = ()) -> Explanation | None:
-    """Why a job whose controller has no pods is not running (``status`` as shown);
-    ``related``: its ReplicaSets, whose events say why pods are missing."""
+def _explain_controller(cache: ClusterCache, controller: Obj, status: str,
+                        related: Iterable[Obj]) -> Explanation | None:
     meta = controller.get("metadata", {})
     if status in ("Running", *FINISHED):
         return None
@@ -301,3 +284,50 @@ def explain_controller(cache: ClusterCache, controller: Obj, status: str,
         return Explanation("FailedCreate", message, blockers)
     return Explanation("Creating", f"waiting for the {controller.get('kind', 'controller')} "
                                    f"controller to create its pods", blockers)
+
+
+class Explainer:
+    """Explanations from the caches, with what they keep up to date: per-node usage
+    (:class:`NodeLedger`) and the pools' waiting queues (:class:`WaitingQueue`). One per app;
+    ``start()`` it before anything else subscribes to the pod cache, so both are current
+    when another subscriber asks about the same change."""
+
+    def __init__(self, cache: ClusterCache):
+        self.cache = cache
+        self.ledger = NodeLedger(cache)
+        self.queue = WaitingQueue(cache)
+
+    def start(self) -> None:
+        self.ledger.start()
+        self.queue.start()
+
+    def stop(self) -> None:
+        self.queue.stop()
+        self.ledger.stop()
+
+    def fit(self, pod_spec: Obj, pool: str) -> PoolFit:
+        return pool_fit(self.cache, self.ledger, pod_spec, pool)
+
+    def pod(self, pod: Obj) -> Explanation | None:
+        """Why ``pod`` is not running; None when it runs or has finished."""
+        meta, status = pod.get("metadata", {}), pod.get("status", {})
+        if meta.get("deletionTimestamp"):
+            grace = meta.get("deletionGracePeriodSeconds")
+            within = f" (grace period {grace}s)" if grace else ""
+            return Explanation("Terminating", f"being deleted; waiting for its containers to "
+                                              f"stop{within}")
+        if status.get("phase") in FINISHED:
+            return None
+        if pod.get("spec", {}).get("nodeName"):
+            return _explain_bound(pod)
+        return explain_placement(self.fit(pod.get("spec", {}), pod_pool(pod)),
+                                 _scheduler_message(pod))
+
+    def controller(self, controller: Obj, status: str) -> Explanation | None:
+        """Why a job whose controller has no pods is not running (``status`` as shown); its
+        ReplicaSets' events count too (a Deployment's pods are theirs to create)."""
+        related = []
+        if controller.get("kind") == "Deployment":
+            related = self.cache.replica_sets.by_index(
+                OWNER_INDEX, controller.get("metadata", {}).get("uid", ""))
+        return _explain_controller(self.cache, controller, status, related)

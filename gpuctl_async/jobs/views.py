@@ -8,8 +8,7 @@ from typing import Any
 
 from gpuctl_async.jobs import status as job_status
 from gpuctl_async.jobs.lookup import JobRef
-from gpuctl_async.jobs.queue import WaitingQueue
-from gpuctl_async.jobs.reasons import Explanation, explain_controller, explain_pod
+from gpuctl_async.jobs.reasons import Explainer
 from gpuctl_async.k8s import labels
 from gpuctl_async.k8s.cache import INVOLVED_INDEX, OWNER_INDEX, ClusterCache, event_time
 from gpuctl_async.k8s.informer import Obj
@@ -58,17 +57,10 @@ def controller_status(cache: ClusterCache, controller: Obj) -> str:
     return shown
 
 
-def explain_controller_status(cache: ClusterCache, controller: Obj,
-                              status: str) -> Explanation | None:
-    """Why a job whose controller has no pods is not running (its ReplicaSets' events too)."""
-    return explain_controller(cache, controller, status, _replica_sets(cache, controller))
-
-
 _SETTLED = ("Running", "Succeeded", "Failed")
 
 
-def job_scheduling(cache: ClusterCache, queue: WaitingQueue, job: JobRef,
-                   status: str) -> dict[str, Any] | None:
+def job_scheduling(explainer: Explainer, job: JobRef, status: str) -> dict[str, Any] | None:
     """The detail's ``scheduling``: why the job is not running, what blocks it, and for a pod
     waiting for a node its place in the pool's queue; None once it runs or has finished."""
     if status in _SETTLED:
@@ -79,10 +71,10 @@ def job_scheduling(cache: ClusterCache, queue: WaitingQueue, job: JobRef,
                              p["metadata"]["name"]))
     if pods:
         pod = pods[0]
-        why = explain_pod(cache, pod)
-        position = queue.position(pod)
+        why = explainer.pod(pod)
+        position = explainer.queue.position(pod)
     elif job.controller is not None and not job.pods:
-        pod, why, position = None, explain_controller_status(cache, job.controller, status), None
+        pod, why, position = None, explainer.controller(job.controller, status), None
     else:
         return None
     if why is None:
@@ -93,8 +85,8 @@ def job_scheduling(cache: ClusterCache, queue: WaitingQueue, job: JobRef,
             "queue": position.as_dict() if position is not None else None}
 
 
-def _pod_item(cache: ClusterCache, pod: Obj) -> dict[str, Any]:
-    why = explain_pod(cache, pod)
+def _pod_item(explainer: Explainer, pod: Obj) -> dict[str, Any]:
+    why = explainer.pod(pod)
     return {"name": pod["metadata"]["name"], "status": job_status.pod_status(pod),
             "node": pod.get("spec", {}).get("nodeName"),
             "reason": why.reason if why else None, "message": why.message if why else None}
@@ -180,7 +172,7 @@ def access_methods(cache: ClusterCache, job: JobRef) -> dict[str, Any] | None:
     }
 
 
-def job_detail(cache: ClusterCache, queue: WaitingQueue, job: JobRef,
+def job_detail(cache: ClusterCache, explainer: Explainer, job: JobRef,
                job_id: str) -> dict[str, Any]:
     now = datetime.now(timezone.utc)
     controller = job.controller
@@ -222,7 +214,7 @@ def job_detail(cache: ClusterCache, queue: WaitingQueue, job: JobRef,
         "yaml_content": yaml_content,
         "events": aggregate_events(job_events(cache, related), now),
         "access_methods": access_methods(cache, job),
-        "scheduling": job_scheduling(cache, queue, job, status),
-        "pods": [_pod_item(cache, p) for p in
+        "scheduling": job_scheduling(explainer, job, status),
+        "pods": [_pod_item(explainer, p) for p in
                  sorted(job.pods, key=lambda p: p["metadata"]["name"])],
     }
