@@ -392,3 +392,49 @@ async def test_refusals_become_warnings_when_told(lenient_api):
     await submit(lenient_api, job("nowhere", pool="empty-pool", gpu=1))
     item = await row(lenient_api, "nowhere", lambda r: r["reason"] == "NoMatchingNodes")
     assert item["message"] == "empty-pool has no nodes"
+
+
+# -- reasons a bare API server (no controllers, no scheduler) shows -------------------------
+
+async def test_creating_failed_create_and_scheduling(sim, api):
+    from tests.helpers import add_nodes, job_pod, node_manifest, settle
+
+    await add_nodes(api, sim, node_manifest("gpu-1", pool="train-pool"))
+    await submit(api, job("idle", pool="train-pool", gpu=2))
+    item = await row(api, "idle", lambda r: r["reason"] == "Creating")
+    assert (item["status"], item["message"]) == (
+        "Pending", "waiting for the Deployment controller to create its pods")
+
+    deployment = sim.store.get("deployments", "idle", namespace="default")
+    sim.store.create("events", {
+        "metadata": {"name": "idle.1"},
+        "involvedObject": {"kind": "Deployment", "namespace": "default", "name": "idle",
+                           "uid": deployment["metadata"]["uid"], "apiVersion": "apps/v1"},
+        "reason": "FailedCreate", "type": "Warning", "count": 1,
+        "message": 'pods "idle-x" is forbidden: violates PodSecurity "restricted:latest"',
+        "source": {"component": "replicaset-controller"}}, namespace="default")
+    item = await row(api, "idle", lambda r: r["reason"] == "FailedCreate")
+    assert item["message"] == 'pods "idle-x" is forbidden: violates PodSecurity "restricted:latest"'
+
+    # A pod nobody schedules (this API server has no scheduler) fits: "Scheduling".
+    sim.store.create("pods", job_pod(deployment, "aaaaa", phase="Pending"), namespace="default")
+    await settle(api, sim)
+    item = await row(api, "idle", lambda r: r["reason"] == "Scheduling")
+    assert item["message"] == ("fits on 1 node of train-pool now; waiting for the scheduler "
+                               "to place it")
+    queue = (await get_json(api, "/api/v1/jobs/idle"))["scheduling"]["queue"]
+    # No Priority admission here: the priority is read from the gpuctl-medium class.
+    assert queue == {"position": 1, "waiting": 1, "gpusAhead": 0, "priority": 500000}
+
+
+async def test_a_scheduler_reason_the_caches_cannot_see_is_passed_on(live_sim, live_api):
+    small = build_node(node_spec("tiny-0", pool="tiny-pool", gpuType="a100", gpus=8), 30)
+    small["status"]["allocatable"]["pods"] = small["status"]["capacity"]["pods"] = "1"
+    live_sim.store.create("nodes", small)
+    nodes = live_api.app[CACHE].nodes
+    assert await nodes.wait_for(lambda: nodes.get("", "tiny-0") is not None, timeout=5)
+    await submit(live_api, job("only", pool="tiny-pool", gpu=1))
+    await running(live_api, "only")
+    await submit(live_api, job("second", pool="tiny-pool", gpu=1))
+    item = await row(live_api, "second", lambda r: r["reason"] == "Unschedulable")
+    assert item["message"] == "the scheduler reports: 1 Too many pods"

@@ -49,7 +49,7 @@ class JobItemSchema(Schema):
         "example": "WaitingForGPUs"})
     message = fields.String(required=True, allow_none=True, metadata={
         "description": "The reason as one plain sentence, with the numbers",
-        "example": "needs 4 × a100 GPUs; training-pool has 16 a100, all 16 in use by 3 jobs"})
+        "example": "needs 4 × a100 GPUs; training-pool has 16, all 16 in use by 3 jobs"})
 
 
 class JobListSchema(Schema):

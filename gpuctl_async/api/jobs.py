@@ -50,7 +50,7 @@ class CreateJobResponseSchema(Schema):
         "description": "Why the job will wait (GPUs busy, quota used up for now, every "
                        "matching node tainted), or, with refuse_infeasible_jobs off, why it "
                        "can never run as the cluster is now; empty when it can start at once",
-        "example": ["needs 4 × a100 GPUs; training-pool has 16 a100, all 16 in use by 3 "
+        "example": ["needs 4 × a100 GPUs; training-pool has 16, all 16 in use by 3 "
                     "jobs: the job will wait (WaitingForGPUs)"]})
 
 
