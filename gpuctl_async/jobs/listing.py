@@ -9,8 +9,9 @@ when its object changes; ``age`` is computed when a page is rendered.
 A row's ``reason`` and ``message`` (``jobs.reasons``) also depend on other objects: a pod
 waiting for a node on its pool's nodes and what is bound to them, a pod-less controller on its
 namespace's quotas. So a change of a node, or of a pod bound to one, marks that node's pool,
-and the rows of the pool's waiting pods are explained again once per loop iteration, however
-many changes came; a quota change re-explains the pod-less controllers of its namespace.
+and the rows of the pool's waiting pods are explained again at most every
+``REEXPLAIN_SECONDS``, however many changes came (a pod's own change shows at once); a quota
+change re-explains the pod-less controllers of its namespace.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ from gpuctl_async.k8s.timestamps import parse_time
 from gpuctl_async.pools.accounting import node_pool
 
 RowKey = tuple[float, str, str, str]  # (-created, namespace, name, kind of row)
+# Longest a waiting row's message lags a change elsewhere in its pool (the job feed coalesces
+# over 0.2 s anyway); bounds the cost of a busy pool to a few passes a second.
+REEXPLAIN_SECONDS = 0.1
 Listener = Callable[[str, "Row"], None]
 
 
@@ -237,18 +241,19 @@ class JobListing:
             return
         self._dirty_pools.add(pool)
         if self._flush is None:
-            self._flush = asyncio.get_running_loop().call_soon(self._explain_waiting)
+            self._flush = asyncio.get_running_loop().call_later(REEXPLAIN_SECONDS,
+                                                                self._explain_waiting)
 
     def _explain_waiting(self) -> None:
         """The rows of the waiting pods of every pool that changed, explained again."""
         self._flush = None
         pools, self._dirty_pools = self._dirty_pools, set()
         for pool in pools:
-            for pod in self._explain.queue.waiting_in(pool):
-                ident = object_key(pod)
-                if ident in self._pod_keys:
-                    self._put(self._pod_keys, ident, _sort_key(pod, "pod"),
-                              pod_row(pod, self._explain.pod(pod)))
+            waiting = [p for p in self._explain.queue.waiting_in(pool)
+                       if object_key(p) in self._pod_keys]
+            for pod, why in zip(waiting, self._explain.waiting_pods(waiting)):
+                self._put(self._pod_keys, object_key(pod), _sort_key(pod, "pod"),
+                          pod_row(pod, why))
 
     def _on_controller(self, event: str, old: Obj | None, new: Obj | None) -> None:
         obj = new or old

@@ -26,7 +26,6 @@ from gpuctl_async.pools.accounting import (
     node_gpu_type,
     node_pool,
     node_ready,
-    pod_requests,
 )
 from gpuctl_async.quantity import QuantityError, format_bytes, format_cpu, parse_quantity
 
@@ -153,6 +152,28 @@ def _amounts(values: Obj | None) -> Amounts:
     return amounts
 
 
+def pod_requests(pod: Obj) -> Amounts:
+    """The pod's effective request of each resource the scheduler weighs here: per
+    container its requests, defaulting to its limits (as the API server defaults them), summed;
+    the largest init container's if larger (they run one at a time, first)."""
+    spec = pod.get("spec", {})
+
+    def each(containers: Iterable[Obj] | None) -> Iterable[Amounts]:
+        for container in containers or ():
+            resources = container.get("resources") or {}
+            yield {**_amounts(resources.get("limits")), **_amounts(resources.get("requests"))}
+
+    total: Amounts = {}
+    for amounts in each(spec.get("containers")):
+        for resource in RESOURCES:
+            total[resource] = total.get(resource, Decimal(0)) + amounts.get(resource, Decimal(0))
+    for amounts in each(spec.get("initContainers")):
+        for resource in RESOURCES:
+            total[resource] = max(total.get(resource, Decimal(0)),
+                                  amounts.get(resource, Decimal(0)))
+    return {r: a for r, a in total.items() if a}
+
+
 @dataclass
 class NodeFit:
     name: str
@@ -255,7 +276,7 @@ class NodeLedger:
             self._account(*before, sign=-1)
         if event != DELETED and new is not None and holds_node_resources(new):
             meta = new["metadata"]
-            requests = {r: a for r, a in pod_requests(new).items() if r in RESOURCES}
+            requests = pod_requests(new)
             holder = None
             if requests.get(GPU, 0) > 0:
                 job = (meta.get("labels") or {}).get(labels.JOB_NAME)

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from gpuctl_async.k8s.cache import INVOLVED_INDEX, OWNER_INDEX, ClusterCache, event_time
 from gpuctl_async.k8s.informer import Obj
 from gpuctl_async.jobs.placement import (
@@ -322,6 +324,26 @@ class Explainer:
             return _explain_bound(pod)
         return explain_placement(self.fit(pod.get("spec", {}), pod_pool(pod)),
                                  _scheduler_message(pod))
+
+    def waiting_pods(self, pods: list[Obj]) -> list[Explanation | None]:
+        """``pod(p)`` for each of many pods, judging the pool once per distinct shape (the
+        replicas of one job ask the same of the same nodes)."""
+        memo: dict[bytes, Explanation | None] = {}
+        explained = []
+        for pod in pods:
+            spec = pod.get("spec", {})
+            if pod.get("metadata", {}).get("deletionTimestamp") or spec.get("nodeName"):
+                explained.append(self.pod(pod))
+                continue
+            shape = orjson.dumps([pod_pool(pod), spec.get("nodeSelector"), spec.get("affinity"),
+                                  spec.get("tolerations"), spec.get("containers"),
+                                  spec.get("initContainers"), _scheduler_message(pod),
+                                  pod.get("status", {}).get("phase")],
+                                 option=orjson.OPT_SORT_KEYS)
+            if shape not in memo:
+                memo[shape] = self.pod(pod)
+            explained.append(memo[shape])
+        return explained
 
     def controller(self, controller: Obj, status: str) -> Explanation | None:
         """Why a job whose controller has no pods is not running (``status`` as shown); its
