@@ -438,3 +438,24 @@ async def test_a_scheduler_reason_the_caches_cannot_see_is_passed_on(live_sim, l
     await submit(live_api, job("second", pool="tiny-pool", gpu=1))
     item = await row(live_api, "second", lambda r: r["reason"] == "Unschedulable")
     assert item["message"] == "the scheduler reports: 1 Too many pods"
+
+
+async def test_replicas_beyond_the_quota_are_warned_and_explained(live_api):
+    quota = ("kind: quota\nquota: {name: two}\n"
+             "namespace:\n  team-r: {cpu: 8, memory: 8Gi, gpu: 2}\n")
+    assert (await live_api.post("/api/v1/quotas", json={"yamlContent": quota})).status == 201
+    await eventually(lambda: live_api.app[CACHE].quotas.in_namespace("team-r"), bool)
+    text = job("three", kind="inference", namespace="team-r", gpu=1).replace(
+        "resources:", "service:\n  replicas: 3\nresources:")
+    accepted = await submit(live_api, text)
+    assert accepted["warnings"] == [
+        "quota 'two-team-r' of namespace 'team-r' allows requests.nvidia.com/gpu=2: at most 2 "
+        "of the 3 replicas can run"]
+    detail = await eventually(
+        lambda: get_json(live_api, "/api/v1/jobs/three", namespace="team-r"),
+        lambda d: [p["status"] for p in d["pods"]] == ["Running", "Running"]
+        and (d["scheduling"] or {}).get("reason") == "QuotaExceeded")
+    assert detail["status"] == "Running"  # its pods run; the third replica is refused
+    assert detail["scheduling"]["message"] == (
+        "needs 1 GPU per pod; quota two-team-r of namespace team-r allows 2, 2 in use")
+    assert detail["scheduling"]["pod"] is None

@@ -198,7 +198,8 @@ class JobDetailSchema(Schema):
     access_methods = fields.Nested(AccessMethodsSchema, allow_none=True, metadata={
         "description": "For inference, notebook and compute jobs; null for training"})
     scheduling = fields.Nested(SchedulingSchema, allow_none=True, metadata={
-        "description": "Why the job is not running (null once it runs or has finished)"})
+        "description": "Why the job is not running, or why some of its replicas are missing "
+                       "(null once it runs with all of them, or has finished)"})
     pods = fields.List(fields.Nested(JobPodSchema))
 
 

@@ -265,7 +265,7 @@ def _latest_create_event(cache: ClusterCache, objects: Iterable[Obj]) -> Obj | N
 def _explain_controller(cache: ClusterCache, controller: Obj, status: str,
                         related: Iterable[Obj]) -> Explanation | None:
     meta = controller.get("metadata", {})
-    if status in ("Running", *FINISHED):
+    if status in FINISHED:
         return None
     if meta.get("deletionTimestamp"):
         return Explanation("Terminating", "being deleted")
@@ -345,9 +345,13 @@ class Explainer:
             explained.append(memo[shape])
         return explained
 
-    def controller(self, controller: Obj, status: str) -> Explanation | None:
-        """Why a job whose controller has no pods is not running (``status`` as shown); its
-        ReplicaSets' events count too (a Deployment's pods are theirs to create)."""
+    def controller(self, controller: Obj, status: str, *,
+                   replicas_missing: bool = False) -> Explanation | None:
+        """Why a job whose controller has no pods (or, ``replicas_missing``, fewer than it
+        wants) is not running (``status`` as shown); its ReplicaSets' events count too (a
+        Deployment's pods are theirs to create)."""
+        if status == "Running" and not replicas_missing:
+            return None
         related = []
         if controller.get("kind") == "Deployment":
             related = self.cache.replica_sets.by_index(

@@ -60,10 +60,20 @@ def controller_status(cache: ClusterCache, controller: Obj) -> str:
 _SETTLED = ("Running", "Succeeded", "Failed")
 
 
+def _missing_pods(job: JobRef) -> bool:
+    assert job.controller is not None
+    live = [p for p in job.pods if not job_status.pod_is_finished(p)]
+    if job.controller["kind"] == "Job":
+        return not live
+    return len(live) < int(job.controller.get("spec", {}).get("replicas", 1) or 0)
+
+
 def job_scheduling(explainer: Explainer, job: JobRef, status: str) -> dict[str, Any] | None:
     """The detail's ``scheduling``: why the job is not running, what blocks it, and for a pod
-    waiting for a node its place in the pool's queue; None once it runs or has finished."""
-    if status in _SETTLED:
+    waiting for a node its place in the pool's queue; None once it runs (with all its
+    replicas) or has finished."""
+    missing = job.controller is not None and _missing_pods(job)
+    if status in _SETTLED and not (status == "Running" and missing):
         return None
     pods = [p for p in job.pods if not job_status.pod_is_finished(p)
             and job_status.pod_status(p) != "Running"]
@@ -73,8 +83,10 @@ def job_scheduling(explainer: Explainer, job: JobRef, status: str) -> dict[str, 
         pod = pods[0]
         why = explainer.pod(pod)
         position = explainer.queue.position(pod)
-    elif job.controller is not None and not job.pods:
-        pod, why, position = None, explainer.controller(job.controller, status), None
+    elif missing and job.controller is not None:
+        # Pods it should have and does not: refused by a quota, or not created yet.
+        why = explainer.controller(job.controller, status, replicas_missing=True)
+        pod, position = None, None
     else:
         return None
     if why is None:
