@@ -32,7 +32,7 @@ from gpuctl_async.quantity import QuantityError, format_bytes, format_cpu, parse
 Amounts = dict[str, Decimal]
 # Resources a gpuctl pod asks for, in the order messages name them.
 RESOURCES = (GPU, CPU, MEMORY)
-CORDONED, NOT_READY, TAINTED, NOT_SELECTED = "cordoned", "not-ready", "tainted", "not-selected"
+CORDONED, NOT_READY, TAINTED = "cordoned", "not-ready", "tainted"
 
 
 def show_amount(resource: str, amount: Decimal) -> str:
@@ -187,10 +187,6 @@ class NodeFit:
         """Resources the node has too little of free right now."""
         return [r for r in RESOURCES if requests.get(r, 0) > self.free.get(r, Decimal(0))]
 
-    def never_fits(self, requests: Amounts) -> list[str]:
-        """Resources the pod asks more of than the node has at all."""
-        return [r for r in RESOURCES if requests.get(r, 0) > self.allocatable.get(r, Decimal(0))]
-
 
 @dataclass
 class PoolFit:
@@ -204,7 +200,7 @@ class PoolFit:
     matching: list[NodeFit] = field(default_factory=list)
     """Nodes the pod's selector accepts (the right GPU type)."""
     gpu_jobs: int = 0
-    """gpuctl jobs holding GPUs on the matching nodes."""
+    """gpuctl jobs holding GPUs on the usable nodes."""
     gpu_others: int = 0
     """Other pods holding GPUs there."""
 
@@ -214,7 +210,8 @@ class PoolFit:
 
     @property
     def gpus(self) -> int:
-        return int(sum(n.allocatable.get(GPU, 0) for n in self.matching))
+        """GPUs of the nodes that take the pod."""
+        return int(sum(n.allocatable.get(GPU, 0) for n in self.usable))
 
     @property
     def gpus_free(self) -> int:
@@ -320,6 +317,7 @@ def pool_fit(cache: ClusterCache, ledger: NodeLedger, pod_spec: Obj, pool: str, 
         fits.append(fit)
         if selects_node(pod_spec, node):
             matching.append(fit)
-            holders.update(ledger.gpu_holders(fit.name))
+            if fit.problem is None:
+                holders.update(ledger.gpu_holders(fit.name))
     jobs = sum(1 for holder in holders if holder.startswith("job:"))
     return PoolFit(pool, gpu_type, requests, fits, matching, jobs, len(holders) - jobs)

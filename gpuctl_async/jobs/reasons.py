@@ -98,8 +98,8 @@ def _explain_bound(pod: Obj) -> Explanation | None:
         if why in PULL_FAILURES:
             image = blocker["container"]["image"]
             return Explanation("ImagePullBackOff",
-                               f'node {node} cannot pull image "{image}" for container {name} '
-                               f"({why}); the kubelet keeps retrying with a growing back-off",
+                               f'node {node} cannot pull image "{image}" for container {name}; '
+                               f"the kubelet keeps retrying with a growing back-off",
                                blocker)
         if why == "CrashLoopBackOff":
             last = blocker["container"]
@@ -147,7 +147,7 @@ def _pool_blocker(fit: PoolFit) -> dict[str, Any]:
     return {
         "name": fit.pool, "gpuType": fit.gpu_type, "nodes": len(fit.nodes),
         "matchingNodes": len(fit.matching), "usableNodes": len(usable),
-        "gpus": int(sum(n.allocatable.get(GPU, 0) for n in usable)),
+        "gpus": fit.gpus,
         "gpusFree": fit.gpus_free, "largestGpusFreeOnNode": int(fit.largest(GPU, free=True)),
         "jobsUsingGpus": fit.gpu_jobs, "otherPodsUsingGpus": fit.gpu_others,
         "requested": {r: show_amount(r, fit.requests[r]) for r in RESOURCES
@@ -177,9 +177,7 @@ def _node_blockers(fit: PoolFit) -> list[dict[str, Any]]:
 
 
 def _gpu_usage_phrase(fit: PoolFit) -> str:
-    usable = fit.usable
-    total = int(sum(n.allocatable.get(GPU, 0) for n in usable))
-    free = fit.gpus_free
+    total, free = fit.gpus, fit.gpus_free
     holders = _plural(fit.gpu_jobs, "job")
     if fit.gpu_others:
         holders += f" and {_plural(fit.gpu_others, 'other pod')}"
@@ -246,8 +244,7 @@ def explain_placement(fit: PoolFit, scheduler_said: str | None = None) -> Explan
 
 def _quota_message(block: QuotaBlock, namespace: str) -> str:
     return (f"needs {amount_phrase(block.resource, block.requested)} per pod; quota "
-            f"{block.quota} of "
-            f"namespace {namespace} allows {block.show(block.hard)}, "
+            f"{block.quota} of namespace {namespace} allows {block.show(block.hard)}, "
             f"{block.show(block.used)} in use")
 
 
@@ -258,8 +255,9 @@ def _latest_create_event(cache: ClusterCache, objects: Iterable[Obj]) -> Obj | N
         if uid:
             events.extend(e for e in cache.events.by_index(INVOLVED_INDEX, uid)
                           if e.get("reason") in ("FailedCreate", "SuccessfulCreate"))
-    return max(events, key=lambda e: (event_time(e) is not None, event_time(e) or 0),
-               default=None) if events else None
+    # Newest first; within one second (event times are to the second) a failure wins.
+    return max(events, key=lambda e: (event_time(e) is not None, event_time(e) or 0,
+                                      e.get("reason") == "FailedCreate"), default=None)
 
 
 def _explain_controller(cache: ClusterCache, controller: Obj, status: str,
