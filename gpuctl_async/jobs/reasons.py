@@ -133,7 +133,7 @@ def _scheduler_message(pod: Obj) -> str | None:
     return None
 
 
-def _unmodelled(message: str | None) -> list[str]:
+def unexplained_parts(message: str | None) -> list[str]:
     """Parts of the scheduler's ``0/N nodes are available: ...`` the caches do not explain."""
     if not message or ": " not in message:
         return []
@@ -218,7 +218,7 @@ def explain_placement(fit: PoolFit, scheduler_said: str | None = None) -> Explan
             return Explanation("Unschedulable",
                                f"needs {what} in one pod; the largest {kind}node of {pool} "
                                f"has {show_amount(resource, largest)}", blockers)
-    unexplained = _unmodelled(scheduler_said)
+    unexplained = unexplained_parts(scheduler_said)
     if fit.fits_now():
         if unexplained:
             return Explanation("Unschedulable", f"the scheduler reports: "
