@@ -273,8 +273,8 @@ def _explain_controller(cache: ClusterCache, controller: Obj, status: str,
     event = _latest_create_event(cache, [controller, *related])
     refused = event is not None and event.get("reason") == "FailedCreate"
     blockers: dict[str, Any] = {"quota": [b.as_dict() for b in blocks]}
-    if refused:
-        blockers["event"] = event.get("message")
+    if refused and event.get("message"):
+        blockers["event"] = event["message"]
     if blocks:
         return Explanation("QuotaExceeded", _quota_message(blocks[0], namespace), blockers)
     if refused:
