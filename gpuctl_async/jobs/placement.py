@@ -247,6 +247,7 @@ class NodeLedger:
         self._pods: dict[tuple[str, str], tuple[str, Amounts, str | None]] = {}
         self._used: dict[str, Amounts] = {}
         self._gpu_holders: dict[str, Counter[str]] = {}
+        self._allocatable: dict[str, tuple[str, Amounts]] = {}
         self._unsubscribe: Callable[[], None] | None = None
 
     def start(self) -> None:
@@ -261,6 +262,20 @@ class NodeLedger:
 
     def used(self, node: str) -> Amounts:
         return self._used.get(node, {})
+
+    def allocatable(self, node: Obj) -> Amounts:
+        """The node's allocatable GPUs, CPU and memory, parsed once per node version."""
+        name = node["metadata"]["name"]
+        version = node["metadata"].get("resourceVersion")
+        known = self._allocatable.get(name)
+        if known is not None and version is not None and known[0] == version:
+            return known[1]
+        status = node.get("status", {})
+        offered = status.get("allocatable") or status.get("capacity") or {}
+        amounts = _amounts({r: offered[r] for r in RESOURCES if r in offered})
+        if version is not None:
+            self._allocatable[name] = (version, amounts)
+        return amounts
 
     def gpu_holders(self, node: str) -> Counter[str]:
         """``job:<ns>/<job>`` or ``pod:<ns>/<pod>`` → pods holding GPUs on ``node``."""
@@ -295,8 +310,7 @@ class NodeLedger:
 
 def _node_fit(ledger: NodeLedger, node: Obj, pod_spec: Obj) -> NodeFit:
     name = node["metadata"]["name"]
-    allocatable = _amounts(node.get("status", {}).get("allocatable")
-                           or node.get("status", {}).get("capacity"))
+    allocatable = ledger.allocatable(node)
     used = ledger.used(name)
     free = {r: allocatable.get(r, Decimal(0)) - used.get(r, Decimal(0)) for r in RESOURCES}
     return NodeFit(name, node_gpu_type(node), blocking_problem(pod_spec, node), allocatable,
