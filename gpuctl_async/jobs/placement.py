@@ -248,17 +248,22 @@ class NodeLedger:
         self._used: dict[str, Amounts] = {}
         self._gpu_holders: dict[str, Counter[str]] = {}
         self._allocatable: dict[str, tuple[str, Amounts]] = {}
-        self._unsubscribe: Callable[[], None] | None = None
+        self._unsubscribe: list[Callable[[], None]] = []
 
     def start(self) -> None:
-        self._unsubscribe = self._cache.pods.subscribe(self._on_pod)
+        self._unsubscribe = [self._cache.pods.subscribe(self._on_pod),
+                             self._cache.nodes.subscribe(self._on_node)]
         for pod in self._cache.pods.items():
             self._on_pod("ADDED", None, pod)
 
     def stop(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
+
+    def _on_node(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        if event == DELETED and old is not None:
+            self._allocatable.pop(old["metadata"]["name"], None)
 
     def used(self, node: str) -> Amounts:
         return self._used.get(node, {})
