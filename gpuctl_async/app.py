@@ -38,9 +38,12 @@ from gpuctl_async.jobs.views import controller_status
 from gpuctl_async.k8s.cache import ClusterCache
 from gpuctl_async.k8s.client import KubeClient, build_api_client
 from gpuctl_async.logs.hub import LogHub
+from gpuctl_async.metrics import kube_observer, setup_metrics
 from gpuctl_async.middleware import error_middleware
+from gpuctl_async.parsing import DOCUMENT_PARSER, setup_document_parsing
 from gpuctl_async.ratelimit import setup_rate_limit
 from gpuctl_async.readiness import Readiness
+from gpuctl_async.requestids import setup_request_ids
 from gpuctl_async.settings import Settings
 from gpuctl_async.simulate import simulated_cluster_ctx
 from gpuctl_async.spec.hostpaths import HostPathPolicy
@@ -52,12 +55,15 @@ async def kubernetes_ctx(app: web.Application) -> AsyncIterator[None]:
     """Own the Kubernetes client for the app's lifetime; close it on shutdown."""
     settings = app[SETTINGS]
     api_client, target = await build_api_client(settings)
-    kube = KubeClient(api_client, request_timeout=settings.kube_request_timeout)
+    kube = KubeClient(api_client, request_timeout=settings.kube_request_timeout,
+                      observer=kube_observer(app))
     cache = ClusterCache(kube, event_retention=settings.event_retention,
                          inactivity_timeout=settings.watch_inactivity_timeout,
+                         watch_timeout=settings.watch_timeout,
+                         outage_grace=settings.watch_outage_grace,
                          backoff_max=settings.watch_backoff_max)
     readiness = Readiness(kube, probe_interval=settings.ready_probe_interval)
-    readiness.add_check("caches", cache.not_ready_reason)
+    readiness.add_check("caches", cache.not_ready_reasons)
     app[KUBE] = kube
     app[CACHE] = cache
     app[READINESS] = readiness
@@ -65,8 +71,9 @@ async def kubernetes_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SUBMITTER] = JobSubmitter(
         kube, cache, explainer, settle_timeout=settings.read_your_writes_timeout,
         host_paths=HostPathPolicy.from_prefixes(settings.allowed_host_paths),
-        refuse_infeasible=settings.refuse_infeasible_jobs)
-    listing = JobListing(cache, lambda controller: controller_status(cache, controller),
+        parser=app[DOCUMENT_PARSER], refuse_infeasible=settings.refuse_infeasible_jobs)
+    listing = JobListing(cache, lambda controller: controller_status(cache, controller,
+                                                                     filling=True),
                          explainer)
     app[LISTING] = listing
     log.info("Using Kubernetes API at %s (%s)", target.host, target.source)
@@ -91,18 +98,22 @@ async def kubernetes_ctx(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
-    # Middleware order, outermost first: CORS preflights and foreign WebSocket origins are
+    # Middleware order, outermost first: the request id (every answer and log line has one,
+    # and metrics count every answer there); CORS preflights and foreign WebSocket origins are
     # answered before anything else; errors become JSON; rate limits apply before
     # authentication (a flood never costs a TokenReview); validation needs the route.
+    setup_request_ids(app)
+    setup_metrics(app)
     setup_cors(app, settings.cors_origins)
     app.middlewares.append(error_middleware)
     setup_rate_limit(app)
     app.middlewares.append(auth_middleware)
     app.middlewares.append(validation_middleware)
+    setup_document_parsing(app)
     app.cleanup_ctx.append(simulated_cluster_ctx)
     app.cleanup_ctx.append(kubernetes_ctx)
     setup_meta(app)
-    setup_job_feed_routes(app)  # before the routes with {jobId}: "ws" is not a job
+    setup_job_feed_routes(app)
     setup_job_routes(app)
     setup_log_routes(app)  # before the job view routes, which take any {jobId}
     setup_pool_routes(app)

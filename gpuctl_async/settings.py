@@ -62,6 +62,14 @@ class Settings:
     access_log: bool = True
     """Log one line per HTTP request."""
 
+    log_format: str = "text"
+    """``text``: one human-readable line per event; ``json``: one JSON object per line (time,
+    level, logger, message, requestId, and route, status and durationMs for requests)."""
+
+    metrics: bool = True
+    """Serve Prometheus metrics at ``/metrics`` and count what they need; false: neither
+    (``/metrics`` answers 404)."""
+
     max_body_bytes: int = 1024 * 1024
     """Largest accepted request body; larger ones get 413."""
 
@@ -74,8 +82,18 @@ class Settings:
     event_retention: float = 3600.0
     """Seconds Kubernetes events are kept in the cache (job detail shows the newest 50)."""
 
+    watch_timeout: int = 90
+    """Seconds the API server is asked to keep a watch open (``timeoutSeconds``; each watch
+    asks for 80-100 % of it). The server promises no bookmark before that end, so this is the
+    longest silence it may leave: it must stay below ``watch_inactivity_timeout``."""
+
     watch_inactivity_timeout: float = 120.0
-    """Seconds without a byte on a watch stream before it is taken for dead and reopened."""
+    """Seconds without a byte on a watch stream before it is taken for dead and reopened;
+    more than ``watch_timeout``, so an idle but healthy watch never trips it."""
+
+    watch_outage_grace: float = 60.0
+    """Seconds a synced cache may be without a working watch (serving what it has) before
+    ``/ready`` reports it; shorter reconnects are routine and keep the service ready."""
 
     watch_backoff_max: float = 30.0
     """Longest pause between attempts to reopen a failed watch (the backoff is capped here)."""
@@ -106,6 +124,14 @@ class Settings:
 
     log_heartbeat: float = 25.0
     """Seconds between pings on an idle log WebSocket (at most 30)."""
+
+    yaml_workers: int = 2
+    """Worker processes that parse YAML documents over 4 KiB and JSON bodies over 64 KiB, off
+    the event loop."""
+
+    yaml_parse_timeout: float = 5.0
+    """Seconds one YAML document or JSON body may take to parse in a worker before the worker
+    is killed and the request answered 400."""
 
     allowed_host_paths: tuple[str, ...] = ()
     """Node directories jobs may mount (``storage.workdirs``), as path prefixes; empty: any
@@ -230,6 +256,9 @@ def load_settings(
     settings = Settings(**values)
     if settings.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         raise SettingsError(f"setting 'log_level' has an invalid value {settings.log_level!r}")
+    if settings.log_format not in ("text", "json"):
+        raise SettingsError(f"setting 'log_format' must be 'text' or 'json', not "
+                            f"{settings.log_format!r}")
     if not 0 <= settings.port < 65536:
         raise SettingsError(f"setting 'port' must be between 0 and 65535, not {settings.port}")
     if settings.max_body_bytes < 1024:
@@ -238,8 +267,20 @@ def load_settings(
         raise SettingsError("setting 'log_batch_window' must be between 0 and 0.05")
     if not 0 < settings.log_heartbeat <= 30:
         raise SettingsError("setting 'log_heartbeat' must be more than 0 and at most 30")
+    if settings.watch_timeout < 1:
+        raise SettingsError("setting 'watch_timeout' must be at least 1")
+    if settings.watch_inactivity_timeout <= settings.watch_timeout:
+        raise SettingsError(
+            f"setting 'watch_inactivity_timeout' ({settings.watch_inactivity_timeout:g}) must be "
+            f"more than 'watch_timeout' ({settings.watch_timeout}): the API server may stay "
+            f"silent until a watch's timeout ends it")
+    if settings.watch_outage_grace < 0:
+        raise SettingsError("setting 'watch_outage_grace' may not be negative")
     if settings.log_queue_lines < 1 or settings.log_max_streams < 1:
         raise SettingsError("settings 'log_queue_lines' and 'log_max_streams' must be at least 1")
+    if settings.yaml_workers < 1 or settings.yaml_parse_timeout <= 0:
+        raise SettingsError("setting 'yaml_workers' must be at least 1 and "
+                            "'yaml_parse_timeout' more than 0")
     if settings.rate_limit_per_second < 0 or settings.rate_limit_burst < 0:
         raise SettingsError("settings 'rate_limit_per_second' and 'rate_limit_burst' may not be "
                             "negative")

@@ -34,8 +34,9 @@ def _documents() -> list[dict]:
 
 def test_manifests_parse_with_expected_kinds():
     kinds = sorted(d["kind"] for d in _documents())
-    assert kinds == sorted(["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
-                            "Deployment", "Service"])
+    # two ClusterRoles: the service's own, and gpuctl-async-metrics-reader for scrapers
+    assert kinds == sorted(["Namespace", "ServiceAccount", "ClusterRole", "ClusterRole",
+                            "ClusterRoleBinding", "Deployment", "Service"])
 
 
 def test_deployment_is_locked_down_and_probed():
@@ -68,7 +69,9 @@ def test_cluster_role_grants_what_the_service_needs_and_no_wildcards():
         assert read <= granted[resource], resource
     assert granted["pods/log"] == {"get"}
     assert granted["tokenreviews"] == granted["subjectaccessreviews"] == {"create"}
-    for resource in ("users", "groups", "serviceaccounts", "uids", "userextras/*"):
+    extras = [r for r in granted if r.startswith("userextras/")]
+    assert "userextras/authentication.kubernetes.io/credential-id" in extras
+    for resource in ("users", "groups", "serviceaccounts", "uids", *extras):
         assert granted[resource] == {"impersonate"}, resource
     writes = {resource: verbs - read - {"impersonate"} for resource, verbs in granted.items()}
     assert {r: v for r, v in writes.items() if v} == {

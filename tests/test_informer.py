@@ -117,34 +117,87 @@ async def test_relists_after_410_and_emits_only_the_difference(sim, informer):
                                        ("MODIFIED", "seed-pod-00001")]
 
 
-async def test_reopens_a_silent_stream(sim, kube):
-    informer = Informer(kube, PODS, inactivity_timeout=0.3, backoff_initial=0.01)
+async def test_reopens_a_stalled_stream(sim, kube):
+    # The watch falls silent (a stalled connection: no bytes, no end); past the inactivity
+    # timeout the informer takes it for dead and opens another, which sees what changed.
+    informer = Informer(kube, PODS, inactivity_timeout=0.5, watch_timeout=30,
+                        backoff_initial=0.01)
     try:
         informer.start()
         assert await informer.wait_for(lambda: informer.synced, 5)
+        assert await informer.wait_for(lambda: informer.connected, 5)
         sim.reset_counters()
-        await eventually(lambda: sim.request_count("watch", "pods"), lambda n: n >= 2,
-                         timeout=5)
+        sim.silence_watches(0.8)
         sim.store.create("pods", pod("still-seen"), namespace="default")
+        await eventually(lambda: sim.request_count("watch", "pods"), lambda n: n >= 1,
+                         timeout=5)
         await converged(sim, informer)
+        assert informer.not_ready_reason() is None  # a short reconnect: still ready
     finally:
         await informer.stop()
 
 
-async def test_outage_keeps_last_state_then_catches_up(sim, informer):
-    sim.seed("pods", 3, namespace="default", template={**POD})
-    informer.start()
-    assert await informer.wait_for(lambda: informer.synced, 5)
-    before = cached(informer)
-    sim.set_unavailable(3)
-    sim.close_watches()
-    await eventually(informer.not_ready_reason, lambda r: r is not None,
-                     timeout=5)
-    assert cached(informer) == before  # stale but served
-    sim.set_unavailable(0)
-    sim.store.create("pods", pod("after-outage"), namespace="default")
-    await converged(sim, informer)
-    assert informer.not_ready_reason() is None
+async def test_watch_ends_at_its_timeout_and_resumes_quietly(sim, kube, caplog):
+    # The server ends each watch at the timeoutSeconds asked for: routine, logged at DEBUG
+    # only, resumed from the resourceVersion without a relist.
+    informer = Informer(kube, PODS, inactivity_timeout=5, watch_timeout=1)
+    try:
+        with caplog.at_level("DEBUG", logger="gpuctl_async.k8s.informer"):
+            informer.start()
+            assert await informer.wait_for(lambda: informer.synced, 5)
+            sim.reset_counters()
+            await eventually(lambda: sim.request_count("watch", "pods"), lambda n: n >= 2,
+                             timeout=5)
+        assert sim.request_count("list", "pods") == 0
+        ended = [r for r in caplog.records if "watch ended" in r.getMessage()]
+        assert ended and all(r.levelname == "DEBUG" for r in ended)
+        assert not [r for r in caplog.records if r.levelno >= 30]
+    finally:
+        await informer.stop()
+
+
+async def test_outage_keeps_last_state_then_catches_up(sim, kube):
+    informer = Informer(kube, PODS, outage_grace=0.5, backoff_initial=0.05, backoff_max=0.5)
+    try:
+        sim.seed("pods", 3, namespace="default", template={**POD})
+        informer.start()
+        assert await informer.wait_for(lambda: informer.synced, 5)
+        before = cached(informer)
+        sim.set_unavailable(3)
+        sim.close_watches()
+        reason = await eventually(informer.not_ready_reason, lambda r: r is not None,
+                                  timeout=5)
+        assert reason.startswith("watch of pods has been down for ")
+        assert cached(informer) == before  # stale but served
+        sim.set_unavailable(0)
+        sim.store.create("pods", pod("after-outage"), namespace="default")
+        await converged(sim, informer)
+        assert informer.not_ready_reason() is None
+    finally:
+        await informer.stop()
+
+
+async def test_never_synced_cache_refuses_reads_with_the_ready_reason(sim, kube):
+    from gpuctl_async.errors import Unavailable
+
+    sim.refuse("list", "pods")
+    informer = Informer(kube, PODS, backoff_initial=0.05, backoff_max=0.2)
+    try:
+        informer.start()
+        reason = await eventually(informer.not_ready_reason, lambda r: r and "forbidden" in r,
+                                  timeout=5)
+        assert reason.startswith("cache of pods has not synced yet: pods is forbidden")
+        for read in (lambda: informer.get("default", "x"), informer.items, len,
+                     lambda: informer.in_namespace("default")):
+            with pytest.raises(Unavailable) as exc:
+                read() if read is not len else len(informer)
+            assert exc.value.message == informer.not_ready_reason()
+        assert informer.peek("default", "x") is None  # subscribers' reader answers
+        sim.refuse(None)
+        assert await informer.wait_for(lambda: informer.synced, 5)
+        assert list(informer.items()) == []
+    finally:
+        await informer.stop()
 
 
 async def test_event_cache_keeps_only_recent_events_about_job_parts(sim, kube):

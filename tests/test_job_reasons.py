@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from gpuctl_async.api.paths import JOB_FEED_PATH
 from gpuctl_async.app import create_app
 from gpuctl_async.appkeys import CACHE
 from gpuctl_async.sim.topology import build_node, node_spec
@@ -271,7 +272,7 @@ async def test_feed_delivers_a_reason_change(live_api):
     await fill_training_pool(live_api)
     await submit(live_api, job("wait-1"))
     await row(live_api, "wait-1", lambda r: r["reason"] == "WaitingForGPUs")
-    async with live_api.ws_connect("/api/v1/jobs/ws?pool=training-pool") as ws:
+    async with live_api.ws_connect(f"{JOB_FEED_PATH}?pool=training-pool") as ws:
         snapshot = await ws.receive_json(timeout=5)
         (waiting,) = [i for i in snapshot["items"] if i["name"] == "wait-1"]
         assert waiting["reason"] == "WaitingForGPUs"

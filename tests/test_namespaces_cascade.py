@@ -36,3 +36,18 @@ async def test_deleting_a_namespace_removes_its_jobs_from_the_job_routes(api, si
     assert listed == {"total": 0, "items": []}
     assert (await api.get("/api/v1/jobs/t1", params={"namespace": "team-z"})).status == 404
     assert (await api.get("/api/v1/namespaces/team-z")).status == 404
+
+
+async def test_a_terminating_namespace_refuses_new_jobs_while_it_lasts(api, sim):
+    # A real namespace stays Terminating for seconds (the sim: namespace_finalize_seconds).
+    resp = await api.post("/api/v1/jobs", json={"yamlContent": TRAINING})
+    assert resp.status == 201, await resp.text()
+    assert (await api.delete("/api/v1/namespaces/team-z")).status == 200
+    detail = await api.get("/api/v1/namespaces/team-z")
+    assert detail.status == 200 and (await detail.json())["status"] == "Terminating"
+    again = TRAINING.replace("name: t1", "name: t2")
+    resp = await api.post("/api/v1/jobs", json={"yamlContent": again})
+    body = await resp.json()
+    assert resp.status == 409, body
+    assert "team-z" in body["error"] and "being deleted" in body["error"]
+    assert sim.store.get("namespaces", "team-z")["status"]["phase"] == "Terminating"

@@ -48,6 +48,10 @@ def test_shipped_config_file_is_all_defaults():
         ("", {"GPUCTL_PORT": "70000"}, "between 0 and 65535"),
         ("- a\n", {}, "must hold a mapping"),
         ("a: [\n", {}, "is not valid YAML"),
+        # The server may stay silent until timeoutSeconds ends a watch: the read timeout
+        # must outlast it, or idle watches die on their own timing (issue 13).
+        ("watch_timeout: 120\n", {}, "must be more than 'watch_timeout'"),
+        ("", {"GPUCTL_WATCH_TIMEOUT": "0"}, "'watch_timeout' must be at least 1"),
     ],
 )
 def test_bad_values_name_the_setting(tmp_path, content, environ, message):

@@ -1,4 +1,4 @@
-"""``WS /api/v1/jobs/ws``: a live job list for dashboards.
+"""``WS /api/v1/jobs-feed/ws``: a live job list for dashboards.
 
 The first frame is ``{"type": "snapshot", "items": [JobItem...]}``: what ``GET /api/v1/jobs``
 would list with the same filters (with authentication on: the namespaces where the caller may
@@ -7,6 +7,11 @@ read gets an error frame and close code 4403). Then ``{"type": "ADDED"|"MODIFIED
 JobItem}`` as jobs change. Bursts are coalesced: a job's changes within one window are sent as
 its latest state, so a client gets at most one frame per job per window. Pings keep idle
 connections alive through proxies; on shutdown the socket closes with 1001 (going away).
+
+This is a WebSocket: Swagger UI's "Try it out" cannot open one, and a plain GET answers 400.
+Connect with a WebSocket client, e.g.
+``websocat 'ws://localhost:8000/api/v1/jobs-feed/ws?kind=training'``, or in a browser
+``new WebSocket("ws://" + location.host + "/api/v1/jobs-feed/ws")``.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import asyncio
 import contextlib
 import time
 import weakref
+from dataclasses import dataclass
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp_apigami import docs, querystring_schema
@@ -22,7 +28,8 @@ from marshmallow import Schema, fields, validate
 
 from gpuctl_async.api.job_views import JobItemSchema
 from gpuctl_async.api.openapi import error_responses, json_content
-from gpuctl_async.api.responses import dumps
+from gpuctl_async.api.paths import JOB_FEED_PATH
+from gpuctl_async.api.responses import dumps, require_websocket
 from gpuctl_async.appkeys import LISTING
 from gpuctl_async.auth import SUBPROTOCOL
 from gpuctl_async.auth.guard import CLOSE_FORBIDDEN, read_scope
@@ -36,10 +43,23 @@ HEARTBEAT_SECONDS = 25.0
 FEED_SOCKETS = web.AppKey("job_feed_sockets", weakref.WeakSet)
 
 
+@dataclass
+class FeedStats:
+    """Read by the metrics collector at scrape time."""
+
+    frames_sent: int = 0
+    coalesced: int = 0
+    """Changes folded into a later one for the same job within a window (not sent)."""
+
+
+FEED_STATS = web.AppKey("job_feed_stats", FeedStats)
+
+
 class JobFeedQuerySchema(Schema):
-    namespace = fields.String()
-    kind = fields.String(validate=validate.OneOf(JOB_KINDS))
-    pool = fields.String()
+    namespace = fields.String(metadata={"description": "Only jobs in this namespace"})
+    kind = fields.String(validate=validate.OneOf(JOB_KINDS),
+                         metadata={"description": "Only jobs of this kind"})
+    pool = fields.String(metadata={"description": "Only jobs in this resource pool"})
 
 
 class JobFeedFrameSchema(Schema):
@@ -57,12 +77,14 @@ def _matches(row: Row, filters: dict[str, str]) -> bool:
 @docs(tags=["jobs"], summary="Live job list (WebSocket)",
       description=__doc__,
       responses={101: json_content(JobFeedFrameSchema, "WebSocket; each frame is JSON"),
-                 **error_responses(400)})
+                 **error_responses(400, 503)})
 @querystring_schema(JobFeedQuerySchema)
 async def job_feed(request: web.Request) -> web.WebSocketResponse:
     filters = {k: v for k, v in request["querystring"].items() if v}
     listing = request.app[LISTING]
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, protocols=(SUBPROTOCOL,))
+    require_websocket(ws, request)  # a plain GET is told to upgrade, whatever the caches say
+    listing.require_synced()  # a 503 must come before the upgrade
     await ws.prepare(request)
 
     async def readable() -> frozenset[str] | None | GpuctlError:
@@ -84,14 +106,17 @@ async def job_feed(request: web.Request) -> web.WebSocketResponse:
 
     pending: dict[tuple[str, str], tuple[str, Row]] = {}
     wake = asyncio.Event()
+    stats = request.app[FEED_STATS]
 
     def on_change(event: str, row: Row) -> None:
         if not _matches(row, filters):
             return
         key = (row.item["namespace"], row.item["jobId"])
         earlier = pending.get(key)
-        if earlier is not None and earlier[0] == "ADDED" and event != "DELETED":
-            event = "ADDED"  # the client has not heard of it yet
+        if earlier is not None:
+            stats.coalesced += 1
+            if earlier[0] == "ADDED" and event != "DELETED":
+                event = "ADDED"  # the client has not heard of it yet
         pending[key] = (event, row)
         wake.set()
 
@@ -108,6 +133,7 @@ async def job_feed(request: web.Request) -> web.WebSocketResponse:
             for event, row in batch:
                 if within is None or row.item["namespace"] in within:
                     await ws.send_str(dumps({"type": event, "item": row.render(now)}).decode())
+                    stats.frames_sent += 1
             await asyncio.sleep(COALESCE_SECONDS)  # the coalescing window, not a wait
 
     stop_listening = listing.listen(on_change)
@@ -115,6 +141,7 @@ async def job_feed(request: web.Request) -> web.WebSocketResponse:
     try:
         snapshot = listing.items(within=within, **filters)
         await ws.send_str(dumps({"type": "snapshot", "items": snapshot}).decode())
+        stats.frames_sent += 1
         sender = asyncio.create_task(send_changes())
         async for message in ws:
             if message.type == WSMsgType.ERROR:
@@ -136,5 +163,6 @@ async def _close_feeds(app: web.Application) -> None:
 
 def setup_job_feed_routes(app: web.Application) -> None:
     app[FEED_SOCKETS] = weakref.WeakSet()
+    app[FEED_STATS] = FeedStats()
     app.on_shutdown.append(_close_feeds)
-    app.router.add_get("/api/v1/jobs/ws", job_feed, allow_head=False)
+    app.router.add_get(JOB_FEED_PATH, job_feed)

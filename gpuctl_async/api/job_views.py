@@ -8,6 +8,7 @@ from marshmallow import Schema, fields, validate
 
 from gpuctl_async.api.pagination import PageQuerySchema
 from gpuctl_async.api.openapi import error_responses, json_content
+from gpuctl_async.api.paths import JOB_PATH
 from gpuctl_async.api.responses import json_response
 from gpuctl_async.appkeys import CACHE, EXPLAINER, LISTING
 from gpuctl_async.auth.guard import read_scope
@@ -208,7 +209,7 @@ class JobDetailSchema(Schema):
                   "has no pods (e.g. waiting for quota). Newest first, then namespace and name. "
                   "With authentication on, only namespaces where the caller may list pods.",
       responses={200: json_content(JobListSchema, "A page of jobs"),
-                 **error_responses(400, 403)})
+                 **error_responses(400, 403, 503)})
 @querystring_schema(JobListQuerySchema)
 async def list_jobs(request: web.Request) -> web.Response:
     query = request["querystring"]
@@ -224,7 +225,8 @@ async def list_jobs(request: web.Request) -> web.Response:
 @docs(tags=TAGS, summary="Get a job's details",
       description="`jobId` is a job name or one of its pod names. Without `namespace`, only "
                   "namespaces where the caller may read are searched.",
-      responses={200: json_content(JobDetailSchema, "The job"), **error_responses(403, 404, 409)})
+      responses={200: json_content(JobDetailSchema, "The job"),
+                 **error_responses(400, 403, 404, 409, 503)})
 @querystring_schema(JobDetailQuerySchema)
 async def get_job(request: web.Request) -> web.Response:
     cache = request.app[CACHE]
@@ -236,5 +238,5 @@ async def get_job(request: web.Request) -> web.Response:
 
 
 def setup_job_view_routes(app: web.Application) -> None:
-    app.router.add_get("/api/v1/jobs", list_jobs, allow_head=False)
-    app.router.add_get("/api/v1/jobs/{jobId}", get_job, allow_head=False)
+    app.router.add_get("/api/v1/jobs", list_jobs)
+    app.router.add_get(JOB_PATH, get_job)

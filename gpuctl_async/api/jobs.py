@@ -10,6 +10,8 @@ from aiohttp_apigami import docs, querystring_schema, request_schema
 from marshmallow import Schema, fields, validate
 
 from gpuctl_async.api.openapi import error_responses, json_content, request_examples
+from gpuctl_async.api.paths import JOB_PATH
+from gpuctl_async.api.params import BodyBoolean, QueryBoolean
 from gpuctl_async.api.responses import json_response
 from gpuctl_async.appkeys import CACHE, KUBE, SETTINGS, SUBMITTER
 from gpuctl_async.auth.guard import authorize, read_scope
@@ -31,7 +33,7 @@ TAGS = ["jobs"]
 class CreateJobRequestSchema(Schema):
     yamlContent = fields.String(required=True, metadata={
         "description": "A gpuctl job document (kind training, inference, notebook or compute)"})
-    dryRun = fields.Boolean(load_default=False, metadata={
+    dryRun = BodyBoolean(load_default=False, metadata={
         "description": "Validate against the API server (dryRun=All) and create nothing"})
 
 
@@ -82,7 +84,7 @@ class BatchResponseSchema(Schema):
 class DeleteJobQuerySchema(Schema):
     namespace = fields.String(metadata={
         "description": "Namespace of the job; without it every gpuctl namespace is searched"})
-    force = fields.Boolean(load_default=False, metadata={
+    force = QueryBoolean(load_default=False, metadata={
         "description": "Also delete the job's pods at once (grace period 0)"})
 
 
@@ -109,7 +111,10 @@ class DeleteJobResponseSchema(Schema):
       responses={201: json_content(CreateJobResponseSchema, "Job created"),
                  200: json_content(CreateJobResponseSchema, "Dry run: valid, nothing created"),
                  **error_responses(400, 403, 409, 413, 503)},
-      **request_examples({kind: {"yamlContent": text} for kind, text in JOB_EXAMPLES.items()}))
+      **request_examples({
+          **{kind: {"yamlContent": text} for kind, text in JOB_EXAMPLES.items()},
+          **{f"{kind}-dry-run": {"yamlContent": text, "dryRun": True}
+             for kind, text in JOB_EXAMPLES.items()}}))
 @request_schema(CreateJobRequestSchema)
 async def create_job(request: web.Request) -> web.Response:
     body = request["data"]
@@ -154,7 +159,7 @@ async def create_jobs_batch(request: web.Request) -> web.Response:
                   "(its pods follow) and its `svc-<name>` Service, and with `force=true` the "
                   "pods at once. Returns without waiting for the pods to go.",
       responses={200: json_content(DeleteJobResponseSchema, "Deletion issued"),
-                 **error_responses(403, 404, 409, 503)})
+                 **error_responses(400, 403, 404, 409, 503)})
 @querystring_schema(DeleteJobQuerySchema)
 async def delete_job_route(request: web.Request) -> web.Response:
     query = request["querystring"]
@@ -184,4 +189,4 @@ def _may_create(request: web.Request):
 def setup_job_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/jobs", create_job)
     app.router.add_post("/api/v1/jobs/batch", create_jobs_batch)
-    app.router.add_delete("/api/v1/jobs/{jobId}", delete_job_route)
+    app.router.add_delete(JOB_PATH, delete_job_route)

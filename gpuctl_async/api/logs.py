@@ -12,7 +12,8 @@ from aiohttp_apigami import docs, querystring_schema
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from gpuctl_async.api.openapi import error_responses, json_content
-from gpuctl_async.api.responses import json_response
+from gpuctl_async.api.params import RFC3339, QueryBoolean
+from gpuctl_async.api.responses import json_response, require_websocket
 from gpuctl_async.appkeys import CACHE, KUBE, LOG_HUB, SETTINGS
 from gpuctl_async.auth import SUBPROTOCOL
 from gpuctl_async.auth.guard import CLOSE_FORBIDDEN, read_scope
@@ -20,7 +21,6 @@ from gpuctl_async.auth.permissions import GET_LOGS
 from gpuctl_async.errors import BadRequest, Conflict, Forbidden, GpuctlError, NotFound
 from gpuctl_async.jobs.lookup import find_job
 from gpuctl_async.logs.hub import TooManyStreams
-from gpuctl_async.logs.lines import parse_ts
 from gpuctl_async.logs.session import FollowOptions, JobLogSession, SessionFailed
 from gpuctl_async.logs.sink import Sink
 from gpuctl_async.logs.tail import job_tail
@@ -37,6 +37,10 @@ WS_DESCRIPTION = """\
 Streams the job's logs: the tail first (`tail` lines of the running pods merged in time order,
 or with `since` every line after that timestamp), then live lines as they are written. Pods
 that start later (a restart, a new replica, a retried Job pod) join the stream.
+
+This is a WebSocket: Swagger UI's "Try it out" cannot open one, and a plain GET answers 400.
+Connect with a WebSocket client, e.g.
+`websocat 'ws://localhost:8000/api/v1/jobs/<jobId>/logs/ws?tail=50'`.
 
 Frames are JSON text:
 
@@ -59,18 +63,6 @@ nothing for a while. Pings go out regularly. To resume after a disconnect, recon
 """
 
 
-class RFC3339(fields.String):
-    """A timestamp such as ``2024-01-01T12:00:00.123456789Z``, loaded as nanoseconds."""
-
-    def _deserialize(self, value, attr, data, **kwargs) -> int:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            return parse_ts(text)
-        except ValueError:
-            raise ValidationError("must be an RFC3339 timestamp, e.g. "
-                                  "2024-01-01T12:00:00Z") from None
-
-
 class LogQuerySchema(Schema):
     namespace = fields.String(metadata={
         "description": "Namespace of the job; without it every namespace is searched"})
@@ -82,7 +74,7 @@ class LogQuerySchema(Schema):
     sinceSeconds = fields.Integer(validate=validate.Range(min=1), metadata={
         "description": "Only lines of the last N seconds"})
     sinceTime = RFC3339(metadata={"description": "Only lines at or after this RFC3339 time"})
-    timestamps = fields.Boolean(load_default=True, metadata={
+    timestamps = QueryBoolean(load_default=True, metadata={
         "description": "Start each line with its RFC3339Nano timestamp"})
 
     @validates_schema
@@ -92,7 +84,7 @@ class LogQuerySchema(Schema):
 
 
 class TailQuerySchema(LogQuerySchema):
-    follow = fields.Boolean(load_default=False, metadata={
+    follow = QueryBoolean(load_default=False, metadata={
         "description": "Not supported here: use the WebSocket route to follow"})
 
 
@@ -162,11 +154,13 @@ async def stream_logs(request: web.Request) -> web.WebSocketResponse:
     query = request["querystring"]
     ws = web.WebSocketResponse(heartbeat=settings.log_heartbeat, compress=False,
                                protocols=(SUBPROTOCOL,))
+    require_websocket(ws, request)
     await ws.prepare(request)
     sockets = request.app[LOG_SOCKETS]
     sockets.add(ws)
     sink = Sink(ws, request, timestamps=query["timestamps"],
-                max_lines=settings.log_queue_lines, stall_timeout=settings.log_stall_timeout)
+                max_lines=settings.log_queue_lines, stall_timeout=settings.log_stall_timeout,
+                stats=request.app[LOG_HUB].stats)
     follower: asyncio.Task[None] | None = None
     try:
         try:
@@ -228,5 +222,5 @@ async def _close_sockets(app: web.Application) -> None:
 def setup_log_routes(app: web.Application) -> None:
     app[LOG_SOCKETS] = weakref.WeakSet()
     app.on_shutdown.append(_close_sockets)
-    app.router.add_get("/api/v1/jobs/{jobId}/logs", get_logs, allow_head=False)
-    app.router.add_get("/api/v1/jobs/{jobId}/logs/ws", stream_logs, allow_head=False)
+    app.router.add_get("/api/v1/jobs/{jobId}/logs", get_logs)
+    app.router.add_get("/api/v1/jobs/{jobId}/logs/ws", stream_logs)

@@ -31,9 +31,14 @@ class Permission:
     resource: str
     group: str = ""
     subresource: str = ""
+    path: str = ""
+    """A non-resource URL (``/metrics``) instead of a resource: RBAC's ``nonResourceURLs``."""
 
     def __str__(self) -> str:
-        """``list pods``, ``get pods/log``, ``create jobs.batch``: kubectl's spelling."""
+        """``list pods``, ``get pods/log``, ``create jobs.batch``, ``get /metrics``:
+        kubectl's spelling."""
+        if self.path:
+            return f"{self.verb} {self.path}"
         name = self.resource + (f"/{self.subresource}" if self.subresource else "")
         return f"{self.verb} {name}" + (f".{self.group}" if self.group else "")
 
@@ -61,6 +66,8 @@ class Rule:
             return (f"`{self.by_kind}` on the job kind's controller (`jobs.batch` for training, "
                     "`deployments.apps` for inference and compute, `statefulsets.apps` for "
                     f"notebooks) {self.scope}")
+        if self.permission is not None and self.permission.path:
+            return f"`{self.permission}` (a non-resource URL)"
         scope = {"cluster": "cluster-wide",
                  "path": "in the namespace of the path"}.get(self.where, self.scope)
         return f"`{self.permission}` {scope}"
@@ -85,6 +92,7 @@ CREATE_QUOTAS = Permission("create", "resourcequotas")
 DELETE_QUOTAS = Permission("delete", "resourcequotas")
 LIST_NAMESPACES = Permission("list", "namespaces")
 DELETE_NAMESPACES = Permission("delete", "namespaces")
+GET_METRICS = Permission("get", "", path="/metrics")
 
 _LISTED = ("in each namespace shown (one cluster-wide check first; a `namespace` filter the "
            "caller may not read is a 403)")
@@ -100,9 +108,11 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/"): Rule("authenticated"),
     ("GET", "/health"): _OPEN,
     ("GET", "/ready"): _OPEN,
+    # As kube-rbac-proxy guards a component's metrics (bind the metrics-reader ClusterRole).
+    ("GET", "/metrics"): Rule("cluster", GET_METRICS),
     # jobs
     ("GET", "/api/v1/jobs"): Rule("view", LIST_PODS, scope=_LISTED),
-    ("GET", "/api/v1/jobs/ws"): Rule("view", LIST_PODS, scope=_LISTED + _AT_OPEN),
+    ("GET", "/api/v1/jobs-feed/ws"): Rule("view", LIST_PODS, scope=_LISTED + _AT_OPEN),
     ("GET", "/api/v1/jobs/{jobId}"): Rule("view", GET_PODS, scope=_FOUND),
     ("GET", "/api/v1/jobs/{jobId}/logs"): Rule("view", GET_LOGS, scope=_FOUND),
     ("GET", "/api/v1/jobs/{jobId}/logs/ws"): Rule("view", GET_LOGS, scope=_FOUND),

@@ -21,10 +21,12 @@ from gpuctl_async.api.responses import json_response
 from gpuctl_async.cors.origins import OriginError, is_own_origin, normalise_origin
 
 ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE"
-# Authorization carries the bearer token; Content-Type: application/json is not "simple".
-ALLOWED_HEADERS = "Authorization, Content-Type"
-# Readable by the page beyond the CORS-safelisted ones: how long to back off, how to log in.
-EXPOSED_HEADERS = "Retry-After, WWW-Authenticate"
+# Authorization carries the bearer token; Content-Type: application/json is not "simple";
+# a page may send its own X-Request-ID.
+ALLOWED_HEADERS = "Authorization, Content-Type, X-Request-ID"
+# Readable by the page beyond the CORS-safelisted ones: how long to back off, how to log in,
+# the request id to quote in a bug report.
+EXPOSED_HEADERS = "Retry-After, WWW-Authenticate, X-Request-ID"
 PREFLIGHT_MAX_AGE = "600"
 
 

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gpuctl_async.errors import Conflict, GpuctlError, ValidationFailed
 from gpuctl_async.jobs.feasibility import assess
@@ -20,6 +20,9 @@ from gpuctl_async.k8s.namespaces import create_marked_namespace
 from gpuctl_async.k8s.resources import PRIORITY_CLASSES, resource_for
 from gpuctl_async.spec import JOB_KINDS, ParsedDocument, parse_document
 from gpuctl_async.spec.hostpaths import SYSTEM_DIRECTORIES_ONLY, HostPathPolicy
+
+if TYPE_CHECKING:
+    from gpuctl_async.parsing import DocumentParser
 
 log = logging.getLogger(__name__)
 
@@ -37,24 +40,28 @@ class JobSubmitter:
     def __init__(self, kube: KubeClient, cache: ClusterCache, explainer: Explainer, *,
                  settle_timeout: float = 5.0,
                  host_paths: HostPathPolicy = SYSTEM_DIRECTORIES_ONLY,
-                 refuse_infeasible: bool = True):
+                 parser: DocumentParser | None = None, refuse_infeasible: bool = True):
         self.kube = kube
         self.cache = cache
         self.explainer = explainer
         self.settle_timeout = settle_timeout
         self.host_paths = host_paths
+        self.parser = parser  # None: parse in line (tests of the submitter alone)
         self.refuse_infeasible = refuse_infeasible
         self._priority_lock = asyncio.Lock()
 
-    def parse(self, yaml_text: str) -> ParsedDocument:
-        return parse_document(yaml_text, allowed_kinds=JOB_KINDS, host_paths=self.host_paths)
+    async def parse(self, yaml_text: str) -> ParsedDocument:
+        if self.parser is None:
+            return parse_document(yaml_text, allowed_kinds=JOB_KINDS, host_paths=self.host_paths)
+        return await self.parser.parse(yaml_text, allowed_kinds=JOB_KINDS,
+                                       host_paths=self.host_paths)
 
     async def submit(self, yaml_text: str, *, dry_run: bool = False,
                      authorize: Authorize | None = None) -> dict[str, Any]:
         """``authorize(controller kind, namespace)`` raises unless the caller may create the
         job: it runs before any check that would reveal what the namespace holds, and
         before the service writes anything with its own rights (PriorityClasses)."""
-        document = self.parse(yaml_text)
+        document = await self.parse(yaml_text)
         manifests = build_manifests(document.spec)
         namespace, name = document.namespace, document.name
         if authorize is not None:
@@ -68,8 +75,10 @@ class JobSubmitter:
         await self._create_all(manifests, job_name=name)
         controller = manifests[0]
         informer = self.cache.controller_informer(controller["kind"])
-        await informer.wait_for(lambda: informer.get(namespace, name) is not None,
-                                self.settle_timeout)
+        written = asyncio.get_running_loop().time()
+        if await informer.wait_for(lambda: informer.get(namespace, name) is not None,
+                                   self.settle_timeout):
+            informer.stats.observe_write_lag(asyncio.get_running_loop().time() - written)
         log.info("Created %s job %s/%s", document.kind, namespace, name)
         return {**self._response(document), "warnings": warnings}
 
@@ -103,7 +112,12 @@ class JobSubmitter:
                 raise Conflict(f"Job '{name}' already exists in namespace '{namespace}'")
 
     async def _ensure_namespace(self, namespace: str) -> None:
-        if self.cache.namespaces.get("", namespace) is not None:
+        existing = self.cache.namespaces.get("", namespace)
+        if existing is not None:
+            # Kubernetes would refuse each object (403); deletion takes seconds: say so.
+            if existing["metadata"].get("deletionTimestamp"):
+                raise Conflict(f"Namespace '{namespace}' is being deleted; wait until it is "
+                               f"gone or use another namespace")
             return
         if await create_marked_namespace(self.kube, namespace):
             log.info("Created namespace %s", namespace)

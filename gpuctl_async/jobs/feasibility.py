@@ -100,7 +100,9 @@ def _quota_wait(block: QuotaBlock, namespace: str) -> str:
 
 
 def assess(explainer: Explainer, controller: Obj, pool: str) -> Feasibility:
-    """What the caches say about running ``controller``'s pods in ``pool``."""
+    """What the caches say about running ``controller``'s pods in ``pool`` (503 while one
+    they read has not synced: no nodes yet is not a reason to refuse)."""
+    explainer.require_synced()
     namespace = controller["metadata"].get("namespace", "")
     pod_spec = controller.get("spec", {}).get("template", {}).get("spec", {})
     replicas = int(controller.get("spec", {}).get("replicas") or 1)

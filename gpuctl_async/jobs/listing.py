@@ -141,10 +141,10 @@ class JobListing:
         self._unsubscribe.append(self._cache.events.subscribe(self._on_event))
         self._unsubscribe.append(self._cache.nodes.subscribe(self._on_node))
         self._unsubscribe.append(self._cache.quotas.subscribe(self._on_quota))
-        for pod in self._cache.pods.items():
+        for pod in self._cache.pods.peek_items():
             self._on_pod("ADDED", None, pod)
         for informer in self._cache.controllers():
-            for controller in informer.items():
+            for controller in informer.peek_items():
                 self._on_controller("ADDED", None, controller)
 
     def stop(self) -> None:
@@ -161,6 +161,13 @@ class JobListing:
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
     # -- queries --------------------------------------------------------------------------
+
+    def require_synced(self) -> None:
+        """Unavailable (503) until the caches the rows come from have synced: before that
+        an empty list would be a lie."""
+        self._cache.pods.require_synced()
+        for informer in self._cache.controllers():
+            informer.require_synced()
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -198,11 +205,13 @@ class JobListing:
     def page_json(self, *, page: int, page_size: int, within: Container[str] | None = None,
                   **filters: str | None) -> bytes:
         """The ``{"total", "items"}`` body of a page, as JSON."""
+        self.require_synced()
         total, rows = self.page(page=page, page_size=page_size, within=within, **filters)
         now = time.time()
         return b'{"total":%d,"items":[%s]}' % (total, b",".join(r.encode(now) for r in rows))
 
     def items(self, *, within: Container[str] | None = None, **filters: str | None) -> list[dict]:
+        self.require_synced()
         now = time.time()
         return [row.render(now) for row in self.rows(within=within, **filters)]
 
@@ -221,7 +230,7 @@ class JobListing:
         for pod in (old, new):
             node = (pod or {}).get("spec", {}).get("nodeName")
             if node:
-                cached = self._cache.nodes.get("", node)
+                cached = self._cache.nodes.peek("", node)
                 self._mark_pool(node_pool(cached) if cached else None)
 
     def _on_node(self, event: str, old: Obj | None, new: Obj | None) -> None:
@@ -232,7 +241,7 @@ class JobListing:
     def _on_quota(self, event: str, old: Obj | None, new: Obj | None) -> None:
         namespace = (new or old or {}).get("metadata", {}).get("namespace", "")
         for kind, ns, name in list(self._controller_keys):
-            controller = self._cache.controller_informer(kind).get(ns, name)
+            controller = self._cache.controller_informer(kind).peek(ns, name)
             if ns == namespace and controller is not None:
                 self._refresh_controller(controller)
 
@@ -269,14 +278,14 @@ class JobListing:
         involved = (new or old or {}).get("involvedObject", {})
         kind, namespace, name = involved.get("kind"), involved.get("namespace", ""), involved.get("name")
         if kind == "ReplicaSet":
-            replica_set = self._cache.replica_sets.get(namespace, name)
+            replica_set = self._cache.replica_sets.peek(namespace, name)
             owner = next((ref for ref in (replica_set or {}).get("metadata", {}).get(
                 "ownerReferences", ()) if ref.get("kind") == "Deployment"), None)
             if owner is None:
                 return
             kind, name = "Deployment", owner["name"]
         if kind in ("Job", "Deployment", "StatefulSet"):
-            controller = self._cache.controller_informer(kind).get(namespace, name)
+            controller = self._cache.controller_informer(kind).peek(namespace, name)
             if controller is not None:
                 self._refresh_controller(controller)
 
@@ -287,7 +296,7 @@ class JobListing:
         if not job_name:
             return
         for informer in self._cache.controllers():
-            controller = informer.get(meta.get("namespace", ""), job_name)
+            controller = informer.peek(meta.get("namespace", ""), job_name)
             if controller is not None:
                 self._refresh_controller(controller)
 
@@ -295,7 +304,7 @@ class JobListing:
         ident = (controller["kind"], *object_key(controller))
         namespace, name = object_key(controller)
         job_name = controller["metadata"].get("labels", {}).get(labels.JOB_NAME, name)
-        has_pods = bool(self._cache.pods.by_index("job", f"{namespace}/{job_name}"))
+        has_pods = bool(self._cache.pods.peek_index("job", f"{namespace}/{job_name}"))
         if has_pods:
             self._remove(self._controller_keys.pop(ident, None))
             return

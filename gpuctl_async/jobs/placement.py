@@ -234,8 +234,8 @@ class PoolFit:
 
 def pool_nodes(cache: ClusterCache, pool: str) -> list[Obj]:
     if pool == labels.DEFAULT_POOL:
-        return [n for n in cache.nodes.items() if node_pool(n) == labels.DEFAULT_POOL]
-    return list(cache.nodes.by_index("pool", pool))
+        return [n for n in cache.nodes.peek_items() if node_pool(n) == labels.DEFAULT_POOL]
+    return list(cache.nodes.peek_index("pool", pool))
 
 
 class NodeLedger:
@@ -253,7 +253,7 @@ class NodeLedger:
     def start(self) -> None:
         self._unsubscribe = [self._cache.pods.subscribe(self._on_pod),
                              self._cache.nodes.subscribe(self._on_node)]
-        for pod in self._cache.pods.items():
+        for pod in self._cache.pods.peek_items():
             self._on_pod("ADDED", None, pod)
 
     def stop(self) -> None:

@@ -59,7 +59,7 @@ class WaitingQueue:
 
     def start(self) -> None:
         self._unsubscribe = self._cache.pods.subscribe(self._on_pod)
-        for pod in self._cache.pods.items():
+        for pod in self._cache.pods.peek_items():
             self._on_pod("ADDED", None, pod)
 
     def stop(self) -> None:
@@ -72,7 +72,7 @@ class WaitingQueue:
         if isinstance(spec.get("priority"), int):
             return spec["priority"]
         name = spec.get("priorityClassName")
-        priority_class = self._cache.priority_classes.get("", name) if name else None
+        priority_class = self._cache.priority_classes.peek("", name) if name else None
         return int((priority_class or {}).get("value") or 0)
 
     def _order_key(self, pod: Obj) -> tuple:

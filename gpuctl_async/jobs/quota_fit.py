@@ -89,8 +89,9 @@ def quota_blocks(cache: ClusterCache, namespace: str, usage: Amounts, *,
                  pods: int = 1) -> list[QuotaBlock]:
     """Quota keys that ``pods`` more pods with ``usage`` each would take past ``hard``."""
     blocks = []
-    for quota in sorted(cache.quotas.in_namespace(namespace),
-                        key=lambda q: q["metadata"]["name"]):
+    quotas = [q for q in cache.quotas.peek_items()
+              if q.get("metadata", {}).get("namespace") == namespace]
+    for quota in sorted(quotas, key=lambda q: q["metadata"]["name"]):
         hard = _parse((quota.get("spec") or {}).get("hard")
                       or (quota.get("status") or {}).get("hard"))
         used = _parse((quota.get("status") or {}).get("used"))

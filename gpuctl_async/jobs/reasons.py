@@ -253,7 +253,7 @@ def _latest_create_event(cache: ClusterCache, objects: Iterable[Obj]) -> Obj | N
     for obj in objects:
         uid = obj.get("metadata", {}).get("uid")
         if uid:
-            events.extend(e for e in cache.events.by_index(INVOLVED_INDEX, uid)
+            events.extend(e for e in cache.events.peek_index(INVOLVED_INDEX, uid)
                           if e.get("reason") in ("FailedCreate", "SuccessfulCreate"))
     # Newest first; within one second (event times are to the second) a failure wins.
     return max(events, key=lambda e: (event_time(e) is not None, event_time(e) or 0,
@@ -300,6 +300,15 @@ class Explainer:
     def start(self) -> None:
         self.ledger.start()
         self.queue.start()
+
+    def require_synced(self) -> None:
+        """Explanations read whatever the caches hold (the job list re-explains rows as they
+        fill); an answer to a request first needs every cache they read to have synced, or
+        it is a 503 saying which has not (a pool with no nodes yet is not a refusal)."""
+        for informer in (self.cache.pods, self.cache.nodes, self.cache.quotas,
+                         self.cache.events, self.cache.priority_classes,
+                         self.cache.replica_sets):
+            informer.require_synced()
 
     def stop(self) -> None:
         self.queue.stop()
@@ -352,6 +361,6 @@ class Explainer:
             return None
         related = []
         if controller.get("kind") == "Deployment":
-            related = self.cache.replica_sets.by_index(
+            related = self.cache.replica_sets.peek_index(
                 OWNER_INDEX, controller.get("metadata", {}).get("uid", ""))
         return _explain_controller(self.cache, controller, status, related)

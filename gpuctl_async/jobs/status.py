@@ -69,7 +69,8 @@ def _condition(obj: Mapping, kind: str) -> bool:
 def job_status(job: Mapping, pods: Iterable[Mapping] = ()) -> str:
     """batch/v1 Job: its conditions first; while pods are active, Running once one of them
     runs, else the most telling of their statuses (an unschedulable pod is "active" to
-    Kubernetes, but the job is not running)."""
+    Kubernetes, but the job is not running). A job whose pods the cache has not seen yet is
+    Pending: the Job controller counts a pod active before the pod watch delivers it."""
     if _condition(job, "Complete"):
         return "Succeeded"
     if _condition(job, "Failed"):
@@ -77,9 +78,9 @@ def job_status(job: Mapping, pods: Iterable[Mapping] = ()) -> str:
     if not job.get("status", {}).get("active"):
         return "Pending"
     statuses = [pod_status(p) for p in pods if not pod_is_finished(p)]
-    if not statuses or "Running" in statuses:
+    if "Running" in statuses:
         return "Running"
-    return min(statuses, key=telling_rank)
+    return min(statuses, key=telling_rank, default="Pending")
 
 
 def replicated_status(controller: Mapping, pods: Iterable[Mapping]) -> str:

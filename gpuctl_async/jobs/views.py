@@ -10,7 +10,14 @@ from gpuctl_async.jobs import status as job_status
 from gpuctl_async.jobs.lookup import JobRef
 from gpuctl_async.jobs.reasons import Explainer
 from gpuctl_async.k8s import labels
-from gpuctl_async.k8s.cache import INVOLVED_INDEX, OWNER_INDEX, ClusterCache, event_time
+from gpuctl_async.k8s.cache import (
+    INVOLVED_INDEX,
+    OWNER_INDEX,
+    ClusterCache,
+    event_count,
+    event_last_seen,
+    event_time,
+)
 from gpuctl_async.k8s.informer import Obj
 from gpuctl_async.k8s.manifests import CONTAINER_NAME, SERVED_KINDS, service_name
 from gpuctl_async.k8s.reverse import reverse_map
@@ -21,35 +28,42 @@ MAX_EVENTS = 50
 _CREATE_FAILURES = ("FailedCreate",)
 
 
-def _replica_sets(cache: ClusterCache, controller: Obj) -> list[Obj]:
+def _replica_sets(cache: ClusterCache, controller: Obj, filling: bool = False) -> list[Obj]:
     if controller.get("kind") != "Deployment":
         return []
-    return cache.replica_sets.by_index(OWNER_INDEX, controller["metadata"].get("uid", ""))
+    index = cache.replica_sets.peek_index if filling else cache.replica_sets.by_index
+    return index(OWNER_INDEX, controller["metadata"].get("uid", ""))
 
 
-def job_events(cache: ClusterCache, objects: Iterable[Obj]) -> list[Obj]:
+def job_events(cache: ClusterCache, objects: Iterable[Obj], filling: bool = False) -> list[Obj]:
     """Cached events about any of ``objects``, newest first."""
+    index = cache.events.peek_index if filling else cache.events.by_index
     events: list[Obj] = []
     for obj in objects:
         uid = obj.get("metadata", {}).get("uid")
         if uid:
-            events.extend(cache.events.by_index(INVOLVED_INDEX, uid))
+            events.extend(index(INVOLVED_INDEX, uid))
     oldest = datetime.min.replace(tzinfo=timezone.utc)
     events.sort(key=lambda e: event_time(e) or oldest, reverse=True)
     return events
 
 
-def controller_status(cache: ClusterCache, controller: Obj) -> str:
+def controller_status(cache: ClusterCache, controller: Obj, *, filling: bool = False) -> str:
+    """The status a controller without pods shows. ``filling``: called from a cache
+    subscriber, which may run before every cache has synced, so it reads what is there
+    (the job list recomputes the row as pods and events arrive) instead of refusing."""
     namespace = controller["metadata"].get("namespace", "")
     job_name = controller["metadata"].get("labels", {}).get(labels.JOB_NAME,
                                                              controller["metadata"]["name"])
-    pods = cache.pods.by_index("job", f"{namespace}/{job_name}")
+    pods_index = cache.pods.peek_index if filling else cache.pods.by_index
+    pods = pods_index("job", f"{namespace}/{job_name}")
     if controller["kind"] == "Job":
         shown = job_status.job_status(controller, pods)
     else:
         shown = job_status.replicated_status(controller, pods)
     if shown == "Pending" and not pods:
-        for event in job_events(cache, [controller, *_replica_sets(cache, controller)]):
+        for event in job_events(cache, [controller, *_replica_sets(cache, controller, filling)],
+                                filling):
             if event.get("reason") in _CREATE_FAILURES:
                 return event["reason"]
             if event.get("reason") == "SuccessfulCreate":
@@ -106,7 +120,7 @@ def _pod_item(explainer: Explainer, pod: Obj) -> dict[str, Any]:
 
 def _event_item(event: Obj, now: datetime) -> dict[str, Any]:
     involved = event.get("involvedObject", {})
-    when = event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp")
+    when = event_last_seen(event)
     return {
         "age": job_status.format_age(when, now),
         "type": event.get("type") or "Normal",
@@ -115,7 +129,7 @@ def _event_item(event: Obj, now: datetime) -> dict[str, Any]:
                 or event.get("reportingComponent") or "-",
         "object": f"{involved.get('kind', '')}/{involved.get('name', '')}",
         "message": event.get("message") or "-",
-        "count": event.get("count") or 1,
+        "count": event_count(event),
         "lastTimestamp": when,
     }
 
@@ -186,6 +200,7 @@ def access_methods(cache: ClusterCache, job: JobRef) -> dict[str, Any] | None:
 
 def job_detail(cache: ClusterCache, explainer: Explainer, job: JobRef,
                job_id: str) -> dict[str, Any]:
+    explainer.require_synced()
     now = datetime.now(timezone.utc)
     controller = job.controller
     if controller is not None:

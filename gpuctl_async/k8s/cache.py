@@ -95,23 +95,36 @@ def involved_uid_indexer(obj: Obj) -> Iterable[str]:
     return (uid,) if uid else ()
 
 
+def event_last_seen(event: Obj) -> str | None:
+    """When the event last happened. Events of the events.k8s.io/v1 recorders (the
+    scheduler's) carry ``series.lastObservedTime`` and ``eventTime`` instead of the core/v1
+    ``lastTimestamp``/``firstTimestamp`` (null there)."""
+    return ((event.get("series") or {}).get("lastObservedTime") or event.get("lastTimestamp")
+            or event.get("eventTime") or event.get("firstTimestamp")
+            or event.get("metadata", {}).get("creationTimestamp"))
+
+
+def event_count(event: Obj) -> int:
+    """How often it happened: ``series.count`` (events.k8s.io/v1 style) or ``count``."""
+    return int((event.get("series") or {}).get("count") or event.get("count") or 1)
+
+
 def event_time(event: Obj) -> datetime | None:
-    return parse_time(event.get("lastTimestamp") or event.get("eventTime")
-                      or event.get("firstTimestamp")
-                      or event.get("metadata", {}).get("creationTimestamp"))
+    return parse_time(event_last_seen(event))
 
 
 class ClusterCache:
     """All informers, started together, stopped together, ready when all have synced."""
 
     def __init__(self, kube: KubeClient, *, event_retention: float = 3600.0,
-                 inactivity_timeout: float = 120.0, watch_timeout: int = 300,
-                 backoff_max: float = 30.0):
+                 inactivity_timeout: float = 120.0, watch_timeout: int = 90,
+                 outage_grace: float = 60.0, backoff_max: float = 30.0):
         self.event_retention = event_retention
 
         def informer(resource, **kwargs) -> Informer:
             return Informer(kube, resource, inactivity_timeout=inactivity_timeout,
-                            watch_timeout=watch_timeout, backoff_max=backoff_max, **kwargs)
+                            watch_timeout=watch_timeout, outage_grace=outage_grace,
+                            backoff_max=backoff_max, **kwargs)
 
         workload = {"label_selector": GPUCTL_SELECTOR}
         controller_indexes = {JOB_INDEX: job_key_indexer, NAME_INDEX: name_indexer}
@@ -146,12 +159,9 @@ class ClusterCache:
         return {"Job": self.jobs, "Deployment": self.deployments,
                 "StatefulSet": self.stateful_sets}[kind]
 
-    def not_ready_reason(self) -> str | None:
-        for informer in self.all:
-            reason = informer.not_ready_reason()
-            if reason:
-                return reason
-        return None
+    def not_ready_reasons(self) -> list[str]:
+        """Each cache that cannot serve, and why (empty: all can)."""
+        return [reason for informer in self.all if (reason := informer.not_ready_reason())]
 
     def start(self) -> None:
         for informer in self.all:

@@ -8,8 +8,21 @@ label selector) in step with the API server:
   ends;
 - ``410 Gone`` (history compacted) → relist, and emit the difference from what it had (adds,
   updates, deletes), so a subscriber misses nothing and sees nothing twice;
-- connection failures → reconnect with capped exponential backoff and full jitter;
-- a stream silent for longer than ``inactivity_timeout`` is treated as dead and reopened;
+- each watch asks the server to end it after ``timeoutSeconds`` (a random value between 80 %
+  and 100 % of ``watch_timeout``); that end is routine (DEBUG), and the watch resumes. The
+  server promises no bookmark before that end (kube-apiserver sends one 2 s before it and
+  otherwise "roughly every minute", an idle watch sometimes only after 2 minutes), so the
+  longest silence it may leave is ``watch_timeout``: the client-side ``inactivity_timeout``
+  must be longer (settings enforce it), and a stream silent for that long is dead: reopened;
+- connection failures → reconnect with capped exponential backoff and full jitter; a stream
+  that breaks is logged at INFO, a watch or list that cannot be (re)opened at WARNING;
+- readiness means "can serve": a cache that has synced keeps serving what it has while its
+  watch reconnects (stale-but-synced, as every informer), and reports itself not ready only
+  when it has been without a working watch for ``outage_grace`` seconds;
+- reads (``get``, ``items``, ``in_namespace``, ``by_index``, ``len``) from a cache that has
+  never synced raise :class:`Unavailable` with the reason ``/ready`` gives, so no answer is
+  an empty success or a check against nothing; code that reacts to changes while caches
+  fill (subscribers) uses the ``peek*`` readers, which answer from whatever is there;
 - indexes by namespace/name and by any function of the object (owner uid, a label value);
 - subscribers get ``(event_type, old, new)`` for ADDED / MODIFIED / DELETED;
 - an optional ``keep`` filter drops objects not worth caching (e.g. events of other kinds),
@@ -30,9 +43,10 @@ from typing import Any
 import aiohttp
 import orjson
 
-from gpuctl_async.errors import GpuctlError
+from gpuctl_async.errors import GpuctlError, Unavailable
 from gpuctl_async.k8s.client import KubeApiError, KubeClient
 from gpuctl_async.k8s.resources import Resource
+from gpuctl_async.k8s.watchstats import WatchStats
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +89,9 @@ class Informer:
         keep: Callable[[Obj], bool] | None = None,
         transform: Callable[[Obj], Obj] | None = None,
         page_size: int = 500,
-        watch_timeout: int = 300,
+        watch_timeout: int = 90,
         inactivity_timeout: float = 120.0,
+        outage_grace: float = 60.0,
         backoff_initial: float = 0.2,
         backoff_max: float = 30.0,
     ):
@@ -86,6 +101,7 @@ class Informer:
         self.page_size = page_size
         self.watch_timeout = watch_timeout
         self.inactivity_timeout = inactivity_timeout
+        self.outage_grace = outage_grace
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self._objects: dict[Key, Obj] = {}
@@ -100,8 +116,12 @@ class Informer:
         self.synced = False
         """The first list has completed: reads may be served."""
         self.connected = False
-        """The watch stream is open (False during an outage: data may be stale)."""
+        """The watch stream is open (False while reconnecting or in an outage: data may be
+        stale)."""
+        self._down_since: float | None = None  # loop time the synced cache lost its watch
         self.last_error: str | None = None
+        self.stats = WatchStats()
+        """Counters the metrics collector reads at scrape time."""
 
     @property
     def name(self) -> str:
@@ -109,28 +129,57 @@ class Informer:
 
     # -- reading -------------------------------------------------------------------------
 
+    def require_synced(self) -> None:
+        """Raise :class:`Unavailable` (503, the text ``/ready`` gives) until the first list."""
+        if not self.synced:
+            raise Unavailable(self._unsynced_reason())
+
     def get(self, namespace: str, name: str) -> Obj | None:
+        self.require_synced()
         return self._objects.get((namespace, name))
 
     def items(self) -> Iterator[Obj]:
-        return iter(list(self._objects.values()))
+        self.require_synced()
+        return self.peek_items()
 
     def in_namespace(self, namespace: str) -> list[Obj]:
+        self.require_synced()
         return [obj for (ns, _), obj in self._objects.items() if ns == namespace]
 
     def by_index(self, index: str, value: str) -> list[Obj]:
+        self.require_synced()
+        return self.peek_index(index, value)
+
+    def __len__(self) -> int:
+        self.require_synced()
+        return len(self._objects)
+
+    # Whatever is cached, synced or not: for subscribers reacting while the caches fill.
+
+    def peek(self, namespace: str, name: str) -> Obj | None:
+        return self._objects.get((namespace, name))
+
+    def peek_items(self) -> Iterator[Obj]:
+        return iter(list(self._objects.values()))
+
+    def peek_index(self, index: str, value: str) -> list[Obj]:
         keys = self._indexes[index].get(value, ())
         return [self._objects[key] for key in keys if key in self._objects]
 
-    def __len__(self) -> int:
-        return len(self._objects)
+    def _unsynced_reason(self) -> str:
+        why = f": {self.last_error}" if self.last_error else ""
+        return f"cache of {self.name} has not synced yet{why}"
 
     def not_ready_reason(self) -> str | None:
+        """Why this cache cannot serve: never synced, or without a watch for longer than
+        ``outage_grace`` (a short reconnect of a synced cache is routine, not unready)."""
         if not self.synced:
-            why = f": {self.last_error}" if self.last_error else ""
-            return f"cache of {self.name} has not synced yet{why}"
-        if not self.connected and self.last_error:
-            return f"watch of {self.name} is down: {self.last_error}"
+            return self._unsynced_reason()
+        if self._down_since is not None:
+            down = asyncio.get_running_loop().time() - self._down_since
+            if down >= self.outage_grace:
+                why = f": {self.last_error}" if self.last_error else ""
+                return f"watch of {self.name} has been down for {down:.0f}s{why}"
         return None
 
     # -- subscribing and waiting ---------------------------------------------------------
@@ -166,7 +215,7 @@ class Informer:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        self.connected = False
+        self._disconnected()
 
     def prune(self, drop: Callable[[Obj], bool]) -> int:
         """Forget cached objects for which ``drop(obj)`` holds (bounded memory, e.g. old
@@ -178,6 +227,11 @@ class Informer:
 
     # -- the loop ------------------------------------------------------------------------
 
+    def _disconnected(self) -> None:
+        self.connected = False
+        if self.synced and self._down_since is None:
+            self._down_since = asyncio.get_running_loop().time()
+
     async def _run(self) -> None:
         delay = self.backoff_initial
         need_list = True
@@ -188,8 +242,11 @@ class Informer:
                     need_list = False
                 await self._watch()
                 delay = self.backoff_initial
+                # The server ended it at timeoutSeconds (or went away cleanly): routine.
+                log.debug("%s: watch ended; resuming from resourceVersion %s", self.name,
+                          self.resource_version)
             except KubeApiError as exc:
-                self.connected = False
+                self._disconnected()
                 if exc.is_gone:
                     log.info("%s: resourceVersion %s expired, relisting", self.name,
                              self.resource_version)
@@ -200,9 +257,14 @@ class Informer:
                 await self._sleep(delay)
                 delay = min(delay * 2, self.backoff_max)
             except (GpuctlError, aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
-                self.connected = False
+                streamed = self.connected  # it broke after it had opened
+                self._disconnected()
                 self.last_error = getattr(exc, "message", None) or repr(exc)
-                log.warning("%s: watch failed (%s); retrying", self.name, self.last_error)
+                if streamed:
+                    log.info("%s: watch interrupted (%s); resuming", self.name, self.last_error)
+                    delay = self.backoff_initial
+                else:
+                    log.warning("%s: watch failed (%s); retrying", self.name, self.last_error)
                 await self._sleep(delay)
                 delay = min(delay * 2, self.backoff_max)
 
@@ -236,10 +298,16 @@ class Informer:
             if not token:
                 break
         self._replace(listed)
+        self.stats.listed()
         self.resource_version = version
         self.synced = True
         self.last_error = None
         self._changed.set()
+
+    def _watch_seconds(self) -> int:
+        """The ``timeoutSeconds`` of one watch: spread so watches do not all end together,
+        never above ``watch_timeout``."""
+        return max(1, random.randint(self.watch_timeout * 4 // 5, self.watch_timeout))
 
     def _replace(self, listed: dict[Key, Obj]) -> None:
         """Swap in a fresh list, telling subscribers exactly what differs."""
@@ -253,11 +321,12 @@ class Informer:
                 self._apply(MODIFIED, obj)
 
     async def _watch(self) -> None:
+        self.stats.watches += 1
         query = {
             "watch": "true",
             "resourceVersion": self.resource_version,
             "allowWatchBookmarks": "true",
-            "timeoutSeconds": self.watch_timeout + random.randint(0, self.watch_timeout // 5),
+            "timeoutSeconds": self._watch_seconds(),
             "labelSelector": self.label_selector,
         }
         response = await self.kube.open(
@@ -265,15 +334,21 @@ class Informer:
             timeout=aiohttp.ClientTimeout(sock_connect=10, sock_read=self.inactivity_timeout),
         )
         self.connected = True
+        self._down_since = None
         self.last_error = None
         try:
             async for line in response.content:
                 if line.strip():
                     self._handle(orjson.loads(line))
+        except asyncio.TimeoutError:  # aiohttp's sock_read: silent for inactivity_timeout
+            self.stats.inactivity_restarts += 1
+            raise
         finally:
             response.close()
+        self._disconnected()
 
     def _handle(self, event: Obj) -> None:
+        self.stats.event()
         kind, obj = event.get("type"), event.get("object") or {}
         if kind == "ERROR":
             code = obj.get("code", 500)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import Callable
 from typing import Protocol
@@ -34,6 +35,7 @@ from gpuctl_async.k8s.resources import PODS
 from gpuctl_async.logs import pods as podinfo
 from gpuctl_async.logs.frames import Batch
 from gpuctl_async.logs.lines import Line, LineSplitter, format_seconds, parse_line
+from gpuctl_async.logs.stats import LogStats
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +81,10 @@ class Stream:
         self._flush_handle: asyncio.TimerHandle | None = None
         self._last_flush = 0.0
         self._linger: asyncio.TimerHandle | None = None
-        self._task = asyncio.create_task(self._run(), name=f"log stream {'/'.join(key)}")
+        # A context of its own: the stream is shared and outlives the request that started
+        # it, so it must not log under that request's id (or act as its caller).
+        self._task = asyncio.create_task(self._run(), name=f"log stream {'/'.join(key)}",
+                                         context=contextvars.Context())
 
     @property
     def pod(self) -> str:
@@ -186,6 +191,8 @@ class Stream:
         response = await self.hub.kube.open("GET", PODS.path(namespace, pod, "log"),
                                             query=query, accept="*/*")
         got = False
+        if self.ready.is_set():  # it has been open before: this reopens it
+            self.hub.stats.resumes += 1
         try:
             self.ready.set()
             splitter = LineSplitter()
@@ -256,6 +263,8 @@ class LogHub:
         self._closing: set[asyncio.Task[None]] = set()
         self._jobs: dict[str, set[JobWatcher]] = {}
         self._unsubscribe: list[Callable[[], None]] = []
+        self.stats = LogStats()
+        """Counted by streams and clients' sinks; read by the metrics collector."""
 
     def start(self) -> None:
         self._unsubscribe = [self.cache.pods.subscribe(self._on_pod)]
@@ -274,6 +283,11 @@ class LogHub:
     @property
     def open_streams(self) -> int:
         return len(self._streams)
+
+    @property
+    def subscribers(self) -> int:
+        """Listeners over all streams (one per pod followed by each client)."""
+        return sum(len(stream.listeners) for stream in self._streams.values())
 
     @property
     def watched_jobs(self) -> int:

@@ -21,6 +21,7 @@ from aiohttp import WSMsgType, web
 
 from gpuctl_async.logs.frames import Batch, control_frame, lines_frame
 from gpuctl_async.logs.lines import Line
+from gpuctl_async.logs.stats import LogStats
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,9 @@ class Sink:
     """The outbound side of one log WebSocket (created with ``compress=False``)."""
 
     def __init__(self, ws: web.WebSocketResponse, request: web.Request, *, timestamps: bool,
-                 max_lines: int, stall_timeout: float):
+                 max_lines: int, stall_timeout: float, stats: LogStats):
         self._ws = ws
+        self._stats = stats
         self._transport = request.transport
         self.timestamps = timestamps
         self.max_lines = max_lines
@@ -58,14 +60,14 @@ class Sink:
         """Lines shared with other clients: their frame is encoded once for all."""
         if not self.closed:
             if self._idle():
-                self._write_now(batch.frame(self.timestamps))
+                self._write_now(batch.frame(self.timestamps), len(batch.lines))
             else:
                 self._enqueue_lines(batch.lines)
 
     def lines(self, lines: list[Line]) -> None:
         if lines and not self.closed:
             if self._idle() and len(lines) <= MAX_FRAME_LINES:
-                self._write_now(lines_frame(lines, self.timestamps))
+                self._write_now(lines_frame(lines, self.timestamps), len(lines))
             else:
                 self._enqueue_lines(lines)
 
@@ -101,11 +103,13 @@ class Sink:
                 and not transport.is_closing() and not self._ws.closed
                 and transport.get_write_buffer_size() == 0)
 
-    def _write_now(self, frame: bytes) -> None:
+    def _write_now(self, frame: bytes, lines: int = 0) -> None:
         # An empty socket buffer means writing cannot block or pause the protocol, so the
         # frame goes out synchronously, in the fan-out loop, without a task per client.
         assert self._transport is not None
         self._transport.write(_text_frame_header(len(frame)) + frame)
+        self._stats.frames_sent += 1
+        self._stats.lines_sent += lines
 
     def _enqueue_lines(self, lines: list[Line]) -> None:
         self._queue.append(lines)
@@ -124,43 +128,48 @@ class Sink:
                     self._queue[index] = item[cut:]
                 self._queued_lines -= cut
                 self._dropped += cut
+                self._stats.lines_dropped += cut
                 return
 
     def _start_writer(self) -> None:
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_queue(), name="log socket writer")
 
-    def _next_frames(self) -> list[bytes]:
-        frames: list[bytes] = []
+    def _next_frames(self) -> list[tuple[bytes, int]]:
+        """The frames to send next, each with its number of lines."""
+        frames: list[tuple[bytes, int]] = []
         if self._dropped:
-            frames.append(control_frame("dropped", count=self._dropped))
+            frames.append((control_frame("dropped", count=self._dropped), 0))
             self._dropped = 0
         lines: list[Line] = []
         while self._queue:
             item = self._queue.popleft()
             if isinstance(item, bytes):
                 if lines:
-                    frames.append(lines_frame(lines, self.timestamps))
+                    frames.append((lines_frame(lines, self.timestamps), len(lines)))
                     lines = []
-                frames.append(item)
+                frames.append((item, 0))
                 continue
             self._queued_lines -= len(item)
             lines.extend(item)
             if len(lines) >= MAX_FRAME_LINES:
-                frames.append(lines_frame(lines, self.timestamps))
+                frames.append((lines_frame(lines, self.timestamps), len(lines)))
                 lines = []
         if lines:
-            frames.append(lines_frame(lines, self.timestamps))
+            frames.append((lines_frame(lines, self.timestamps), len(lines)))
         return frames
 
     async def _write_queue(self) -> None:
         try:
             while (self._queue or self._dropped) and not self.closed:
-                for frame in self._next_frames():
+                for frame, lines in self._next_frames():
                     async with asyncio.timeout(self.stall_timeout):
                         await self._ws.send_frame(frame, WSMsgType.TEXT)
+                    self._stats.frames_sent += 1
+                    self._stats.lines_sent += lines
         except TimeoutError:
             log.info("log socket stalled for %.0f s: disconnecting it", self.stall_timeout)
+            self._stats.clients_stalled += 1
             self.closed = True
             if self._transport is not None:
                 self._transport.abort()

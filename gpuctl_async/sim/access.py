@@ -38,6 +38,7 @@ from gpuctl_async.sim.authn import (
     service_account_username,
     split_service_account,
 )
+from gpuctl_async.sim.escalation import CURRENT_USER
 from gpuctl_async.sim.faults import SIM_PREFIX
 from gpuctl_async.sim.rbac import forbidden
 from gpuctl_async.sim.rest import RequestInfo, request_info, status_response
@@ -96,7 +97,11 @@ class Access:
         if not allowed:
             return status_response(forbidden(user.name, attrs, reason))
         request[_USER_KEY] = user
-        response = await handler(request)
+        current = CURRENT_USER.set(user)  # for admission (``sim.escalation``)
+        try:
+            response = await handler(request)
+        finally:
+            CURRENT_USER.reset(current)
         if attrs.verb in MUTATING and attrs.is_resource:
             self.audit.record(attrs, user, impersonator, response, request.path_qs, reason)
         return response

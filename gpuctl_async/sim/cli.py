@@ -6,7 +6,9 @@
 authentication, RBAC and audit, see ``sim.access``), ``--tls``/``--no-tls`` (serve HTTPS
 with a throwaway certificate; default: on exactly when authentication is, since kubectl
 sends tokens only over TLS), ``--kubeconfig-out FILE`` (with the ``--token`` token, if any,
-and the certificate), ``--history-window``, ``--bookmark-interval``, and for the
+and the certificate), ``--history-window``, ``--bookmark-interval``,
+``--first-bookmark-delay``, ``--compaction-interval`` (``sim.watch.WatchTiming``),
+``--namespace-finalize-seconds``, and for the
 workloads: ``--nodes FILE`` (YAML list, see ``sim.topology``), ``--node SPEC`` (repeatable,
 ``name=n,pool=p,gpuType=a100,gpus=8,cpu=64,memoryGi=512``; either replaces the default
 4-node GPU topology), ``--timing human|fast`` and ``--no-workloads`` (a bare API server with
@@ -34,6 +36,7 @@ from gpuctl_async.sim.topology import (
     load_nodes,
     parse_node_flag,
 )
+from gpuctl_async.sim.watch import WatchTiming
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +58,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--history-window", type=int, default=20_000,
                         help="watch events kept per resource for resumption")
     parser.add_argument("--bookmark-interval", type=float, default=60.0,
-                        help="seconds between watch bookmarks")
+                        help="seconds between periodic watch bookmarks (default 60)")
+    parser.add_argument("--first-bookmark-delay", type=float, default=120.0,
+                        help="seconds before an idle watch's first bookmark (default 120)")
+    parser.add_argument("--compaction-interval", type=float, default=300.0,
+                        help="seconds between history compactions (default 300; 0: never)")
+    parser.add_argument("--namespace-finalize-seconds", type=float, default=3.0,
+                        help="seconds a deleted namespace stays Terminating at least (default 3)")
     parser.add_argument("--nodes", metavar="FILE", default=None,
                         help="YAML list of nodes to register instead of the default topology")
     parser.add_argument("--node", metavar="SPEC", action="append", default=[],
@@ -104,7 +113,12 @@ async def _serve(args: argparse.Namespace) -> int:
         tls = args.tls if args.tls is not None else bool(args.token) or users is not None
         async with SimCluster(token=args.token, users=users, tls=tls,
                               history_window=args.history_window,
-                              bookmark_interval=args.bookmark_interval, host=args.host,
+                              watch_timing=WatchTiming(
+                                  bookmark_interval=args.bookmark_interval,
+                                  first_bookmark_delay=args.first_bookmark_delay,
+                                  compaction_interval=args.compaction_interval or None),
+                              namespace_finalize_seconds=args.namespace_finalize_seconds,
+                              host=args.host,
                               port=args.port, workloads=args.workloads, nodes=_nodes(args),
                               log_lines_per_second=args.log_lines_per_second,
                               timing=Timing.fast() if args.timing == "fast" else Timing()

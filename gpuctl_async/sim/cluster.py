@@ -41,7 +41,9 @@ class Workloads:
         self._nodes = nodes or []
         self.events = EventRecorder(store)
         self.quota = QuotaController(store)
-        self.scheduler = Scheduler(store, self.events)
+        # kube-scheduler records through events.k8s.io/v1 (series, no count); the rest core/v1.
+        self.scheduler = Scheduler(store, EventRecorder(
+            store, series=True, instance="default-scheduler-sim-control-plane"))
         self.kubelet = Kubelet(store, self.events, self.timing)
         self.controllers = [cls(store, self.events, self.timing, self.quota) for cls in
                             (JobController, ReplicaSetController, DeploymentController,

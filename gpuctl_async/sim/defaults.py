@@ -8,7 +8,10 @@ clients cannot create objects with a status, except nodes (which kubelets regist
 
 from __future__ import annotations
 
+import base64
+
 from gpuctl_async.quantity import QuantityError, parse_quantity
+from gpuctl_async.sim import quantities
 from gpuctl_async.sim.resources import ResourceType
 
 
@@ -159,17 +162,29 @@ def _pod(obj: dict) -> None:
     _pod_spec(obj.setdefault("spec", {}))
 
 
+def _secret(obj: dict) -> None:
+    """``type`` defaults to Opaque; ``stringData`` is write-only, merged into ``data``."""
+    obj.setdefault("type", "Opaque")
+    strings = obj.pop("stringData", None)
+    if isinstance(strings, dict):
+        data = obj.setdefault("data", {})
+        for key, value in strings.items():
+            data[key] = base64.b64encode(str(value).encode()).decode()
+
+
 _DEFAULTERS = {"pods": _pod, "deployments.apps": _deployment,
                "replicasets.apps": _replicaset, "statefulsets.apps": _statefulset,
                "jobs.batch": _job, "services": _service, "namespaces": _namespace,
-               "priorityclasses.scheduling.k8s.io": _priorityclass}
+               "priorityclasses.scheduling.k8s.io": _priorityclass, "secrets": _secret}
 
 
 def apply_defaults(rt: ResourceType, obj: dict) -> None:
-    """Fill defaults in place (idempotent: also applied to updates)."""
+    """Fill defaults in place and write quantities in their stored form (idempotent: also
+    applied to updates)."""
     defaulter = _DEFAULTERS.get(rt.key)
     if defaulter is not None:
         defaulter(obj)
+    quantities.canonicalize(rt, obj)
 
 
 def reset_status_on_create(rt: ResourceType, obj: dict) -> None:

@@ -12,6 +12,13 @@ As client-go's correlator does, a repeat of an identical event (same object, typ
 message, source, field path) within the cache's memory (4096 keys) updates the existing
 Event instead: ``count`` grows and ``lastTimestamp`` moves on, which ``kubectl describe``
 shows as ``(x3 over 10s)``.
+
+``EventRecorder(store, series=True, instance=...)`` records as the newer events.k8s.io/v1
+recorder does (kube-scheduler's since 1.19), read back through core/v1: ``eventTime``,
+``action``, ``reportingComponent``/``reportingInstance`` and no ``source``, ``count``,
+``firstTimestamp`` or ``lastTimestamp`` (null); a repeat sets ``series`` {``count`` (2 at
+the first repeat), ``lastObservedTime``} instead. (The real recorder writes later repeats
+in a periodic heartbeat; the sim writes each.)
 """
 
 from __future__ import annotations
@@ -41,13 +48,16 @@ def object_reference(obj: dict, field_path: str | None = None) -> dict:
 
 
 class EventRecorder:
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, *, series: bool = False, instance: str | None = None):
         self._store = store
+        self._series = series
+        self._instance = instance
         self._seen: OrderedDict[tuple, tuple[str, str]] = OrderedDict()
         self._last_ns = 0
 
     def record(self, obj: dict, type: str, reason: str, message: str, *, component: str,
-               host: str | None = None, field_path: str | None = None) -> None:
+               host: str | None = None, field_path: str | None = None,
+               action: str | None = None) -> None:
         meta = obj["metadata"]
         namespace = meta.get("namespace") or "default"
         key = (meta.get("uid"), type, reason, message, component, host, field_path)
@@ -57,23 +67,32 @@ class EventRecorder:
             self._seen.move_to_end(key)
             try:
                 event = self._store.get("events", known[1], namespace=known[0])
-                event["count"] = int(event.get("count") or 1) + 1
-                event["lastTimestamp"] = timestamp(now)
+                if self._series:
+                    count = int((event.get("series") or {}).get("count") or 1) + 1
+                    event["series"] = {"count": count, "lastObservedTime": micro_time(now)}
+                else:
+                    event["count"] = int(event.get("count") or 1) + 1
+                    event["lastTimestamp"] = timestamp(now)
                 self._store.update("events", event)
                 return
             except StatusError:
                 pass  # deleted meanwhile (or namespace going): start a new one
-        source = {"component": component}
-        if host:
-            source["host"] = host
         event = {
             "metadata": {"name": self._name(meta["name"], now), "namespace": namespace},
             "involvedObject": object_reference(obj, field_path),
-            "reason": reason, "message": message, "source": source,
-            "firstTimestamp": timestamp(now), "lastTimestamp": timestamp(now), "count": 1,
-            "type": type, "eventTime": micro_time(now),
-            "reportingComponent": component, "reportingInstance": host or "",
+            "reason": reason, "message": message, "type": type, "eventTime": micro_time(now),
+            "reportingComponent": component,
+            "reportingInstance": self._instance or host or "",
         }
+        if self._series:
+            event.update({"source": {}, "firstTimestamp": None, "lastTimestamp": None,
+                          "action": action or reason})
+        else:
+            source = {"component": component}
+            if host:
+                source["host"] = host
+            event.update({"source": source, "firstTimestamp": timestamp(now),
+                          "lastTimestamp": timestamp(now), "count": 1})
         try:
             created = self._store.create("events", event, namespace=namespace)
         except StatusError:

@@ -14,9 +14,11 @@ client did. ``/_sim`` is exempt from the bearer token and from the faults themse
                                             (``{"closed": n}``)
 ``POST /_sim/history/compact``              forget all history: the next watch or continue
                                             token from an older resourceVersion gets 410
-``POST /_sim/faults/unavailable``           ``?seconds=N[&mode=503|disconnect]``: for N
-                                            seconds answer every API request with 503
+``POST /_sim/faults/unavailable``           ``?seconds=N[&mode=503|429|disconnect]``: for
+                                            N seconds answer every API request with 503
                                             ServiceUnavailable (a Status, ``Retry-After``),
+                                            with 429 as kube-apiserver's max-in-flight
+                                            filter throttles (plain text, ``Retry-After``),
                                             or drop the connection without an answer;
                                             ``seconds=0`` ends it
 ``POST /_sim/faults/latency``               ``?seconds=S``: delay every API request by S
@@ -26,6 +28,13 @@ client did. ``/_sim`` is exempt from the bearer token and from the faults themse
                                             subresource (no ``subresource``: lift it)
 ``POST /_sim/faults/watch-delay``           ``?seconds=S``: hold back every watch event by S,
                                             as a lagging watch cache would (``0`` removes it)
+``POST /_sim/faults/watch-silence``         ``?seconds=N``: open watches (and new ones) send
+                                            nothing for N seconds, not even their end: a
+                                            stalled connection (``0`` ends it)
+``POST /_sim/faults/refuse``                ``?verb=list&resource=nodes``: answer 403
+                                            Forbidden, worded as RBAC does, to that verb on
+                                            that resource (a ClusterRole missing a verb);
+                                            no ``verb``: lift it
 ``POST /_sim/logs/close``                   ``?mode=eof|reset``: end every open ``follow``
                                             log stream (cleanly, or by dropping the
                                             connection); ``/_sim/counters`` shows open ones
@@ -64,6 +73,8 @@ class Faults:
         self.watches = watches
         self.latency = 0.0
         self.forbidden_subresource: str | None = None
+        self.refused: tuple[str, str] | None = None
+        """(verb, resource plural) answered 403, as a ClusterRole missing that verb."""
         self._unavailable_until = 0.0
         self._unavailable_mode = "503"
         self._requests: defaultdict[str, defaultdict[str, int]] = defaultdict(
@@ -87,7 +98,7 @@ class Faults:
     # -- faults ---------------------------------------------------------------------------
 
     def set_unavailable(self, seconds: float, mode: str = "503") -> None:
-        if mode not in ("503", "disconnect"):
+        if mode not in ("503", "429", "disconnect"):
             raise ValueError(f"unknown unavailability mode {mode!r}")
         self._unavailable_mode = mode
         self._unavailable_until = asyncio.get_running_loop().time() + seconds if seconds else 0
@@ -100,6 +111,11 @@ class Faults:
 
     def close_watches(self) -> int:
         return self.watches.close_all()
+
+    def set_refused(self, verb: str | None, resource: str | None) -> None:
+        if verb and not resource:
+            raise ValueError("refusing a verb needs a resource")
+        self.refused = (verb, resource) if verb and resource else None
 
     def compact(self) -> int:
         return self.store.compact()
@@ -121,9 +137,50 @@ class Faults:
             error = st.unavailable("the simulated API server is unavailable (fault injection)")
             return web.Response(body=error.encode(), status=503, content_type="application/json",
                                 headers={"Retry-After": "1"})
+        if mode == "429":  # the words and form of the apiserver's http.Error, not a Status
+            return web.Response(text="Too many requests, please try again later.\n", status=429,
+                                headers={"Retry-After": "1"})
         if self.forbidden_subresource and request.path.endswith("/" + self.forbidden_subresource):
             return self._rbac_refusal(request.path)
+        if self.refused is not None:
+            refusal = self._verb_refusal(request)
+            if refusal is not None:
+                return refusal
         return await handler(request)
+
+    def _verb_refusal(self, request: web.Request) -> web.Response | None:
+        """403 for the refused (verb, resource), in the RBAC authorizer's words."""
+        assert self.refused is not None
+        verb, plural = self.refused
+        parts = request.path.strip("/").split("/")
+        if parts[:1] == ["api"]:
+            group, rest = "", parts[2:]
+        elif parts[:1] == ["apis"]:
+            group, rest = parts[1] if len(parts) > 1 else "", parts[3:]
+        else:
+            return None
+        namespace = None
+        if len(rest) >= 3 and rest[0] == "namespaces":
+            namespace, rest = rest[1], rest[2:]
+        if not rest or rest[0] != plural or len(rest) > 2:
+            return None
+        name = rest[1] if len(rest) > 1 else None
+        watching = request.query.get("watch", "").lower() in ("1", "t", "true")
+        asked = {"GET": "get" if name else ("watch" if watching else "list"), "POST": "create",
+                 "PUT": "update", "PATCH": "patch",
+                 "DELETE": "delete" if name else "deletecollection"}.get(request.method)
+        if asked != verb:
+            return None
+        scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+        subject = f'{plural} "{name}"' if name else plural
+        message = (f'{subject} is forbidden: User "system:serviceaccount:gpuctl-system:'
+                   f'gpuctl-async" cannot {verb} resource "{plural}" in API group "{group}" '
+                   f'{scope}')
+        body = orjson.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                             "status": "Failure", "message": message, "reason": "Forbidden",
+                             "details": {"kind": plural, **({"name": name} if name else {})},
+                             "code": 403})
+        return web.Response(body=body, status=403, content_type="application/json")
 
     def _rbac_refusal(self, path: str) -> web.Response:
         parts = path.strip("/").split("/")  # api/v1/namespaces/<ns>/<plural>/<name>/<sub>
@@ -146,6 +203,8 @@ class Faults:
             web.post(f"{SIM_PREFIX}/faults/latency", self._latency),
             web.post(f"{SIM_PREFIX}/faults/watch-delay", self._watch_delay),
             web.post(f"{SIM_PREFIX}/faults/forbid", self._forbid),
+            web.post(f"{SIM_PREFIX}/faults/refuse", self._refuse),
+            web.post(f"{SIM_PREFIX}/faults/watch-silence", self._watch_silence),
             web.post(f"{SIM_PREFIX}/seed", self._seed),
         ]
 
@@ -189,6 +248,19 @@ class Faults:
     async def _forbid(self, request: web.Request) -> web.Response:
         self.forbidden_subresource = request.query.get("subresource") or None
         return self._json({"subresource": self.forbidden_subresource})
+
+    async def _refuse(self, request: web.Request) -> web.Response:
+        try:
+            self.set_refused(request.query.get("verb"), request.query.get("resource"))
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+        verb, resource = self.refused or (None, None)
+        return self._json({"verb": verb, "resource": resource})
+
+    async def _watch_silence(self, request: web.Request) -> web.Response:
+        seconds = self._seconds(request)
+        self.watches.silence(seconds)
+        return self._json({"seconds": seconds})
 
     async def _watch_delay(self, request: web.Request) -> web.Response:
         self.watches.delay = self._seconds(request)

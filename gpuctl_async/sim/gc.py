@@ -11,7 +11,8 @@ gone first, then its dependents):
   dependents, then the finalizer, which completes the deletion;
 - ``foregroundDeletion`` finalizer (Foreground): dependents are deleted in the foreground
   too; the owner's finalizer goes once none is left;
-- a Terminating namespace: everything in it is deleted, then the namespace itself.
+- a Terminating namespace: everything in it is deleted, then the namespace itself, not
+  before it has been Terminating ``store.namespace_finalize_seconds``.
 
 Everything goes through the store's own write path, so watchers see each step.
 """
@@ -49,6 +50,7 @@ class GarbageCollector:
         self._live: dict[str, Ref] = {}
         self._queue: deque[Callable[[], None]] = deque()
         self._handle: asyncio.Handle | None = None
+        self._terminating: dict[str, float] = {}  # namespace -> loop time deletion began
 
     def close(self) -> None:
         if self._handle is not None:
@@ -172,6 +174,7 @@ class GarbageCollector:
             self._drop_finalizer(owner, "foregroundDeletion")
 
     def _purge_namespace(self, namespace: str) -> None:
+        self._terminating.setdefault(namespace, asyncio.get_running_loop().time())
         for rt in RESOURCES:
             if not rt.namespaced:
                 continue
@@ -180,5 +183,16 @@ class GarbageCollector:
         self._maybe_finalize_namespace(namespace)
 
     def _maybe_finalize_namespace(self, namespace: str) -> None:
-        if self._store.namespace_population(namespace) == 0:
-            self._store.finalize_namespace(namespace)
+        if self._store.namespace_population(namespace) != 0:
+            return
+        entry = self._store.table(BY_KEY["namespaces"]).get(("", namespace))
+        if entry is None or not entry.obj["metadata"].get("deletionTimestamp"):
+            return
+        # Terminating for at least namespace_finalize_seconds, as the real controller takes.
+        since = self._terminating.setdefault(namespace, asyncio.get_running_loop().time())
+        wait = since + self._store.namespace_finalize_seconds - asyncio.get_running_loop().time()
+        if wait > 0:
+            self._store.call_later(wait, lambda: self._maybe_finalize_namespace(namespace))
+            return
+        self._terminating.pop(namespace, None)
+        self._store.finalize_namespace(namespace)

@@ -132,6 +132,8 @@ RESOURCES: tuple[ResourceType, ...] = (
                  ("quota",), has_status=True),
     ResourceType("", "v1", "configmaps", "configmap", "ConfigMap", True, ("cm",),
                  top_fields=frozenset({"data", "binaryData", "immutable"})),
+    ResourceType("", "v1", "secrets", "secret", "Secret", True,
+                 top_fields=frozenset({"data", "stringData", "type", "immutable"})),
     ResourceType("apps", "v1", "deployments", "deployment", "Deployment", True, ("deploy",),
                  ("all",), has_status=True, has_generation=True),
     ResourceType("apps", "v1", "replicasets", "replicaset", "ReplicaSet", True, ("rs",),

@@ -43,7 +43,7 @@ import orjson
 import yaml
 from aiohttp import web
 
-from gpuctl_async.sim import protobuf, scale
+from gpuctl_async.sim import apply, protobuf, scale
 from gpuctl_async.sim import status as st
 from gpuctl_async.sim import tables
 from gpuctl_async.sim.faults import Faults
@@ -54,7 +54,7 @@ from gpuctl_async.sim.selectors import parse_field_selector, parse_label_selecto
 from gpuctl_async.sim.status import StatusError
 from gpuctl_async.sim.store import Store
 from gpuctl_async.sim.validation import unknown_fields
-from gpuctl_async.sim.watch import PLAIN, WatchRegistry, serve_watch
+from gpuctl_async.sim.watch import PLAIN, WatchRegistry, WatchTiming, serve_watch
 
 _TRUE = {"1", "t", "true"}
 _FALSE = {"0", "f", "false"}
@@ -178,12 +178,11 @@ class Api:
     """The resource endpoints of one simulated API server."""
 
     def __init__(self, store: Store, watches: WatchRegistry, faults: Faults, *,
-                 bookmark_interval: float = 60.0, max_watch_seconds: float = 1800.0):
+                 watch_timing: WatchTiming | None = None):
         self.store = store
         self.watches = watches
         self.faults = faults
-        self.bookmark_interval = bookmark_interval
-        self.max_watch_seconds = max_watch_seconds
+        self.watch_timing = watch_timing or WatchTiming()
         self._subresources: dict[tuple[str, str], Subresource] = {}
         self._reviews: dict[str, SubresourceHandler] = {}
         for rt in BY_GROUP_VERSION[("", "v1")].values():
@@ -385,9 +384,10 @@ class Api:
             request, self.store, self.watches, target.rt, target.namespace, label=label,
             field=field, resource_version=request.query.get("resourceVersion"),
             bookmarks=_flag(request, "allowWatchBookmarks"),
-            timeout=float(timeout) if timeout and timeout > 0 else self.max_watch_seconds,
+            timeout=float(timeout) if timeout and timeout > 0
+            else self.watch_timing.default_timeout(),
             send_initial_events=_flag(request, "sendInitialEvents"),
-            bookmark_interval=self.bookmark_interval,
+            timing=self.watch_timing,
             framer=tables.TableWatchFramer(target.rt, table) if table else PLAIN)
 
     async def _create(self, request: web.Request, target: Target) -> web.Response:
@@ -410,14 +410,25 @@ class Api:
                      subresource: str | None = None) -> web.Response:
         dry_run = self._dry_run(request)
         content_type = request.content_type
+        if content_type == apply.CONTENT_TYPE and subresource is None:
+            return await self._apply(request, target, dry_run)
         if content_type not in PATCH_TYPES:
-            raise st.unsupported_media_type(content_type, list(PATCH_TYPES))
+            raise st.unsupported_media_type(content_type, [*PATCH_TYPES, apply.CONTENT_TYPE])
         patch = await self.body(request, target.rt)
         warnings = self._field_validation(request, target.rt, patch) \
             if content_type != PATCH_TYPES[0] else []
         entry = self.store.patch_entry(target.rt, target.namespace, target.name, content_type,
                                        patch, subresource=subresource, dry_run=dry_run)
         return self._object_response(entry, 200, warnings)
+
+    async def _apply(self, request: web.Request, target: Target, dry_run: bool) -> web.Response:
+        """Server-side apply: create (201) or merge (200), see ``sim.apply``."""
+        body = await self.body(request, target.rt)
+        warnings = self._field_validation(request, target.rt, body)
+        entry, created = apply.server_side_apply(
+            self.store, target.rt, target.namespace, target.name or "", body,
+            manager=request.query.get("fieldManager"), dry_run=dry_run)
+        return self._object_response(entry, 201 if created else 200, warnings)
 
     async def _delete_options(self, request: web.Request) -> dict:
         raw = await request.read()

@@ -282,7 +282,7 @@ class Scheduler:
                 return  # deleted or bound meanwhile
             self._events.record(bound, "Normal", "Scheduled",
                                 f"Successfully assigned {key[0]}/{key[1]} to {name}",
-                                component=COMPONENT)
+                                component=COMPONENT, action="Binding")
             return
         self._unschedulable.add(key)
         self._report_unschedulable(pod, self._message(len(nodes), reasons, unhelpful, victims))
@@ -315,4 +315,4 @@ class Scheduler:
         except StatusError:
             return
         self._events.record(updated, "Warning", "FailedScheduling", message,
-                            component=COMPONENT)
+                            component=COMPONENT, action="Scheduling")

@@ -13,7 +13,8 @@ middleware; ``/_sim`` and health checks are exempt), then faults (latency, outag
 
 Authentication on: ``token`` is one ``system:masters`` token (user ``admin``), ``users`` maps
 more tokens to identities (``authn.parse_token_file``); the bootstrap RBAC policy is created
-(``rbac_defaults``), every namespace gets its ``default`` ServiceAccount, and
+(``rbac_defaults``), RBAC writes are checked for escalation (``escalation``), every namespace
+gets its ``default`` ServiceAccount, and
 ``/_sim/audit`` records mutating requests. ``ACCESS_KEY`` and ``REVIEWS_KEY`` give the parts.
 """
 
@@ -25,7 +26,9 @@ from gpuctl_async.sim import status as st
 from gpuctl_async.sim.access import Access
 from gpuctl_async.sim.audit import AuditLog
 from gpuctl_async.sim.authn import MASTERS, Authenticator, UserInfo
+from gpuctl_async.sim.compaction import Compactor
 from gpuctl_async.sim.discovery import Discovery
+from gpuctl_async.sim.escalation import EscalationCheck
 from gpuctl_async.sim.faults import Faults
 from gpuctl_async.sim.logs import PodLogs
 from gpuctl_async.sim.rbac import RBAC, AlwaysAllow
@@ -34,7 +37,7 @@ from gpuctl_async.sim.rest import Api, status_response
 from gpuctl_async.sim.reviews import Reviews
 from gpuctl_async.sim.service_accounts import DefaultServiceAccounts
 from gpuctl_async.sim.store import Store
-from gpuctl_async.sim.watch import WatchRegistry
+from gpuctl_async.sim.watch import WatchRegistry, WatchTiming
 
 API_KEY = web.AppKey("sim_api", Api)
 FAULTS_KEY = web.AppKey("sim_faults", Faults)
@@ -61,21 +64,23 @@ async def _errors(request: web.Request, handler) -> web.StreamResponse:
 
 
 def create_app(store: Store, *, token: str | None = None,
-               users: dict[str, UserInfo] | None = None, bookmark_interval: float = 60.0,
-               max_watch_seconds: float = 1800.0, log_lines_per_second: float = 2.0,
+               users: dict[str, UserInfo] | None = None,
+               watch_timing: WatchTiming | None = None, log_lines_per_second: float = 2.0,
                log_buffer_lines: int = 10_000) -> web.Application:
+    watch_timing = watch_timing or WatchTiming()
     watches = WatchRegistry()
     faults = Faults(store, watches)
-    api = Api(store, watches, faults, bookmark_interval=bookmark_interval,
-              max_watch_seconds=max_watch_seconds)
+    api = Api(store, watches, faults, watch_timing=watch_timing)
     secured = bool(token) or users is not None
     authenticator = Authenticator(store, users)
     if token:
         authenticator.add_static(token, ADMIN)
-    access = Access(authenticator, RBAC(store) if secured else AlwaysAllow(), AuditLog())
+    rbac = RBAC(store) if secured else None
+    access = Access(authenticator, rbac or AlwaysAllow(), AuditLog())
     middlewares = [_errors]
-    if secured:
+    if rbac is not None:
         middlewares.append(access.middleware)
+        EscalationCheck(store, rbac).install()
         bootstrap_policy(store)
         DefaultServiceAccounts(store).install()
     middlewares.append(faults.middleware)
@@ -99,6 +104,7 @@ def create_app(store: Store, *, token: str | None = None,
     async def close_watches(app: web.Application) -> None:
         watches.close_all()
 
+    app.cleanup_ctx.append(Compactor(store, watch_timing.compaction_interval).ctx)
     app.on_shutdown.append(close_watches)
     app.on_shutdown.append(logs.on_shutdown)
     return app

@@ -41,6 +41,12 @@ Pods: deleting a pod bound to a node is graceful (``deletionTimestamp``, then go
 grace period, capped at ``max_grace_seconds`` to stand in for a kubelet); set
 ``max_grace_seconds=None`` when a simulated kubelet finishes deletions itself by deleting
 with ``grace_period_seconds=0``.
+
+Namespaces: deleting one makes it Terminating; the namespace controller (``sim.gc``) deletes
+what is in it and, once it is empty and has been Terminating for at least
+``namespace_finalize_seconds`` (the real controller's discovery, content deletion and
+finalize round trips take seconds even for an empty namespace), removes the ``kubernetes``
+finalizer, which deletes it.
 """
 
 from __future__ import annotations
@@ -129,7 +135,7 @@ class ListResult:
 
 class Store:
     def __init__(self, *, history_window: int = 20_000,
-                 max_grace_seconds: float | None = 1.0):
+                 max_grace_seconds: float | None = 1.0, namespace_finalize_seconds: float = 0.0):
         self._rv = 0
         self._tables: dict[str, dict[Key, Entry]] = {rt.key: {} for rt in RESOURCES}
         self._sorted: dict[str, list[Key] | None] = {rt.key: None for rt in RESOURCES}
@@ -139,6 +145,7 @@ class Store:
         self._namespace_counts: Counter[str] = Counter()
         self._timers: set[asyncio.TimerHandle] = set()
         self.max_grace_seconds = max_grace_seconds
+        self.namespace_finalize_seconds = namespace_finalize_seconds
         self.services = ServiceAllocator()
         self.gc = GarbageCollector(self)
         for name in ("default", "kube-system"):
@@ -282,8 +289,9 @@ class Store:
     # -- writes (entry level, used by the HTTP layer) -----------------------------------
 
     def create_entry(self, rt: ResourceType, obj: dict, namespace: str | None = None, *,
-                     dry_run: bool = False) -> Entry:
-        """Create ``obj`` (a private dict the store may keep)."""
+                     dry_run: bool = False, managed_fields: list[dict] | None = None) -> Entry:
+        """Create ``obj`` (a private dict the store may keep); ``managed_fields`` is what
+        server-side apply records (clients cannot set it)."""
         meta = self._check_type(rt, obj)
         if rt.namespaced:
             if namespace and meta.get("namespace") and meta["namespace"] != namespace:
@@ -306,6 +314,8 @@ class Store:
                     "metadata.name", "name or generateName is required")])
             meta["name"] = prefix[:58] + "".join(random.choices(_NAME_CHARS, k=5))
         name = meta["name"]
+        if managed_fields:
+            meta["managedFields"] = managed_fields
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = timestamp()
         if rt.has_generation:
@@ -337,7 +347,8 @@ class Store:
                                  "namespace sent on the request")
 
     def update_entry(self, rt: ResourceType, obj: dict, namespace: str | None, name: str, *,
-                     subresource: str | None = None, dry_run: bool = False) -> Entry:
+                     subresource: str | None = None, dry_run: bool = False,
+                     managed_fields: list[dict] | None = None) -> Entry:
         """Replace (PUT): 409 Conflict when ``metadata.resourceVersion`` is stale."""
         old = self.get_entry(rt, namespace, name)
         meta = self._check_type(rt, obj)
@@ -345,7 +356,7 @@ class Store:
         wanted = meta.get("resourceVersion")
         if wanted and wanted != old.obj["metadata"]["resourceVersion"]:
             raise st.conflict(rt, name)
-        return self._replace(rt, old, obj, subresource, dry_run)
+        return self._replace(rt, old, obj, subresource, dry_run, managed_fields)
 
     def patch_entry(self, rt: ResourceType, namespace: str | None, name: str,
                     content_type: str, patch: object, *, subresource: str | None = None,
@@ -365,7 +376,7 @@ class Store:
         return self._replace(rt, old, patched, subresource, dry_run)
 
     def _replace(self, rt: ResourceType, old: Entry, new: dict, subresource: str | None,
-                 dry_run: bool) -> Entry:
+                 dry_run: bool, managed_fields: list[dict] | None = None) -> Entry:
         before = old.obj
         name = before["metadata"]["name"]
         if subresource == "status":
@@ -385,7 +396,13 @@ class Store:
                 else:
                     meta.pop(field, None)
             meta.pop("selfLink", None)
-            meta.pop("managedFields", None)
+            # Clients cannot write managedFields; server-side apply's entries stay.
+            managed = managed_fields if managed_fields is not None else old_meta.get(
+                "managedFields")
+            if managed:
+                meta["managedFields"] = managed
+            else:
+                meta.pop("managedFields", None)
             if rt.has_status:
                 if "status" in before:
                     new["status"] = before["status"]
@@ -686,12 +703,14 @@ class Store:
             created += 1
         return created
 
-    def compact(self) -> int:
-        """Drop all retained history (as etcd compaction): watches and continue tokens from
-        an older resourceVersion get 410 Expired. Returns the compacted revision."""
+    def compact(self, rv: int | None = None) -> int:
+        """Drop retained history up to ``rv`` (default: all of it), as etcd compaction does:
+        watches and continue tokens from an older resourceVersion get 410 Expired. Returns
+        the compacted revision."""
+        rv = self._rv if rv is None else min(rv, self._rv)
         for log in self._logs.values():
-            log.compact(self._rv)
-        return self._rv
+            log.compact(rv)
+        return rv
 
     async def changes(self, rt: ResourceType | str,
                       resource_version: int | str | None = None) -> AsyncIterator[WatchEvent]:

@@ -8,7 +8,8 @@
         sim.store.create("pods", {...}, namespace="default")   # in-process seeding
         sim.app[API_KEY].register_subresource(...)             # extensions (part 2)
         sim.close_watches(); sim.compact(); sim.set_unavailable(5); sim.set_latency(0.1)
-        sim.set_watch_delay(0.5); sim.forbid("log")
+        sim.set_watch_delay(0.5); sim.silence_watches(5); sim.forbid("log")
+        sim.refuse("list", "nodes")
         sim.close_log_streams("eof" | "reset"); sim.open_log_streams("ns/pod")
         sim.counters(); sim.request_count("list", "pods"); sim.reset_counters()
         sim.seed("pods", 10_000, namespace="bench")
@@ -52,10 +53,12 @@ expired at once), for expiry tests.
 Options: ``token`` (one ``system:masters`` token, user ``admin``), ``token_file``, ``users``
 (``(token, user, uid, groups)`` tuples, ``{"token", "user", "uid", "groups"}`` dicts, or a
 ``{token: authn.UserInfo}`` mapping), ``tls`` (serve HTTPS, see above), ``history_window``
-(events kept per resource for watch resumption), ``bookmark_interval`` (seconds between
-watch bookmarks), ``max_watch_seconds`` (watch length without ``timeoutSeconds``),
-``max_grace_seconds`` (how long graceful pod deletion takes; None leaves it to a simulated
-kubelet), ``log_lines_per_second`` and ``log_buffer_lines`` (what every running container
+(events kept per resource for watch resumption), ``watch_timing`` (``sim.watch.WatchTiming``:
+bookmarks, watch length without ``timeoutSeconds``, timed compaction; default
+kube-apiserver's, ``WatchTiming.quick(0.2)`` for bookmarks every 0.2 s and no timed
+compaction), ``max_grace_seconds`` (how long graceful pod deletion takes; None leaves it to
+a simulated kubelet), ``namespace_finalize_seconds`` (how long a deleted namespace stays
+Terminating at least; default 3 s, as a real one takes seconds), ``log_lines_per_second`` and ``log_buffer_lines`` (what every running container
 logs, see ``sim.logs``), ``host``, ``port`` (0: ephemeral), ``workloads`` (run controllers,
 scheduler, kubelets, quota and events: ``sim.cluster``; default False, a bare API server),
 ``nodes`` (Node objects to register, e.g. ``sim.topology.default_nodes()``) and ``timing``
@@ -92,6 +95,7 @@ from gpuctl_async.sim.store import Store
 from gpuctl_async.sim.timing import Timing
 from gpuctl_async.sim.tls import ServingCertificate
 from gpuctl_async.sim.topology import seed_nodes
+from gpuctl_async.sim.watch import WatchTiming
 
 __all__ = ["SimCluster", "API_KEY"]
 
@@ -118,8 +122,9 @@ def _users(users: Iterable | None) -> dict[str, UserInfo]:
 class SimCluster:
     def __init__(self, *, token: str | None = None, token_file: str | os.PathLike | None = None,
                  users: Iterable | None = None, history_window: int = 20_000,
-                 bookmark_interval: float = 60.0, max_watch_seconds: float = 1800.0,
-                 max_grace_seconds: float | None = 1.0, log_lines_per_second: float = 2.0,
+                 watch_timing: WatchTiming | None = None,
+                 max_grace_seconds: float | None = 1.0, namespace_finalize_seconds: float = 3.0,
+                 log_lines_per_second: float = 2.0,
                  log_buffer_lines: int = 10_000, host: str = "127.0.0.1", port: int = 0,
                  workloads: bool = False, nodes: list[dict] | None = None,
                  timing: Timing | None = None, tls: bool = False):
@@ -131,9 +136,9 @@ class SimCluster:
         self._workloads, self._nodes, self._timing = workloads, nodes, timing
         self.workloads: Workloads | None = None
         self._options = {"history_window": history_window,
-                         "max_grace_seconds": max_grace_seconds}
-        self._app_options = {"bookmark_interval": bookmark_interval,
-                             "max_watch_seconds": max_watch_seconds,
+                         "max_grace_seconds": max_grace_seconds,
+                         "namespace_finalize_seconds": namespace_finalize_seconds}
+        self._app_options = {"watch_timing": watch_timing,
                              "log_lines_per_second": log_lines_per_second,
                              "log_buffer_lines": log_buffer_lines}
         self._host, self._port = host, port
@@ -347,6 +352,15 @@ class SimCluster:
 
     def set_watch_delay(self, seconds: float) -> None:
         self._faults.watches.delay = seconds
+
+    def silence_watches(self, seconds: float) -> None:
+        """Open watches send nothing for ``seconds``, as over a stalled connection."""
+        self._faults.watches.silence(seconds)
+
+    def refuse(self, verb: str | None, resource: str | None = None) -> None:
+        """Answer 403 (as RBAC words it) to ``verb`` on ``resource`` (a plural such as
+        ``nodes``); ``refuse(None)`` lifts it."""
+        self._faults.set_refused(verb, resource)
 
     def forbid(self, subresource: str | None) -> None:
         """Answer 403 (as RBAC words it) to requests for ``subresource``; None lifts it."""

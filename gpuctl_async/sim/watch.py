@@ -7,11 +7,16 @@
 - ``labelSelector`` / ``fieldSelector`` filter with transitions: an object that stops
   matching is sent as DELETED (its previous content at the new resourceVersion), one that
   starts matching as ADDED.
-- ``allowWatchBookmarks``: BOOKMARK events with the current resourceVersion every
-  ``bookmark_interval`` seconds and shortly before the watch times out; with
-  ``sendInitialEvents`` one more, annotated ``k8s.io/initial-events-end``, after the
-  initial state.
-- ``timeoutSeconds`` ends the stream cleanly; without it, ``max_seconds``.
+- ``allowWatchBookmarks``: BOOKMARK events with the current resourceVersion as the watch
+  cache sends them (``WatchTiming``): none guaranteed at any interval; periodic ones
+  ``bookmark_interval`` apart, the first only after ``first_bookmark_delay``; one
+  ``pre_timeout_bookmark`` seconds before the watch's deadline; with ``sendInitialEvents``
+  one more, annotated ``k8s.io/initial-events-end``, after the initial state.
+- ``timeoutSeconds`` ends the stream cleanly; without it the server picks a random length
+  between ``min_request_timeout`` and twice that (kube-apiserver's ``--min-request-timeout``).
+- A silence fault (``WatchRegistry.silence``) makes every open watch send nothing at all for
+  N seconds, not even its end: a stalled connection, which only a client-side read timeout
+  detects.
 
 Each change's wire line is encoded once (``history.WatchEvent.line``) and shared by every
 watcher that sends it (``PlainFramer``); a watcher writes whatever has accumulated since its
@@ -24,7 +29,9 @@ fault the tests use to prove clients resume).
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import Counter
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import orjson
@@ -44,8 +51,51 @@ from gpuctl_async.sim.resources import ResourceType
 from gpuctl_async.sim.selectors import FieldSelector, LabelSelector
 from gpuctl_async.sim.store import Store
 
-# A bookmark goes out this long before a watch's deadline, as in the watch cache.
-PRE_TIMEOUT_BOOKMARK = 2.0
+
+
+@dataclass(frozen=True)
+class WatchTiming:
+    """When watches send bookmarks and end, and how long history is kept.
+
+    The defaults are kube-apiserver's: the watch cache tries to send a bookmark "roughly
+    every minute" and 2 s before the watch's deadline (``cacheWatcher.nextBookmarkTime``),
+    but promises none (an idle watch on a real 1.36 server got its first one after 120 s);
+    a watch without ``timeoutSeconds`` lasts a random time between ``--min-request-timeout``
+    (1800 s) and twice that; the API server asks etcd to compact every 5 minutes
+    (``--etcd-compaction-interval``), each time up to the revision of the previous round.
+    ``scaled(f)`` shortens every duration by ``f`` so a test can run the real clock fast.
+    """
+
+    bookmark_interval: float = 60.0
+    """Seconds between periodic bookmarks of one watch."""
+    first_bookmark_delay: float | None = 120.0
+    """Seconds before an idle watch's first periodic bookmark (None: ``bookmark_interval``)."""
+    pre_timeout_bookmark: float = 2.0
+    """A bookmark goes out this long before a watch's deadline (none if it is shorter)."""
+    min_request_timeout: float = 1800.0
+    """Without ``timeoutSeconds`` a watch lasts between this and twice this."""
+    compaction_interval: float | None = 300.0
+    """Seconds between history compactions (None: only on demand, ``/_sim/history/compact``)."""
+
+    @classmethod
+    def quick(cls, bookmark_interval: float = 60.0) -> WatchTiming:
+        """Bookmarks every ``bookmark_interval`` from the start, no timed compaction: the
+        predictable clock most tests want."""
+        return cls(bookmark_interval=bookmark_interval, first_bookmark_delay=None,
+                   compaction_interval=None)
+
+    def scaled(self, factor: float) -> WatchTiming:
+        """Every duration multiplied by ``factor`` (e.g. 0.01: a 5-minute round in 3 s)."""
+        def times(value: float | None) -> float | None:
+            return None if value is None else value * factor
+        return replace(self, bookmark_interval=self.bookmark_interval * factor,
+                       first_bookmark_delay=times(self.first_bookmark_delay),
+                       pre_timeout_bookmark=self.pre_timeout_bookmark * factor,
+                       min_request_timeout=self.min_request_timeout * factor,
+                       compaction_interval=times(self.compaction_interval))
+
+    def default_timeout(self) -> float:
+        return self.min_request_timeout * (1 + random.random())
 
 
 class WatchRegistry:
@@ -53,6 +103,14 @@ class WatchRegistry:
         self._open: dict[Reader, str] = {}
         self.delay = 0.0
         """Seconds every watch write is held back (a fault: a lagging watch cache)."""
+        self.silent_until = 0.0
+        """Loop time until which open watches send nothing (a fault: a stalled connection)."""
+
+    def silence(self, seconds: float) -> None:
+        """Every open watch (and any opened meanwhile) sends nothing for ``seconds``."""
+        self.silent_until = asyncio.get_running_loop().time() + seconds if seconds else 0.0
+        for reader in self._open:
+            reader.notify()
 
     def add(self, reader: Reader, resource: str) -> None:
         self._open[reader] = resource
@@ -129,7 +187,7 @@ async def serve_watch(request: web.Request, store: Store, registry: WatchRegistr
                       rt: ResourceType, namespace: str | None, *, label: LabelSelector,
                       field: FieldSelector, resource_version: str | None, bookmarks: bool,
                       timeout: float, send_initial_events: bool,
-                      bookmark_interval: float,
+                      timing: WatchTiming,
                       framer: Framer = PLAIN) -> web.StreamResponse:
     log = store.log(rt)
     pending: list[bytes] = []
@@ -157,13 +215,19 @@ async def serve_watch(request: web.Request, store: Store, registry: WatchRegistr
     loop = asyncio.get_running_loop()
     start = loop.time()
     deadline = start + timeout
-    pre_timeout = max(start, deadline - PRE_TIMEOUT_BOOKMARK)
-    next_bookmark = min(start + bookmark_interval, pre_timeout)
+    pre_timeout = max(start, deadline - timing.pre_timeout_bookmark)
+    first = timing.first_bookmark_delay
+    next_bookmark = min(start + (timing.bookmark_interval if first is None else first),
+                        pre_timeout)
     reader = Reader()
     log.readers.add(reader)
     registry.add(reader, rt.plural)
     try:
         while not reader.closed:
+            silent = registry.silent_until - loop.time()
+            if silent > 0:
+                await reader.wait(silent)  # woken early only to look again
+                continue
             try:
                 events = log.read(cursor)
             except FellBehind:
@@ -184,7 +248,7 @@ async def serve_watch(request: web.Request, store: Store, registry: WatchRegistr
                 break
             if bookmarks and now >= next_bookmark:
                 await response.write(framer.bookmark(rt, store.resource_version))
-                next_bookmark = now + bookmark_interval
+                next_bookmark = now + timing.bookmark_interval
                 if now < pre_timeout:  # the pre-timeout one is still due
                     next_bookmark = min(next_bookmark, pre_timeout)
                 continue

@@ -57,11 +57,12 @@ async def test_every_route_works_through_the_shipped_cluster_role_alone(auth_api
         ("GET", "/api/v1/namespaces", None), ("GET", "/api/v1/namespaces/team-q", None),
         ("DELETE", "/api/v1/namespaces/team-q", None),
         ("DELETE", "/api/v1/jobs/every", None),
+        ("GET", "/metrics", None),
     ]
     for method, path, body in calls:
         resp = await auth_api.request(method, path, headers=h, json=body)
         assert resp.status < 300, (method, path, resp.status, await resp.text())
-    async with auth_api.ws_connect("/api/v1/jobs/ws", headers=h) as ws:
+    async with auth_api.ws_connect("/api/v1/jobs-feed/ws", headers=h) as ws:
         assert (await ws.receive_json())["type"] == "snapshot"
     await create_job(auth_api, demo.admin, "streamed", "team-a")
     await running(auth_api, demo.admin, "streamed", "team-a")
@@ -71,7 +72,7 @@ async def test_every_route_works_through_the_shipped_cluster_role_alone(auth_api
     # Every route of the permission table was exercised above.
     exercised = {(method, await _pattern(auth_api.app, method, path.partition("?")[0]))
                  for method, path, _ in calls}
-    exercised |= {("GET", "/api/v1/jobs/ws"), ("GET", "/api/v1/jobs/{jobId}/logs/ws")}
+    exercised |= {("GET", "/api/v1/jobs-feed/ws"), ("GET", "/api/v1/jobs/{jobId}/logs/ws")}
     assert exercised == set(ROUTES)
 
 
@@ -102,6 +103,10 @@ async def test_concurrent_requests_with_a_new_token_make_one_review(auth_api, de
                                      for _ in range(20)))
     assert [a.status for a in answers] == [200] * 20
     assert tokens.reviews == before + 1
+    # A rejected token is remembered briefly (auth_failure_ttl) too.
+    for _ in range(5):
+        assert (await auth_api.get("/", headers=bearer("no-such-token"))).status == 401
+    assert tokens.reviews == before + 2
 
 
 async def test_tokens_never_reach_a_log_line(rbac_sim, demo, aiohttp_client, tmp_path, caplog):
@@ -120,7 +125,7 @@ async def test_tokens_never_reach_a_log_line(rbac_sim, demo, aiohttp_client, tmp
                               protocols=("unknown.v9", token_protocol(alice))) as ws:
         await ws.receive()
     with pytest.raises(aiohttp.WSServerHandshakeError):
-        async with api.ws_connect("/api/v1/jobs/ws", protocols=(token_protocol(wrong),)):
+        async with api.ws_connect("/api/v1/jobs-feed/ws", protocols=(token_protocol(wrong),)):
             pass
     await api.delete("/api/v1/jobs/quiet", headers=bearer(alice))
     text = caplog.text + "".join(str(r.args) for r in caplog.records)

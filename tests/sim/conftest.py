@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 
 from gpuctl_async.sim.testing import SimCluster
+from gpuctl_async.sim.watch import WatchTiming
 
 from .helpers import make_clients
 
 
 @pytest.fixture
 async def sim():
-    async with SimCluster(history_window=50, bookmark_interval=0.2,
+    async with SimCluster(history_window=50, watch_timing=WatchTiming.quick(0.2),
                           max_grace_seconds=0.2) as cluster:
         yield cluster
 

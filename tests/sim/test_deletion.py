@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 import pytest
 from kubernetes_asyncio import client
@@ -186,3 +188,16 @@ async def test_deletecollection(k8s, sim):
         "default", label_selector="app=x", _preload_content=False))
     assert [i["metadata"]["name"] for i in deleted["items"]] == ["a", "b"]
     assert [p["metadata"]["name"] for p in sim.store.list("pods", "default")] == ["c"]
+
+
+async def test_empty_namespace_stays_terminating_for_the_finalize_time():
+    from gpuctl_async.sim.testing import SimCluster
+
+    async with SimCluster(namespace_finalize_seconds=0.5) as cluster:
+        loop = asyncio.get_running_loop()
+        cluster.store.create("namespaces", {"metadata": {"name": "brief"}})
+        started = loop.time()
+        cluster.store.delete("namespaces", "brief")
+        assert cluster.store.get("namespaces", "brief")["status"]["phase"] == "Terminating"
+        await wait_for(gone(cluster, "namespaces", "brief", None), timeout=5)
+        assert loop.time() - started >= 0.5

@@ -222,3 +222,17 @@ async def test_kubectl_get_prints_rbac_columns(sim, tmp_path):
     code, out, err = await kubectl(sim, tmp_path, ADMIN, "get", "sa", "-n", "team-a")
     assert out.splitlines()[0].split() == ["NAME", "SECRETS", "AGE"]
     assert out.splitlines()[1].split()[:2] == ["default", "0"]
+
+
+async def test_kubectl_create_rolebinding_cannot_escalate(sim, tmp_path):
+    sim.bind("User", "bob", "admin", namespace="team-a")
+    code, out, err = await kubectl(sim, tmp_path, "t-bob", "create", "rolebinding", "mine",
+                                   "-n", "team-a", "--clusterrole", "edit", "--user", "carol")
+    assert code == 0, err
+    code, out, err = await kubectl(sim, tmp_path, "t-bob", "create", "rolebinding", "root",
+                                   "-n", "team-a", "--clusterrole", "cluster-admin", "--user",
+                                   "bob")
+    assert code == 1
+    assert ('rolebindings.rbac.authorization.k8s.io "root" is forbidden: user "bob" '
+            '(groups=["system:authenticated"]) is attempting to grant RBAC permissions not '
+            'currently held:') in err

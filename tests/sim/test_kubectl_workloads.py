@@ -132,8 +132,8 @@ async def test_describe_shows_failed_scheduling_and_aggregated_events(cluster, k
     await wait_for(lambda: cluster.store.list("events", "default",
                                               field_selector="reason=FailedScheduling"))
     cluster.store.patch("nodes", "infer-t4-0", {"metadata": {"labels": {"touched": "1"}}})
-    await wait_for(lambda: cluster.store.list("events", "default", field_selector=(
-        "reason=FailedScheduling"))[0]["count"] == 2)
+    await wait_for(lambda: (cluster.store.list("events", "default", field_selector=(
+        "reason=FailedScheduling"))[0].get("series") or {}).get("count") == 2)
     rc, out, err = await kubectl.run("describe", "pods", "-l", "job-name=greedy")
     assert rc == 0, err
     assert re.search(r"Warning\s+FailedScheduling\s+\S+ \(x2 over \S+\)\s+default-scheduler\s+"

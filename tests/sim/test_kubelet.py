@@ -68,8 +68,9 @@ async def test_a_pod_starts_with_truthful_status_and_events(cluster):
     assert conditions(cluster, "web") == {"PodReadyToStartContainers": "True",
                                           "Initialized": "True", "Ready": "True",
                                           "ContainersReady": "True", "PodScheduled": "True"}
-    seen = [(e["reason"], e["source"]["component"], e["involvedObject"].get("fieldPath"))
-            for e in events(cluster, "web")]
+    # The scheduler's event is events.k8s.io/v1-style (reportingComponent, empty source).
+    seen = [(e["reason"], e["source"].get("component") or e["reportingComponent"],
+             e["involvedObject"].get("fieldPath")) for e in events(cluster, "web")]
     assert seen == [("Scheduled", "default-scheduler", None),
                     ("Pulling", "kubelet", "spec.containers{main}"),
                     ("Pulled", "kubelet", "spec.containers{main}"),

@@ -248,3 +248,54 @@ roleRef: {kind: Role, name: lister, apiGroup: rbac.authorization.k8s.io}
     code, body = await as_(sim, session, token).post(
         "/apis/authentication.k8s.io/v1/tokenreviews", {"spec": {"token": ALICE}})
     assert code == 201 and body["status"]["user"]["username"] == "alice"
+
+
+def binding(name: str, role_name: str, user: str, role_kind: str = "ClusterRole") -> dict:
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind,
+                        "name": role_name},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                          "name": user}]}
+
+
+async def test_no_escalation_through_roles_or_bindings(sim, session):
+    sim.bind("User", "alice", "admin", namespace="team-a")
+    alice = as_(sim, session, ALICE)
+    rbac = "/apis/rbac.authorization.k8s.io/v1/namespaces/team-a"
+    # Granting what she holds is fine ...
+    code, body = await alice.post(f"{rbac}/rolebindings", binding("bob-edits", "edit", "bob"))
+    assert code == 201, body
+    code, body = await alice.post(f"{rbac}/roles", role("secret-reader", [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}], "team-a"))
+    assert code == 201, body
+    # ... more than she holds is not.
+    code, body = await alice.post(f"{rbac}/rolebindings", binding("bob-all", "cluster-admin",
+                                                                  "bob"))
+    assert code == 403
+    assert body["message"] == (
+        'rolebindings.rbac.authorization.k8s.io "bob-all" is forbidden: user "alice" '
+        '(groups=["devs" "system:authenticated"]) is attempting to grant RBAC permissions not '
+        'currently held:\n{APIGroups:["*"], Resources:["*"], Verbs:["*"]}\n'
+        '{NonResourceURLs:["*"], Verbs:["*"]}')
+    code, body = await alice.post(f"{rbac}/roles", role("node-lister", [
+        {"apiGroups": [""], "resources": ["nodes", "pods"], "verbs": ["list", "watch"]}],
+        "team-a"))
+    assert code == 403 and body["message"].endswith(
+        'not currently held:\n{APIGroups:[""], Resources:["nodes"], Verbs:["list" "watch"]}')
+    code, body = await alice.post(f"{rbac}/rolebindings", binding("x", "ghost", "bob", "Role"))
+    assert (code, body["message"]) == (404, 'role.rbac.authorization.k8s.io "ghost" not found')
+    # The bind verb on that role, or escalate on roles, lifts the check, as on a real server.
+    sim.store.create("clusterroles", role("binder", [
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"],
+         "resourceNames": ["cluster-admin"], "verbs": ["bind"]},
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"],
+         "verbs": ["escalate"]}]))
+    sim.bind("User", "alice", "binder", namespace="team-a")
+    assert (await alice.post(f"{rbac}/rolebindings", binding("bob-all", "cluster-admin",
+                                                             "bob")))[0] == 201
+    assert (await alice.post(f"{rbac}/roles", role("node-lister", [
+        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]}], "team-a")))[0] == 201
+    # system:masters and in-process writes are never checked.
+    assert (await as_(sim, session, ADMIN).post(f"{rbac}/rolebindings", binding(
+        "carol-all", "cluster-admin", "carol")))[0] == 201

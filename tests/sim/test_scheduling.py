@@ -64,7 +64,7 @@ async def test_pools_gpu_types_and_affinity(cluster):
     [event] = cluster.store.list("events", "default",
                                  field_selector="involvedObject.name=serve,reason=Scheduled")
     assert event["message"] == "Successfully assigned default/serve to infer-t4-0"
-    assert event["source"] == {"component": "default-scheduler"}
+    assert (event["reportingComponent"], event["action"]) == ("default-scheduler", "Binding")
 
 
 async def test_gpu_capacity_failed_scheduling_and_retry(cluster):
@@ -83,14 +83,23 @@ async def test_gpu_capacity_failed_scheduling_and_retry(cluster):
                "preemption victims found for incoming pod, 2 Preemption is not helpful for "
                "scheduling.")
     [event] = failed_scheduling(cluster, "c")
-    assert (event["type"], event["message"], event["count"]) == ("Warning", message, 1)
+    assert (event["type"], event["message"]) == ("Warning", message)
+    # As kube-scheduler records them (events.k8s.io/v1, read through core/v1): no count,
+    # no first/lastTimestamp, an eventTime, the reporting controller and an action.
+    assert "count" not in event and "series" not in event
+    assert (event["firstTimestamp"], event["lastTimestamp"]) == (None, None)
+    assert event["eventTime"] and event["action"] == "Scheduling"
+    assert (event["reportingComponent"], event["source"]) == ("default-scheduler", {})
     condition = scheduled(cluster, "c")
     assert (condition["status"], condition["reason"], condition["message"]) == \
         ("False", "Unschedulable", message)
     assert cluster.store.get("pods", "c", "default")["status"]["phase"] == "Pending"
     # A node change that does not help: retried, same message, the event aggregates.
     cluster.store.patch("nodes", "infer-t4-0", {"metadata": {"labels": {"x": "y"}}})
-    await wait_for(lambda: failed_scheduling(cluster, "c")[0]["count"] == 2)
+    await wait_for(lambda: (failed_scheduling(cluster, "c")[0].get("series") or {}).get(
+        "count") == 2)
+    series = failed_scheduling(cluster, "c")[0]["series"]
+    assert series["lastObservedTime"] >= event["eventTime"] and "count" not in event
     # Capacity frees up: the pending pod is placed.
     cluster.store.delete("pods", "a", "default")
     await wait_for(lambda: node_of(cluster, "c"))

@@ -223,11 +223,12 @@ async def test_watch_table_bookmark_and_selector_transitions(sim, http):
         deleted["metadata"]["resourceVersion"])
 
 
-async def test_pre_timeout_bookmark_follows_periodic_ones(monkeypatch):
+async def test_pre_timeout_bookmark_follows_periodic_ones():
     # interval 0.5 s, timeout 1 s, pre-timeout bookmark 0.3 s before the end: one periodic
     # bookmark at 0.5 s, then the pre-timeout one at 0.7 s (it used to be skipped).
-    monkeypatch.setattr(watch, "PRE_TIMEOUT_BOOKMARK", 0.3)
-    async with SimCluster(bookmark_interval=0.5) as sim, aiohttp.ClientSession(
+    timing = watch.WatchTiming(bookmark_interval=0.5, first_bookmark_delay=None,
+                               pre_timeout_bookmark=0.3, compaction_interval=None)
+    async with SimCluster(watch_timing=timing) as sim, aiohttp.ClientSession(
             sim.url) as http:
         params = {"watch": "1", "allowWatchBookmarks": "true", "timeoutSeconds": "1"}
         async with http.get(PODS, params=params) as response:
