@@ -21,11 +21,21 @@ from gpuctl_async.api.quotas import setup_quota_routes
 from gpuctl_async.api.stream import setup_stream_routes
 from gpuctl_async.api.job_feed import setup_job_feed_routes
 from gpuctl_async.api.job_views import setup_job_view_routes
-from gpuctl_async.appkeys import CACHE, KUBE, LISTING, LOG_HUB, READINESS, SETTINGS, SUBMITTER
+from gpuctl_async.appkeys import (
+    CACHE,
+    EXPLAINER,
+    KUBE,
+    LISTING,
+    LOG_HUB,
+    READINESS,
+    SETTINGS,
+    SUBMITTER,
+)
 from gpuctl_async.auth import auth_middleware, setup_auth
 from gpuctl_async.cors import setup_cors
 from gpuctl_async.jobs.create import JobSubmitter
 from gpuctl_async.jobs.listing import JobListing
+from gpuctl_async.jobs.reasons import Explainer
 from gpuctl_async.jobs.views import controller_status
 from gpuctl_async.k8s.cache import ClusterCache
 from gpuctl_async.k8s.client import KubeClient, build_api_client
@@ -59,17 +69,20 @@ async def kubernetes_ctx(app: web.Application) -> AsyncIterator[None]:
     app[KUBE] = kube
     app[CACHE] = cache
     app[READINESS] = readiness
+    explainer = app[EXPLAINER] = Explainer(cache)
     app[SUBMITTER] = JobSubmitter(
-        kube, cache, settle_timeout=settings.read_your_writes_timeout,
+        kube, cache, explainer, settle_timeout=settings.read_your_writes_timeout,
         host_paths=HostPathPolicy.from_prefixes(settings.allowed_host_paths),
-        parser=app[DOCUMENT_PARSER])
+        parser=app[DOCUMENT_PARSER], refuse_infeasible=settings.refuse_infeasible_jobs)
     listing = JobListing(cache, lambda controller: controller_status(cache, controller,
-                                                                     filling=True))
+                                                                     filling=True),
+                         explainer)
     app[LISTING] = listing
     log.info("Using Kubernetes API at %s (%s)", target.host, target.source)
     hub = app[LOG_HUB] = LogHub(kube, cache, max_streams=settings.log_max_streams,
                                 linger=settings.log_stream_linger,
                                 batch_window=settings.log_batch_window)
+    explainer.start()  # before the listing: it reads what the explainer keeps
     listing.start()
     hub.start()
     cache.start()
@@ -78,6 +91,7 @@ async def kubernetes_ctx(app: web.Application) -> AsyncIterator[None]:
     finally:
         await hub.close()
         listing.stop()
+        explainer.stop()
         await cache.stop()
         await readiness.close()
         await kube.close()

@@ -101,6 +101,12 @@ class Settings:
     read_your_writes_timeout: float = 5.0
     """After a write, how long a response waits for the cache to show it."""
 
+    refuse_infeasible_jobs: bool = True
+    """Refuse (400) a submitted job that can never run as the cluster is now (no node of its
+    pool with its GPU type, a pod larger than any node of the pool, a quota below one pod's
+    request); false: accept it with those findings as ``warnings``, for clusters whose nodes
+    come and go (autoscaling)."""
+
     log_queue_lines: int = 1000
     """Lines a log WebSocket client may have waiting; beyond, the oldest are dropped."""
 

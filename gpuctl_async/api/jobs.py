@@ -48,6 +48,12 @@ class CreateJobResponseSchema(Schema):
     dryRun = fields.Boolean(metadata={"description": "Present on dry runs"})
     manifests = fields.List(fields.Dict(), metadata={
         "description": "Dry runs: the Kubernetes objects that would be created"})
+    warnings = fields.List(fields.String(), required=True, metadata={
+        "description": "Why the job will wait (GPUs busy, quota used up for now, every "
+                       "matching node tainted), or, with refuse_infeasible_jobs off, why it "
+                       "can never run as the cluster is now; empty when it can start at once",
+        "example": ["needs 4 × a100 GPUs; training-pool has 16, all 16 in use by 3 "
+                    "jobs: the job will wait (WaitingForGPUs)"]})
 
 
 class BatchRequestSchema(Schema):
@@ -60,6 +66,8 @@ class BatchSuccessSchema(Schema):
     jobId = fields.String(required=True)
     name = fields.String(required=True)
     namespace = fields.String(required=True)
+    warnings = fields.List(fields.String(), required=True, metadata={
+        "description": "As for a single submission"})
 
 
 class BatchFailureSchema(Schema):
@@ -94,7 +102,12 @@ class DeleteJobResponseSchema(Schema):
       description="Validates the document, creates its namespace (marked gpuctl-managed) and "
                   "PriorityClasses when missing, then its controller and Service. If any step "
                   "fails, what was created is deleted again. With `dryRun: true` the objects "
-                  "are validated by the API server and returned, and nothing is created.",
+                  "are validated by the API server and returned, and nothing is created. "
+                  "Before anything, the job is checked against the cluster as the caches see "
+                  "it: one that can never run (no node of its pool with its GPU type, a pod "
+                  "larger than any node of the pool, a quota below one pod's request) is a "
+                  "400 whose `details` name the field; one that will wait is accepted with "
+                  "`warnings`.",
       responses={201: json_content(CreateJobResponseSchema, "Job created"),
                  200: json_content(CreateJobResponseSchema, "Dry run: valid, nothing created"),
                  **error_responses(400, 403, 409, 413, 503)},
@@ -131,7 +144,7 @@ async def create_jobs_batch(request: web.Request) -> web.Response:
             except Exception:
                 log.exception("Batch item %d failed unexpectedly", index)
                 return index, None, {"index": index, "error": "Internal server error"}
-        return index, {k: result[k] for k in ("jobId", "name", "namespace")}, None
+        return index, {k: result[k] for k in ("jobId", "name", "namespace", "warnings")}, None
 
     outcomes = await asyncio.gather(*(one(i, text)
                                       for i, text in enumerate(request["data"]["yamlContents"])))

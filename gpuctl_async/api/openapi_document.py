@@ -173,7 +173,8 @@ def _dry_run_example() -> dict[str, Any]:
 
 CREATED_JOB = {"jobId": "resnet-train", "name": "resnet-train", "kind": "training",
                "status": "pending", "createdAt": "2026-01-01T12:00:00+00:00",
-               "message": "Job submitted to resource pool", "namespace": "team-a"}
+               "message": "Job submitted to resource pool", "namespace": "team-a",
+               "warnings": []}
 ERROR_EXAMPLES = {
     400: {"error": "Validation error: resources.gpu: GPU count cannot exceed 8",
           "details": {"resources.gpu": ["GPU count cannot exceed 8"]}},

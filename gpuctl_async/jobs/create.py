@@ -9,6 +9,8 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from gpuctl_async.errors import Conflict, GpuctlError, ValidationFailed
+from gpuctl_async.jobs.feasibility import assess
+from gpuctl_async.jobs.reasons import Explainer
 from gpuctl_async.k8s import labels
 from gpuctl_async.k8s.cache import ClusterCache
 from gpuctl_async.k8s.client import KubeApiError, KubeClient
@@ -35,14 +37,17 @@ DRY_RUN_FALLBACK_NAMESPACE = "default"
 class JobSubmitter:
     """Creates jobs. One per app: it remembers nothing but a lock for PriorityClasses."""
 
-    def __init__(self, kube: KubeClient, cache: ClusterCache, *, settle_timeout: float = 5.0,
+    def __init__(self, kube: KubeClient, cache: ClusterCache, explainer: Explainer, *,
+                 settle_timeout: float = 5.0,
                  host_paths: HostPathPolicy = SYSTEM_DIRECTORIES_ONLY,
-                 parser: DocumentParser | None = None):
+                 parser: DocumentParser | None = None, refuse_infeasible: bool = True):
         self.kube = kube
         self.cache = cache
+        self.explainer = explainer
         self.settle_timeout = settle_timeout
         self.host_paths = host_paths
         self.parser = parser  # None: parse in line (tests of the submitter alone)
+        self.refuse_infeasible = refuse_infeasible
         self._priority_lock = asyncio.Lock()
 
     async def parse(self, yaml_text: str) -> ParsedDocument:
@@ -61,10 +66,10 @@ class JobSubmitter:
         namespace, name = document.namespace, document.name
         if authorize is not None:
             await authorize(manifests[0]["kind"], namespace)
-        self._check_pool(document)
+        warnings = self._check_feasible(document, manifests[0])
         self._check_name_free(namespace, name)
         if dry_run:
-            return await self._dry_run(document, manifests)
+            return {**await self._dry_run(document, manifests), "warnings": warnings}
         await self._ensure_namespace(namespace)
         await self._ensure_priority_classes()
         await self._create_all(manifests, job_name=name)
@@ -75,7 +80,7 @@ class JobSubmitter:
                                    self.settle_timeout):
             informer.stats.observe_write_lag(asyncio.get_running_loop().time() - written)
         log.info("Created %s job %s/%s", document.kind, namespace, name)
-        return self._response(document)
+        return {**self._response(document), "warnings": warnings}
 
     def _response(self, document: ParsedDocument) -> dict[str, Any]:
         return {
@@ -88,13 +93,18 @@ class JobSubmitter:
             "namespace": document.namespace,
         }
 
-    def _check_pool(self, document: ParsedDocument) -> None:
-        pool = document.spec["resources"]["pool"]
-        if pool != labels.DEFAULT_POOL and not self.cache.nodes.by_index("pool", pool):
+    def _check_feasible(self, document: ParsedDocument, controller: dict) -> list[str]:
+        """Refuse a job that can never run (unless told to only warn); the warnings of one
+        that can run later."""
+        found = assess(self.explainer, controller, document.spec["resources"]["pool"])
+        if found.refusals and self.refuse_infeasible:
+            first = found.refusals[0].message
+            more = len(found.refusals) - 1
             raise ValidationFailed(
-                f"Resource pool '{pool}' has no nodes",
-                details={"resources.pool": [f"resource pool '{pool}' has no nodes"]},
-            )
+                f"The job can never run here: {first}" + (f" (and {more} more)" if more else ""),
+                details=found.details())
+        return [f"{r.message}: the job would never run as the cluster is now"
+                for r in found.refusals] + found.warnings
 
     def _check_name_free(self, namespace: str, name: str) -> None:
         for informer in self.cache.controllers():

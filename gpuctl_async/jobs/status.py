@@ -80,7 +80,7 @@ def job_status(job: Mapping, pods: Iterable[Mapping] = ()) -> str:
     statuses = [pod_status(p) for p in pods if not pod_is_finished(p)]
     if "Running" in statuses:
         return "Running"
-    return min(statuses, key=_telling_rank, default="Pending")
+    return min(statuses, key=telling_rank, default="Pending")
 
 
 def replicated_status(controller: Mapping, pods: Iterable[Mapping]) -> str:
@@ -92,13 +92,13 @@ def replicated_status(controller: Mapping, pods: Iterable[Mapping]) -> str:
     if ready >= desired:
         return "Running"
     statuses = [pod_status(p) for p in pods]
-    return min(statuses, key=_telling_rank, default="Pending")
+    return min(statuses, key=telling_rank, default="Pending")
 
 
 _ROUTINE = ("ContainerCreating", "Pending", "Running", "Terminating", "Succeeded")
 
 
-def _telling_rank(status: str) -> int:
+def telling_rank(status: str) -> int:
     """Problems first (rank -1), then routine states in the order they explain a wait."""
     return _ROUTINE.index(status) if status in _ROUTINE else -1
 
