@@ -10,7 +10,11 @@ pointing at it, waits for ``/ready`` and prints:
   ``--seconds`` each;
 - the Kubernetes API requests the service made meanwhile (from the sim's counters);
 - the same list request answered by a bare aiohttp handler returning 50 items from memory,
-  as the ceiling, and our ratio to it.
+  as the ceiling, and our ratio to it;
+- with ``--metrics-cost``: what metrics cost, the list rate (and the service's CPU per
+  request) of two fresh services, ``metrics: true`` and ``metrics: false``, in alternating
+  rounds of the same run so that both see the same machine load; target: at most 5 % slower
+  with metrics on.
 
 With ``--auth`` the simulated cluster has authentication and RBAC on and the service runs with
 ``--auth kubernetes``: every request carries the token of a user bound to ``view`` in each
@@ -25,7 +29,7 @@ cores costs about as much CPU as the service and so limits the figures; it also 
 of the bare handler in the same run.
 
 Not a test: ``python bench/jobs_read.py [--jobs 1000 --pods-per-job 10 --namespaces 10]
-[--auth] [--load aiohttp|wrk]``.
+[--auth] [--load aiohttp|wrk] [--metrics-cost --rounds 3]``.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from pathlib import Path
 
 import aiohttp
 import orjson
-from measure import free_port, percentile, rss_mib, start_sim
+from measure import cpu_seconds, free_port, percentile, rss_mib, start_sim
 from wrkload import WrkResult, require_wrk, run_wrk
 
 BARE_SERVER = """
@@ -63,8 +67,19 @@ app.router.add_get("/health", health)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
 """
 
+METRICS_TARGET = 0.05  # at most 5 % fewer list requests per second with metrics on
 
 
+async def start_twin(kubeconfig: Path, env: dict[str, str], auth: bool,
+                     metrics: bool) -> tuple[asyncio.subprocess.Process, str]:
+    """A fresh service like the first, with metrics on or off (``GPUCTL_METRICS``)."""
+    port = free_port()
+    service = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gpuctl_async", "serve", "--kubeconfig", str(kubeconfig),
+        "--port", str(port), "--no-access-log", "--log-level", "WARNING",
+        "--auth", "kubernetes" if auth else "none",
+        env={**env, "GPUCTL_METRICS": "true" if metrics else "false"})
+    return service, f"http://127.0.0.1:{port}"
 
 
 ADMIN_TOKEN = "bench-admin-token"
@@ -283,6 +298,45 @@ async def main(args: argparse.Namespace) -> None:
             report("bare aiohttp handler, same 50 items from memory", bare_rate, bare_latencies,
                    bare_errors)
             print(f"job list rate / bare handler rate: {100 * list_rate / bare_rate:.0f}%")
+
+            if args.metrics_cost:
+                bare.terminate()
+                await bare.wait()
+                # Two fresh twins, so neither carries the heap of the loads above; rounds
+                # alternate which goes first, so both see the same neighbours' load.
+                twins = {}
+                for mode in ("on", "off"):
+                    twins[mode] = await start_twin(kubeconfig, env, args.auth, mode == "on")
+                    processes.append(twins[mode][0])
+                for _, base in twins.values():
+                    await wait_ready(session, base, timeout=120)
+                rates: dict[str, list[float]] = {"on": [], "off": []}
+                cpu: dict[str, list[float]] = {"on": [0.0, 0], "off": [0.0, 0]}  # s, requests
+                for round_ in range(args.rounds):
+                    for mode in ("on", "off") if round_ % 2 == 0 else ("off", "on"):
+                        process, base = twins[mode]
+                        used = cpu_seconds(process.pid)
+                        rate, latencies, errors = await load(
+                            session, lambda b=base: f"{b}/api/v1/jobs?pageSize=50&page="
+                                                    f"{random.randint(1, pages)}",
+                            args.connections, args.round_seconds)
+                        assert not errors, f"{errors} non-200 answers with metrics {mode}"
+                        rates[mode].append(rate)
+                        cpu[mode][0] += cpu_seconds(process.pid) - used
+                        cpu[mode][1] += len(latencies)
+                on_rate = sum(rates["on"]) / len(rates["on"])
+                off_rate = sum(rates["off"]) / len(rates["off"])
+                cost = 1 - on_rate / off_rate
+                rounds = ", ".join(f"{a:,.0f}/{b:,.0f}" for a, b in zip(rates["on"], rates["off"]))
+                per_request = {mode: 1e6 * used / max(1, n) for mode, (used, n) in cpu.items()}
+                cpu_cost = per_request["on"] / per_request["off"] - 1
+                print(f"list with metrics on: {on_rate:,.0f} req/s, off: {off_rate:,.0f} req/s "
+                      f"(rounds on/off: {rounds}); {100 * cost:+.1f}% slower "
+                      f"(target <= {100 * METRICS_TARGET:.0f}%: "
+                      f"{'met' if cost <= METRICS_TARGET else 'MISSED'})")
+                print(f"service CPU per list request: {per_request['on']:.0f} us with metrics, "
+                      f"{per_request['off']:.0f} us without ({100 * cpu_cost:+.1f}%; steadier "
+                      f"than the rates on a shared machine)")
     finally:
         for process in reversed(processes):
             if process.returncode is None:
@@ -302,4 +356,9 @@ if __name__ == "__main__":
                         help="who makes the load: this process, or wrk (see wrkload.py)")
     parser.add_argument("--auth", action="store_true",
                         help="authentication and RBAC on (a namespaced reader's token)")
+    parser.add_argument("--metrics-cost", action="store_true",
+                        help="also compare the list rate with metrics on and off")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternating on/off rounds for --metrics-cost")
+    parser.add_argument("--round-seconds", type=float, default=4.0)
     asyncio.run(main(parser.parse_args()))

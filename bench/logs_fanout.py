@@ -9,8 +9,15 @@ service's RSS growth per connection and its CPU. Then, with ``--normal`` reading
 adds ``--silent`` clients that never read and compares the reading clients' p99 before and
 after.
 
+With ``--multiplex``, ``--mux-sockets`` multiplexed sockets (``/api/v1/stream``) of
+``--subscriptions`` log subscriptions each join the plain clients in the same run (after
+them, so that their memory is measured apart): memory per subscription, their loss and
+delay beside the plain clients', the service's CPU with both.
+
     python bench/logs_fanout.py                # 20 pods x 20 lines/s, 2000 clients, 30 s
     python bench/logs_fanout.py --clients 200 --seconds 5   # a quick look
+    python bench/logs_fanout.py --multiplex --pods 50 --rate 10 --clients 10000 \\
+        --mux-sockets 500 --subscriptions 20 --workers 4    # issue 18's full size
 """
 
 from __future__ import annotations
@@ -95,20 +102,74 @@ class Client:
                     self.dropped += frame["count"]
 
 
-def client_worker(urls: list[str], count: int, pipe) -> None:
+async def mux_socket(session: aiohttp.ClientSession, url: str, pods: list[str],
+                     subscriptions: int, offset: int, ready: asyncio.Event,
+                     connected: list) -> None:
+    """One multiplexed socket with ``subscriptions`` log subscriptions, a Client each."""
+    async with session.ws_connect(url, heartbeat=None) as ws:
+        clients: dict[str, Client] = {}
+        for index in range(subscriptions):
+            sub_id = f"s{index}"
+            clients[sub_id] = Client()
+            await ws.send_str(orjson.dumps({"op": "subscribe", "id": sub_id, "logs": {
+                "jobId": pods[(offset + index) % len(pods)], "tail": 1,
+                "timestamps": False}}).decode())
+        connected.extend(clients.values())
+        ready.set()
+        async for message in ws:
+            frame = orjson.loads(message.data)
+            client = clients.get(frame.get("id"))
+            if client is None:
+                continue
+            now = time.time_ns()
+            if frame["type"] == "log":
+                client.take(frame, now)
+            elif frame["type"] == "logs":
+                for line in frame["lines"]:
+                    client.take(line, now)
+            elif frame["type"] == "dropped":
+                client.dropped += frame["count"]
+            elif frame["type"] == "error":
+                client.disorder += 1  # counted as not lossless
+
+
+async def connect_mux(session, url: str, pods: list[str], sockets: int, subscriptions: int,
+                      connected: list, tasks: list, offset: int = 0) -> float:
+    started = time.monotonic()
+    for index in range(sockets):
+        ready = asyncio.Event()
+        tasks.append(asyncio.create_task(mux_socket(
+            session, url, pods, subscriptions, offset + index * subscriptions, ready,
+            connected)))
+        await ready.wait()
+    return time.monotonic() - started
+
+
+def _seen(clients: list[Client]) -> list[tuple]:
+    return [(c.count, c.first, c.last, c.disorder, c.dropped, c.delays) for c in clients]
+
+
+def client_worker(urls: list[str], count: int, mux: tuple, pipe) -> None:
     """A process holding ``count`` reading clients (one process cannot parse every frame of
-    2,000 clients on time); it measures when told to and sends back what each client saw."""
+    2,000 clients on time), then, when told ``"mux"``, its multiplexed sockets (``mux``: url,
+    pods, sockets, subscriptions each, offset); it measures when told to and sends back
+    what each plain client and each subscription saw."""
     async def work() -> None:
         loop = asyncio.get_running_loop()
         tasks: list[asyncio.Task] = []
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
             clients: list[Client] = []
+            subscribed: list[Client] = []
             took = await connect(session, urls, count, clients, tasks)
             pipe.send(took)
             while (command := await loop.run_in_executor(None, pipe.recv)) != "stop":
-                await measure(clients, command)
-                pipe.send([(c.count, c.first, c.last, c.disorder, c.dropped, c.delays)
-                           for c in clients])
+                if command == "mux":
+                    url, pods, sockets, subscriptions, offset = mux
+                    pipe.send(await connect_mux(session, url, pods, sockets, subscriptions,
+                                                subscribed, tasks, offset))
+                    continue
+                await measure(clients + subscribed, command)
+                pipe.send((_seen(clients), _seen(subscribed)))
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -220,6 +281,7 @@ async def main(args: argparse.Namespace) -> None:
         service = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "gpuctl_async", "serve", "--kubeconfig", str(kubeconfig),
             "--port", str(app_port), "--no-access-log", "--log-level", "WARNING",
+            "--auth", "none",  # the fan-out is measured here, not TokenReviews
             env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
         await wait_http(f"{app_url}/ready")
         urls = [f"{app_url.replace('http', 'ws')}/api/v1/jobs/{pod}/logs/ws" for pod in pods]
@@ -228,12 +290,17 @@ async def main(args: argparse.Namespace) -> None:
             rss_before = rss_bytes(service.pid)
             started = time.monotonic()
             share = -(-args.clients // args.workers)
+            mux_url = f"{app_url.replace('http', 'ws')}/api/v1/stream"
+            mux_sockets = args.mux_sockets if args.multiplex else 0
+            mux_share = -(-mux_sockets // args.workers)
             pipes, workers = [], []
             for index in range(args.workers):
                 mine, theirs = multiprocessing.Pipe()
+                mux = (mux_url, pods, max(0, min(mux_share, mux_sockets - index * mux_share)),
+                       args.subscriptions, index * mux_share * args.subscriptions)
                 worker = multiprocessing.Process(target=client_worker, args=(
                     urls[index::args.workers] or urls,
-                    min(share, args.clients - index * share), theirs), daemon=True)
+                    min(share, args.clients - index * share), mux, theirs), daemon=True)
                 worker.start()
                 pipes.append(mine)
                 workers.append(worker)
@@ -244,6 +311,17 @@ async def main(args: argparse.Namespace) -> None:
             await connect(session, urls, args.probes, probes, tasks)
             await asyncio.sleep(1.0)  # let the tails arrive before measuring
             rss_after = rss_bytes(service.pid)
+            mux_probes: list[Client] = []
+            mux_took = 0.0
+            if args.multiplex:
+                for pipe in pipes:
+                    pipe.send("mux")
+                mux_took = max(await asyncio.gather(
+                    *(loop.run_in_executor(None, p.recv) for p in pipes)))
+                await connect_mux(session, mux_url, pods, 1, args.subscriptions, mux_probes,
+                                  tasks)
+                await asyncio.sleep(1.0)
+            rss_mux = rss_bytes(service.pid)
             counters = await sim_counters(sim_url)
             streams = counters["logs"]["open"]
             cpu_start, wall_start = cpu_seconds(service.pid), time.monotonic()
@@ -252,17 +330,25 @@ async def main(args: argparse.Namespace) -> None:
                 pipe.send(args.seconds)
             results, _ = await asyncio.gather(
                 asyncio.gather(*(loop.run_in_executor(None, p.recv) for p in pipes)),
-                measure(probes, args.seconds))
+                measure(probes + mux_probes, args.seconds))
             probe_report = report_clients(probes, args.seconds, args.rate)
             wall = time.monotonic() - wall_start
             cpu = (cpu_seconds(service.pid) - cpu_start) / wall
             client_cpu = (sum(cpu_seconds(w.pid) for w in workers) - client_cpu_start) / wall
-            connected = []
-            for seen in (item for result in results for item in result):
-                client = Client()
-                (client.count, client.first, client.last, client.disorder, client.dropped,
-                 client.delays) = seen
-                connected.append(client)
+            mux_probe_report = report_clients(mux_probes, args.seconds, args.rate) \
+                if mux_probes else None
+
+            def rebuilt(seen_list) -> list[Client]:
+                out = []
+                for seen in seen_list:
+                    client = Client()
+                    (client.count, client.first, client.last, client.disorder,
+                     client.dropped, client.delays) = seen
+                    out.append(client)
+                return out
+
+            connected = rebuilt(item for plain, _ in results for item in plain)
+            subscribed = rebuilt(item for _, mux in results for item in mux)
             for pipe in pipes:
                 pipe.send("stop")
             for worker in workers:
@@ -286,6 +372,25 @@ async def main(args: argparse.Namespace) -> None:
             print(f"service RSS growth:        {(rss_after - rss_before) / 1024:.0f} KiB, "
                   f"{(rss_after - rss_before) / (args.clients + args.probes) / 1024:.1f} KiB "
                   f"per connection")
+            print("  target: <= 20 KiB per plain socket, delay p99 <= 250 ms")
+            if args.multiplex:
+                streams_total = mux_sockets * args.subscriptions + len(mux_probes)
+                mux_report = report_clients(subscribed, args.seconds, args.rate)
+                print(f"== beside them, {mux_sockets} multiplexed sockets x "
+                      f"{args.subscriptions} subscriptions (+1 probe socket)")
+                print(f"subscribe time:            {mux_took:.2f} s")
+                print(f"lossless, in order:        {mux_report['lossless_in_order']} of "
+                      f"{mux_report['clients']} subscriptions")
+                print(f"delay ts -> receipt:       p50 {mux_report['p50_ms']:.1f} ms, "
+                      f"p99 {mux_report['p99_ms']:.1f} ms, max {mux_report['max_ms']:.1f} ms")
+                print(f"  probe socket ({len(mux_probes)} subscriptions, this process): p50 "
+                      f"{mux_probe_report['p50_ms']:.1f} ms, p99 "
+                      f"{mux_probe_report['p99_ms']:.1f} ms, lossless "
+                      f"{mux_probe_report['lossless_in_order']} of {len(mux_probes)}")
+                print(f"service RSS growth:        {(rss_mux - rss_after) / 1024:.0f} KiB, "
+                      f"{(rss_mux - rss_after) / max(1, streams_total) / 1024:.2f} KiB per "
+                      f"subscription")
+                print("  target: <= 4 KiB per subscription, delay p99 <= 250 ms")
             print(f"service CPU:               {cpu * 100:.0f}% of one core (the "
                   f"{args.workers} client processes: {client_cpu * 100:.0f}%, "
                   f"{os.cpu_count()} cores)")
@@ -294,6 +399,8 @@ async def main(args: argparse.Namespace) -> None:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             tasks.clear()
+            if not args.normal:
+                return
             normal: list[Client] = []
             await connect(session, urls, args.normal, normal, tasks)
             await asyncio.sleep(1.0)
@@ -332,6 +439,11 @@ if __name__ == "__main__":
     parser.add_argument("--silent", type=int, default=100)
     parser.add_argument("--phase-seconds", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=2, help="client processes")
+    parser.add_argument("--multiplex", action="store_true",
+                        help="add multiplexed sockets beside the plain clients")
+    parser.add_argument("--mux-sockets", type=int, default=500)
+    parser.add_argument("--subscriptions", type=int, default=20,
+                        help="log subscriptions per multiplexed socket")
     parser.add_argument("--probes", type=int, default=20,
                         help="extra clients read by the main process, to time the service "
                              "apart from busy client processes")

@@ -162,7 +162,7 @@ class FeedSocket:
 
     async def run(self, session: aiohttp.ClientSession, url: str, opened: asyncio.Event,
                   probes: list[bytes]) -> None:
-        async with session.ws_connect(f"{url}/api/v1/jobs/ws",
+        async with session.ws_connect(f"{url}/api/v1/jobs-feed/ws",
                                       params={"namespace": self.namespace},
                                       protocols=("gpuctl.v1",), max_msg_size=0) as ws:
             await ws.receive()  # the snapshot

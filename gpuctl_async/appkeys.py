@@ -6,6 +6,7 @@ from aiohttp import web
 
 from gpuctl_async.jobs.create import JobSubmitter
 from gpuctl_async.jobs.listing import JobListing
+from gpuctl_async.jobs.reasons import Explainer
 from gpuctl_async.k8s.cache import ClusterCache
 from gpuctl_async.k8s.client import KubeClient
 from gpuctl_async.logs.hub import LogHub
@@ -18,4 +19,5 @@ CACHE = web.AppKey("cache", ClusterCache)
 READINESS = web.AppKey("readiness", Readiness)
 SUBMITTER = web.AppKey("submitter", JobSubmitter)
 LISTING = web.AppKey("listing", JobListing)
+EXPLAINER = web.AppKey("explainer", Explainer)
 LOG_HUB = web.AppKey("log_hub", LogHub)

@@ -8,11 +8,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from aiohttp import web
-
-from gpuctl_async import __version__
+from gpuctl_async import __version__, serving
 from gpuctl_async.k8s.client import KubeConfigError
-from gpuctl_async.logsetup import configure_logging
+from gpuctl_async.logsetup import AccessLogger, configure_logging
 from gpuctl_async.settings import SettingsError, load_settings
 from gpuctl_async.sim import cli as sim_cli
 
@@ -60,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="settings file (default config/gpuctl.yaml when present)")
     serve.add_argument("--log-level", metavar="LEVEL",
                        help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    serve.add_argument("--log-format", choices=("text", "json"),
+                       help="text (default) or json: one JSON object per line")
     serve.add_argument("--no-access-log", dest="access_log", action="store_const", const=False,
                        help="do not log one line per HTTP request")
     serve.set_defaults(run=run_serve)
@@ -75,24 +75,25 @@ def build_parser() -> argparse.ArgumentParser:
 def run_serve(args: argparse.Namespace) -> int:
     overrides = {name: getattr(args, name) for name in
                  ("host", "port", "kubeconfig", "context", "simulate", "auth", "log_level",
-                  "access_log")}
+                  "log_format", "access_log")}
     try:
         settings = load_settings(config_file=args.config, overrides=overrides)
     except SettingsError as exc:
         return _fail(str(exc))
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
 
     from gpuctl_async.app import create_app
 
     try:
-        web.run_app(
+        serving.run(
             create_app(settings),
             loop=new_event_loop(settings.event_loop),
             host=settings.host,
             port=settings.port,
             access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
-            print=lambda _: log.info("Serving on http://%s:%d (docs at /docs)",
-                                     settings.host, settings.port),
+            access_log_class=AccessLogger,
+            on_listening=lambda: log.info("Serving on http://%s:%d (docs at /docs)",
+                                          settings.host, settings.port),
         )
     except KubeConfigError as exc:
         return _fail(str(exc))

@@ -62,6 +62,14 @@ class Settings:
     access_log: bool = True
     """Log one line per HTTP request."""
 
+    log_format: str = "text"
+    """``text``: one human-readable line per event; ``json``: one JSON object per line (time,
+    level, logger, message, requestId, and route, status and durationMs for requests)."""
+
+    metrics: bool = True
+    """Serve Prometheus metrics at ``/metrics`` and count what they need; false: neither
+    (``/metrics`` answers 404)."""
+
     event_loop: str = "uvloop"
     """The asyncio loop ``serve`` runs on: ``uvloop`` (libuv, the loop aiohttp recommends:
     faster sockets and timers) or ``asyncio`` (the standard library's)."""
@@ -97,6 +105,12 @@ class Settings:
     read_your_writes_timeout: float = 5.0
     """After a write, how long a response waits for the cache to show it."""
 
+    refuse_infeasible_jobs: bool = True
+    """Refuse (400) a submitted job that can never run as the cluster is now (no node of its
+    pool with its GPU type, a pod larger than any node of the pool, a quota below one pod's
+    request); false: accept it with those findings as ``warnings``, for clusters whose nodes
+    come and go (autoscaling)."""
+
     log_queue_lines: int = 1000
     """Lines a log WebSocket client may have waiting; beyond, the oldest are dropped."""
 
@@ -114,6 +128,25 @@ class Settings:
 
     log_heartbeat: float = 25.0
     """Seconds between pings on an idle log WebSocket (at most 30)."""
+
+    log_sse_keepalive: float = 15.0
+    """Seconds of silence after which a log event stream (SSE) gets a comment line, so
+    proxies do not cut it."""
+
+    stream_max_subscriptions: int = 256
+    """Most subscriptions one multiplexed socket (``/api/v1/stream``) may hold at once."""
+
+    stream_max_pending_bytes: int = 8 * 1024 * 1024
+    """Bytes one multiplexed socket may have queued for a slow client, all subscriptions
+    together; past it, the subscription holding the most is ended with an error frame."""
+
+    yaml_workers: int = 2
+    """Worker processes that parse YAML documents over 4 KiB and JSON bodies over 64 KiB, off
+    the event loop."""
+
+    yaml_parse_timeout: float = 5.0
+    """Seconds one YAML document or JSON body may take to parse in a worker before the worker
+    is killed and the request answered 400."""
 
     allowed_host_paths: tuple[str, ...] = ()
     """Node directories jobs may mount (``storage.workdirs``), as path prefixes; empty: any
@@ -238,6 +271,9 @@ def load_settings(
     settings = Settings(**values)
     if settings.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         raise SettingsError(f"setting 'log_level' has an invalid value {settings.log_level!r}")
+    if settings.log_format not in ("text", "json"):
+        raise SettingsError(f"setting 'log_format' must be 'text' or 'json', not "
+                            f"{settings.log_format!r}")
     if settings.event_loop not in ("uvloop", "asyncio"):
         raise SettingsError(f"setting 'event_loop' must be uvloop or asyncio, not "
                             f"{settings.event_loop!r}")
@@ -249,6 +285,11 @@ def load_settings(
         raise SettingsError("setting 'log_batch_window' must be between 0 and 0.05")
     if not 0 < settings.log_heartbeat <= 30:
         raise SettingsError("setting 'log_heartbeat' must be more than 0 and at most 30")
+    if settings.log_sse_keepalive <= 0:
+        raise SettingsError("setting 'log_sse_keepalive' must be more than 0")
+    if settings.stream_max_subscriptions < 1 or settings.stream_max_pending_bytes < 1:
+        raise SettingsError("settings 'stream_max_subscriptions' and "
+                            "'stream_max_pending_bytes' must be at least 1")
     if settings.watch_timeout < 1:
         raise SettingsError("setting 'watch_timeout' must be at least 1")
     if settings.watch_inactivity_timeout <= settings.watch_timeout:
@@ -260,6 +301,9 @@ def load_settings(
         raise SettingsError("setting 'watch_outage_grace' may not be negative")
     if settings.log_queue_lines < 1 or settings.log_max_streams < 1:
         raise SettingsError("settings 'log_queue_lines' and 'log_max_streams' must be at least 1")
+    if settings.yaml_workers < 1 or settings.yaml_parse_timeout <= 0:
+        raise SettingsError("setting 'yaml_workers' must be at least 1 and "
+                            "'yaml_parse_timeout' more than 0")
     if settings.rate_limit_per_second < 0 or settings.rate_limit_burst < 0:
         raise SettingsError("settings 'rate_limit_per_second' and 'rate_limit_burst' may not be "
                             "negative")

@@ -101,3 +101,9 @@ async def settle(api, sim, resource: str = "pods") -> None:
     informer = getattr(api.app[CACHE], resource)
     version = sim.store.resource_version
     await eventually(lambda: int(informer.resource_version or 0) >= version, bool, timeout=5)
+
+
+def without_request_id(body: dict) -> dict:
+    """An error body without its ``requestId`` (tests/test_request_ids.py checks that one)."""
+    assert isinstance(body.get("requestId"), str), body
+    return {key: value for key, value in body.items() if key != "requestId"}

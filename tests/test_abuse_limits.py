@@ -40,7 +40,7 @@ async def test_burst_then_429_with_integer_retry_after(offline_app):
     assert resp.status == 429
     assert resp.headers["Retry-After"] == "2"  # one token at 0.5/s: 2 s
     body = await resp.json()
-    assert set(body) == {"error"} and "retry in 2 s" in body["error"]
+    assert set(body) == {"error", "requestId"} and "retry in 2 s" in body["error"]
 
 
 async def test_probes_are_not_limited(offline_app):
@@ -198,11 +198,11 @@ def own_origin(client) -> str:
 
 @pytest.mark.parametrize("origin", [EVIL, "null", "http://127.0.0.1:1", UI])
 async def test_websocket_from_a_foreign_origin_is_refused_before_upgrade(api, origin):
-    for path in ("/api/v1/jobs/ws", "/api/v1/jobs/some-job/logs/ws"):
+    for path in ("/api/v1/jobs-feed/ws", "/api/v1/jobs/some-job/logs/ws"):
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
             await api.ws_connect(path, headers={"Origin": origin})
         assert refused.value.status == 403
-    resp = await api.get("/api/v1/jobs/ws", headers={
+    resp = await api.get("/api/v1/jobs-feed/ws", headers={
         "Origin": origin, "Connection": "Upgrade", "Upgrade": "websocket",
         "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
     assert resp.status == 403
@@ -212,17 +212,17 @@ async def test_websocket_from_a_foreign_origin_is_refused_before_upgrade(api, or
 
 async def test_websocket_from_own_origin_or_without_origin_is_accepted(api):
     for headers in ({"Origin": own_origin(api)}, {}):
-        async with api.ws_connect("/api/v1/jobs/ws", headers=headers) as ws:
+        async with api.ws_connect("/api/v1/jobs-feed/ws", headers=headers) as ws:
             assert (await ws.receive_json(timeout=5))["type"] == "snapshot"
 
 
 async def test_websocket_from_a_listed_origin_is_accepted(sim, aiohttp_client, tmp_path):
     client = await aiohttp_client(create_app(sim_settings(sim, tmp_path, cors_origins=(UI,))))
     assert await client.app[CACHE].wait_synced(timeout=10)
-    async with client.ws_connect("/api/v1/jobs/ws", headers={"Origin": UI}) as ws:
+    async with client.ws_connect("/api/v1/jobs-feed/ws", headers={"Origin": UI}) as ws:
         assert (await ws.receive_json(timeout=5))["type"] == "snapshot"
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-        await client.ws_connect("/api/v1/jobs/ws", headers={"Origin": EVIL})
+        await client.ws_connect("/api/v1/jobs-feed/ws", headers={"Origin": EVIL})
     assert refused.value.status == 403
 
 

@@ -34,8 +34,9 @@ def _documents() -> list[dict]:
 
 def test_manifests_parse_with_expected_kinds():
     kinds = sorted(d["kind"] for d in _documents())
-    assert kinds == sorted(["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
-                            "Deployment", "Service"])
+    # two ClusterRoles: the service's own, and gpuctl-async-metrics-reader for scrapers
+    assert kinds == sorted(["Namespace", "ServiceAccount", "ClusterRole", "ClusterRole",
+                            "ClusterRoleBinding", "Deployment", "Service"])
 
 
 def test_deployment_is_locked_down_and_probed():

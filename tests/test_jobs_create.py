@@ -8,13 +8,13 @@ import pytest
 
 from gpuctl_async.sim.status import StatusError
 from gpuctl_async.spec.examples import JOB_EXAMPLES
-from tests.helpers import job_yaml, node_manifest
+from tests.helpers import job_yaml, node_manifest, without_request_id
 
 
 @pytest.fixture
 async def cluster(sim):
     """Nodes like `serve --simulate` has: two pooled, one default."""
-    sim.store.create("nodes", node_manifest("gpu-a", pool="train-pool", ip="192.168.1.11"))
+    sim.store.create("nodes", node_manifest("gpu-a", pool="training-pool", ip="192.168.1.11"))
     sim.store.create("nodes", node_manifest("gpu-b", pool="inference-pool", gpu_type="t4",
                                             ip="192.168.1.12"))
     sim.store.create("nodes", node_manifest("gpu-c", gpu_type="l4", ip="192.168.1.13"))
@@ -48,12 +48,13 @@ async def test_training_job_is_created_as_the_reference_says(cluster, api):
     pod_labels = template["metadata"]["labels"]
     assert pod_labels["runwhere.ai/job-name"] == "resnet-train"
     assert pod_labels["runwhere.ai/job-type"] == "training"
-    assert pod_labels["runwhere.ai/pool"] == "train-pool"
+    assert pod_labels["runwhere.ai/pool"] == "training-pool"
     assert pod_labels["runwhere.ai/priority"] == "high"
     pod = template["spec"]
     assert pod["priorityClassName"] == "gpuctl-high"
     assert pod["restartPolicy"] == "Never"
-    assert pod["nodeSelector"] == {"runwhere.ai/pool": "train-pool", "runwhere.ai/gpu-type": "a100"}
+    assert pod["nodeSelector"] == {"runwhere.ai/pool": "training-pool",
+                                   "runwhere.ai/gpu-type": "a100"}
     (container,) = pod["containers"]
     assert container["env"] == [{"name": "NCCL_DEBUG", "value": "INFO"}]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "2"
@@ -175,7 +176,8 @@ async def test_duplicate_name_is_409(cluster, api):
     assert (await submit(api, job_yaml(name="dup"))).status == 201
     resp = await submit(api, job_yaml("compute", "dup"))
     assert resp.status == 409
-    assert await resp.json() == {"error": "Job 'dup' already exists in namespace 'default'"}
+    assert without_request_id(await resp.json()) == {
+        "error": "Job 'dup' already exists in namespace 'default'"}
 
 
 async def test_failed_service_rolls_back_the_controller(cluster, api):

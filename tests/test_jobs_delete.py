@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gpuctl_async.appkeys import CACHE
 from gpuctl_async.sim.status import StatusError
-from tests.helpers import job_pod, job_yaml
+from tests.helpers import job_pod, job_yaml, without_request_id
 
 
 async def create(api, sim, kind: str, name: str, namespace: str = "default") -> dict:
@@ -72,7 +72,7 @@ async def test_force_deletes_pods_at_once(sim, api):
 async def test_unknown_job_is_404(sim, api):
     resp = await api.delete("/api/v1/jobs/nothing-here")
     assert resp.status == 404
-    assert await resp.json() == {"error": "Job 'nothing-here' not found"}
+    assert without_request_id(await resp.json()) == {"error": "Job 'nothing-here' not found"}
 
 
 async def test_same_name_in_two_namespaces_needs_a_namespace(sim, api):

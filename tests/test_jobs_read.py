@@ -14,7 +14,7 @@ import pytest
 
 from gpuctl_async.appkeys import CACHE
 from gpuctl_async.sim.patch import MERGE_PATCH
-from tests.helpers import eventually, job_pod, job_yaml, node_manifest, settle
+from tests.helpers import eventually, job_pod, job_yaml, node_manifest, settle, without_request_id
 
 NOW = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -211,11 +211,10 @@ async def test_yaml_content_round_trips(sim, api):
     from gpuctl_async.spec import parse_document
     from gpuctl_async.spec.examples import JOB_EXAMPLES
 
-    sim.store.create("nodes", node_manifest("pooled", pool="train-pool"))
+    sim.store.create("nodes", node_manifest("pooled", pool="training-pool"))
     await eventually(lambda: len(api.app[CACHE].nodes), lambda n: n == 1)
     for kind, text in JOB_EXAMPLES.items():
-        resp = await api.post("/api/v1/jobs", json={"yamlContent": text.replace(
-            "pool: train-pool", "pool: train-pool") if kind == "training" else text})
+        resp = await api.post("/api/v1/jobs", json={"yamlContent": text})
         if resp.status == 400 and "resources.pool" in (await resp.json()).get("details", {}):
             continue  # an example naming a pool this cluster lacks
         assert resp.status == 201, await resp.text()
@@ -235,7 +234,7 @@ async def test_training_has_no_access_methods_and_unknown_is_404(sim, api):
     assert detail["access_methods"] is None and detail["resource_type"] == "Job"
     resp = await api.get("/api/v1/jobs/nope")
     assert resp.status == 404
-    assert await resp.json() == {"error": "Job 'nope' not found"}
+    assert without_request_id(await resp.json()) == {"error": "Job 'nope' not found"}
 
 
 async def test_detail_namespace_restricts_and_ambiguity_is_409(sim, api):
@@ -265,7 +264,7 @@ async def test_reads_make_no_api_requests(sim, api, node):
 async def test_feed_sends_snapshot_then_coalesced_changes(sim, api, node):
     job = await create(api, sim, "training", "fed")
     first = await add_pod(api, sim, job, "aaaaa", {"phase": "Pending"}, node="gpu-1")
-    async with api.ws_connect("/api/v1/jobs/ws", params={"kind": "training"}) as ws:
+    async with api.ws_connect("/api/v1/jobs-feed/ws", params={"kind": "training"}) as ws:
         snapshot = await ws.receive_json(timeout=5)
         assert snapshot["type"] == "snapshot"
         assert [i["jobId"] for i in snapshot["items"]] == ["fed-aaaaa"]
@@ -299,7 +298,7 @@ async def test_feed_closes_with_1001_on_shutdown(sim, aiohttp_server, tmp_path):
     server = await aiohttp_server(create_app(sim_settings(sim, tmp_path)))
     assert await server.app[CACHE].wait_synced(timeout=10)  # before that the feed is 503
     async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(server.make_url("/api/v1/jobs/ws")) as ws:
+        async with session.ws_connect(server.make_url("/api/v1/jobs-feed/ws")) as ws:
             assert (await ws.receive_json(timeout=5))["type"] == "snapshot"
             stopping = asyncio.create_task(server.close())
             message = await ws.receive(timeout=5)

@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from tests.helpers import add_nodes, node_manifest
+from tests.helpers import add_nodes, node_manifest, without_request_id
 
 NODES = "/api/v1/nodes"
 POOL = "runwhere.ai/pool"
@@ -51,8 +51,9 @@ async def test_add_label_then_read_it(cluster, sim):
 async def test_add_existing_label_needs_overwrite(cluster, sim):
     body = await call(cluster, "POST", f"{NODES}/n1/labels", 409,
                       json={"key": POOL, "value": "infer"})
-    assert body == {"error": "Label 'runwhere.ai/pool' already exists on node 'n1' with value "
-                             "'train'; set overwrite to replace it"}
+    assert without_request_id(body) == {
+        "error": "Label 'runwhere.ai/pool' already exists on node 'n1' with value 'train'; set "
+                 "overwrite to replace it"}
     assert sim_labels(sim, "n1")[POOL] == "train"
     await call(cluster, "POST", f"{NODES}/n1/labels", 200,
                json={"key": POOL, "value": "infer", "overwrite": True})
@@ -106,9 +107,9 @@ async def test_prefixed_keys_in_the_path(cluster, sim, encoded):
 async def test_get_update_delete_404s(cluster):
     for method, kwargs in (("GET", {}), ("PUT", {"json": {"value": "x"}}), ("DELETE", {})):
         body = await call(cluster, method, f"{NODES}/n1/labels/nope", 404, **kwargs)
-        assert body == {"error": "Label 'nope' not found on node 'n1'"}
+        assert without_request_id(body) == {"error": "Label 'nope' not found on node 'n1'"}
         body = await call(cluster, method, f"{NODES}/ghost/labels/zone", 404, **kwargs)
-        assert body == {"error": "Node 'ghost' not found"}
+        assert without_request_id(body) == {"error": "Node 'ghost' not found"}
     await call(cluster, "GET", f"{NODES}/ghost/labels", 404)
 
 

@@ -60,7 +60,14 @@ async def test_default_pool_jobs_avoid_pooled_nodes(live_api):
 
 
 async def test_unschedulable_job_says_why(live_api):
-    await submit(live_api, gpu_job("too-big", pool="inference-pool", gpu=8))
+    # inference-pool has one 4-GPU node: a 3-GPU compute job holds it until deleted.
+    await submit(live_api, gpu_job("holder", pool="inference-pool", gpu=3, kind="compute"))
+    await eventually(lambda: get_json(live_api, "/api/v1/jobs", kind="compute"),
+                     lambda b: b["items"] and b["items"][0]["status"] == "Running")
+    accepted = await submit(live_api, gpu_job("too-big", pool="inference-pool", gpu=2))
+    assert accepted["warnings"] == [
+        "needs 2 GPUs; inference-pool has 4, 3 in use by 1 job, at most 1 free on one node: "
+        "the job will wait (WaitingForGPUs)"]
     detail = await eventually(
         lambda: get_json(live_api, "/api/v1/jobs/too-big"),
         lambda d: any(e["reason"] == "FailedScheduling" for e in d["events"]))

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from gpuctl_async import __version__
 from gpuctl_async.app import create_app
+from tests.helpers import without_request_id
 
 
 async def test_root_names_service_and_version(offline_client):
@@ -37,13 +38,13 @@ async def test_unknown_path_is_json_404(offline_client):
     resp = await offline_client.get("/no/such/path")
     assert resp.status == 404
     assert resp.content_type == "application/json"
-    assert await resp.json() == {"error": "Not found: /no/such/path"}
+    assert without_request_id(await resp.json()) == {"error": "Not found: /no/such/path"}
 
 
 async def test_wrong_method_is_json_405_with_allow(offline_client):
     resp = await offline_client.delete("/health")
     assert resp.status == 405
-    assert resp.headers["Allow"] == "GET"
+    assert resp.headers["Allow"] == "GET,HEAD"
     assert (await resp.json())["error"] == "Method DELETE not allowed for /health"
 
 
@@ -58,7 +59,7 @@ async def test_unhandled_exception_is_500_without_traceback(aiohttp_client, unre
     client = await aiohttp_client(app)
     resp = await client.get("/boom")
     assert resp.status == 500
-    assert await resp.json() == {"error": "Internal server error"}
+    assert without_request_id(await resp.json()) == {"error": "Internal server error"}
     assert "secret internals" in caplog.text  # logged with its traceback, not sent
     assert "Traceback" in caplog.text
 
@@ -75,7 +76,8 @@ async def test_body_over_limit_is_413(aiohttp_client, unreachable_settings):
     assert (await client.post("/echo", data=b"x" * 100)).status == 200
     resp = await client.post("/echo", data=b"x" * 4096)
     assert resp.status == 413
-    assert await resp.json() == {"error": "Request body is larger than the limit of 2048 bytes"}
+    assert without_request_id(await resp.json()) == {
+        "error": "Request body is larger than the limit of 2048 bytes"}
 
 
 async def test_ready_once_kubernetes_answers_and_caches_synced(api):

@@ -8,6 +8,7 @@ import pytest
 
 from gpuctl_async.appkeys import CACHE
 from gpuctl_async.sim import status as st
+from tests.helpers import without_request_id
 
 NAMESPACES = "/api/v1/namespaces"
 MARKER = "runwhere.ai/namespace"
@@ -98,7 +99,7 @@ async def test_namespaces_gpuctl_did_not_create_cannot_be_deleted(api, sim, name
     await cached_namespace(api, name)
     resp = await api.delete(f"{NAMESPACES}/{name}")
     assert resp.status == 403
-    assert await resp.json() == {
+    assert without_request_id(await resp.json()) == {
         "error": f"Namespace '{name}' was not created by gpuctl and cannot be deleted via this API"}
     assert not sim.store.get("namespaces", name)["metadata"].get("deletionTimestamp")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import add_nodes, eventually, node_manifest
+from tests.helpers import add_nodes, eventually, node_manifest, without_request_id
 
 NODES = "/api/v1/nodes"
 POOL = "runwhere.ai/pool"
@@ -101,7 +101,7 @@ async def test_detail_counts_every_pod_and_lists_gpuctl_jobs(cluster, sim):
     assert body["createdAt"] == sim.store.get("nodes", "a1")["metadata"]["creationTimestamp"]
 
     missing = await get_json(cluster, f"{NODES}/ghost", expect=404)
-    assert missing == {"error": "Node 'ghost' not found"}
+    assert without_request_id(missing) == {"error": "Node 'ghost' not found"}
 
 
 async def test_gpu_detail_marks_gpus_used_by_bound_pods(cluster, sim):
@@ -175,8 +175,8 @@ async def test_joining_default_leaves_the_named_pool(cluster, sim):
 async def test_remove_node_from_pool(cluster, sim):
     resp = await cluster.delete(f"{NODES}/a1/pools/infer")
     assert resp.status == 404
-    assert await resp.json() == {"error": "Node 'a1' is not in pool 'infer' (it is in pool "
-                                          "'train')"}
+    assert without_request_id(await resp.json()) == {
+        "error": "Node 'a1' is not in pool 'infer' (it is in pool 'train')"}
     assert (await cluster.delete(f"{NODES}/ghost/pools/train")).status == 404
     assert (await cluster.delete(f"{NODES}/d1/pools/default")).status == 400
 

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from gpuctl_async.sim import status as st
-from tests.helpers import add_nodes, eventually, job_yaml, node_manifest
+from tests.helpers import add_nodes, eventually, job_yaml, node_manifest, without_request_id
 
 POOLS = "/api/v1/pools"
 POOL = "runwhere.ai/pool"
@@ -105,7 +105,7 @@ async def test_detail_of_named_and_default_pools(cluster, sim):
 
     missing = await cluster.get(f"{POOLS}/nope")
     assert missing.status == 404
-    assert await missing.json() == {"error": "Pool 'nope' not found"}
+    assert without_request_id(await missing.json()) == {"error": "Pool 'nope' not found"}
 
 
 # -- create -----------------------------------------------------------------------------
@@ -130,7 +130,7 @@ async def test_create_labels_the_nodes_and_stores_the_description(cluster, sim):
 async def test_create_names_every_missing_node_and_labels_nothing(cluster, sim):
     resp = await cluster.post(POOLS, json={"name": "p", "nodes": ["d1", "ghost", "d2", "nix"]})
     assert resp.status == 404
-    assert await resp.json() == {"error": "Nodes not found: ghost, nix"}
+    assert without_request_id(await resp.json()) == {"error": "Nodes not found: ghost, nix"}
     assert POOL not in node_meta(sim, "d1")["labels"]
     assert (await cluster.get(f"{POOLS}/p")).status == 404
 
@@ -227,8 +227,9 @@ async def test_delete_refuses_while_jobs_use_the_pool(cluster, sim):
 
     resp = await cluster.delete(f"{POOLS}/train")
     assert resp.status == 409
-    assert await resp.json() == {"error": "Cannot delete pool 'train' because it has associated "
-                                          "jobs: team-a/t1. Please delete these jobs first."}
+    assert without_request_id(await resp.json()) == {
+        "error": "Cannot delete pool 'train' because it has associated jobs: team-a/t1. Please "
+                 "delete these jobs first."}
     assert node_meta(sim, "a1")["labels"][POOL] == "train"
 
     assert (await cluster.delete("/api/v1/jobs/t1")).status == 200

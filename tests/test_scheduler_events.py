@@ -13,11 +13,16 @@ async def detail(api, name: str) -> dict:
 
 
 async def test_failed_scheduling_from_the_scheduler_is_shown_and_counted(live_sim, live_api):
-    # 8 GPUs fit no node of inference-pool (4 x T4): the scheduler reports FailedScheduling.
-    resp = await live_api.post("/api/v1/jobs", json={"yamlContent": job_yaml(
-        "training", "greedy", pool="inference-pool").replace(
-            "  memory: 256Mi", "  memory: 256Mi\n  gpu: 8")})
-    assert resp.status == 201, await resp.text()
+    # A compute job holds all 4 T4s of inference-pool; a 1-GPU job then waits, and the
+    # scheduler reports FailedScheduling. (A job that can never fit is refused at submit.)
+    for kind, name, gpus in (("compute", "holder", 4), ("training", "greedy", 1)):
+        resp = await live_api.post("/api/v1/jobs", json={"yamlContent": job_yaml(
+            kind, name, pool="inference-pool").replace(
+                "  memory: 256Mi", f"  memory: 256Mi\n  gpu: {gpus}")})
+        assert resp.status == 201, await resp.text()
+        if name == "holder":
+            await eventually(lambda: detail(live_api, "holder"),
+                             lambda d: d["status"] == "Running")
 
     def failed(d: dict) -> list:
         return [e for e in d["events"] if e["reason"] == "FailedScheduling"]

@@ -10,9 +10,9 @@ from marshmallow import Schema, fields, validate
 
 from gpuctl_async.api.pagination import PageQuerySchema
 from gpuctl_async.api.openapi import error_responses, json_content
-from gpuctl_async.api.responses import json_response
+from gpuctl_async.api.paths import JOB_PATH
 from gpuctl_async.api.responses import dumps
-from gpuctl_async.appkeys import CACHE, LISTING
+from gpuctl_async.appkeys import CACHE, EXPLAINER, LISTING
 from gpuctl_async.auth.guard import read_scope
 from gpuctl_async.auth.permissions import GET_PODS, LIST_PODS
 from gpuctl_async.jobs.lookup import find_job
@@ -45,6 +45,16 @@ class JobItemSchema(Schema):
     node = fields.String(required=True, metadata={"example": "node-1"})
     ip = fields.String(required=True, metadata={"example": "10.42.0.43"})
     age = fields.String(required=True, metadata={"example": "2h"})
+    reason = fields.String(required=True, allow_none=True, metadata={
+        "description": "Why the job is not running, one word (null while it runs or once it "
+                       "has finished): Unschedulable, NoMatchingNodes, WaitingForGPUs, "
+                       "WaitingForResources, Scheduling, QuotaExceeded, FailedCreate, Creating, "
+                       "ImagePullBackOff, CrashLoopBackOff, ContainerCreating, Terminating, or "
+                       "another container waiting reason",
+        "example": "WaitingForGPUs"})
+    message = fields.String(required=True, allow_none=True, metadata={
+        "description": "The reason as one plain sentence, with the numbers",
+        "example": "needs 4 × a100 GPUs; training-pool has 16, all 16 in use by 3 jobs"})
 
 
 class JobListSchema(Schema):
@@ -95,6 +105,79 @@ class JobPodSchema(Schema):
     name = fields.String()
     status = fields.String()
     node = fields.String(allow_none=True)
+    reason = fields.String(allow_none=True)
+    message = fields.String(allow_none=True)
+
+
+class QueuePositionSchema(Schema):
+    position = fields.Integer(metadata={
+        "description": "1: the next waiting pod of the pool the scheduler takes"})
+    waiting = fields.Integer(metadata={"description": "Pods waiting in the pool"})
+    gpusAhead = fields.Integer(metadata={"description": "GPUs the pods ahead ask for"})
+    priority = fields.Integer(metadata={"description": "The pod's priority (PriorityClass)"})
+
+
+class PoolBlockerSchema(Schema):
+    name = fields.String()
+    gpuType = fields.String(allow_none=True)
+    nodes = fields.Integer(metadata={"description": "Nodes in the pool"})
+    matchingNodes = fields.Integer(metadata={"description": "Of the requested GPU type"})
+    usableNodes = fields.Integer(metadata={
+        "description": "Matching and accepting pods (not tainted, cordoned or not Ready)"})
+    gpus = fields.Integer(metadata={"description": "GPUs of the usable nodes"})
+    gpusFree = fields.Integer()
+    largestGpusFreeOnNode = fields.Integer()
+    jobsUsingGpus = fields.Integer()
+    otherPodsUsingGpus = fields.Integer()
+    requested = fields.Dict(keys=fields.String(), values=fields.String(), metadata={
+        "description": "What one pod asks for"})
+
+
+class NodeBlockerSchema(Schema):
+    node = fields.String()
+    problem = fields.String(metadata={
+        "description": "node selector, cordoned, not-ready, tainted or insufficient"})
+    detail = fields.String()
+
+
+class QuotaBlockerSchema(Schema):
+    quota = fields.String()
+    resource = fields.String(metadata={"example": "requests.nvidia.com/gpu"})
+    hard = fields.String()
+    used = fields.String()
+    requested = fields.String()
+
+
+class ContainerBlockerSchema(Schema):
+    name = fields.String()
+    image = fields.String(allow_none=True)
+    state = fields.String(allow_none=True)
+    detail = fields.String(allow_none=True)
+    restartCount = fields.Integer()
+    lastExitCode = fields.Integer(allow_none=True)
+    lastTerminationReason = fields.String(allow_none=True)
+    lastFinishedAt = fields.String(allow_none=True)
+
+
+class BlockersSchema(Schema):
+    pool = fields.Nested(PoolBlockerSchema)
+    nodes = fields.List(fields.Nested(NodeBlockerSchema))
+    quota = fields.List(fields.Nested(QuotaBlockerSchema))
+    container = fields.Nested(ContainerBlockerSchema)
+    scheduler = fields.String(metadata={"description": "The scheduler's last FailedScheduling "
+                                                       "message"})
+    event = fields.String(metadata={"description": "The controller's last FailedCreate "
+                                                   "message"})
+
+
+class SchedulingSchema(Schema):
+    reason = fields.String(required=True)
+    message = fields.String(required=True)
+    pod = fields.String(allow_none=True, metadata={"description": "The pod explained"})
+    blockers = fields.Nested(BlockersSchema)
+    queue = fields.Nested(QueuePositionSchema, allow_none=True, metadata={
+        "description": "For a pod waiting for a node: its place in the pool's queue, in the "
+                       "scheduler's order (priority, then submission time)"})
 
 
 class JobDetailSchema(Schema):
@@ -119,6 +202,9 @@ class JobDetailSchema(Schema):
                        "repeats folded into one with their count, at most 50"})
     access_methods = fields.Nested(AccessMethodsSchema, allow_none=True, metadata={
         "description": "For inference, notebook and compute jobs; null for training"})
+    scheduling = fields.Nested(SchedulingSchema, allow_none=True, metadata={
+        "description": "Why the job is not running, or why some of its replicas are missing "
+                       "(null once it runs with all of them, or has finished)"})
     pods = fields.List(fields.Nested(JobPodSchema))
 
 
@@ -156,7 +242,7 @@ def _key(within) -> frozenset | None:
       description="`jobId` is a job name or one of its pod names. Without `namespace`, only "
                   "namespaces where the caller may read are searched.",
       responses={200: json_content(JobDetailSchema, "The job"),
-                 **error_responses(403, 404, 409, 503)})
+                 **error_responses(400, 403, 404, 409, 503)})
 @querystring_schema(JobDetailQuerySchema)
 async def get_job(request: web.Request) -> web.Response:
     cache = request.app[CACHE]
@@ -165,8 +251,8 @@ async def get_job(request: web.Request) -> web.Response:
     within = await read_scope(request, GET_PODS, namespace)
 
     def detail() -> bytes:
-        return dumps(job_detail(cache, find_job(cache, job_id, namespace, within=within),
-                                job_id))
+        job = find_job(cache, job_id, namespace, within=within)
+        return dumps(job_detail(cache, request.app[EXPLAINER], job, job_id))
 
     body = memoized(cache, ("job", job_id, namespace, _key(within), int(time.time())),
                     _job_reads(cache), detail)
@@ -174,5 +260,5 @@ async def get_job(request: web.Request) -> web.Response:
 
 
 def setup_job_view_routes(app: web.Application) -> None:
-    app.router.add_get("/api/v1/jobs", list_jobs, allow_head=False)
-    app.router.add_get("/api/v1/jobs/{jobId}", get_job, allow_head=False)
+    app.router.add_get("/api/v1/jobs", list_jobs)
+    app.router.add_get(JOB_PATH, get_job)

@@ -10,6 +10,8 @@ from aiohttp_apigami import docs, querystring_schema, request_schema
 from marshmallow import Schema, fields, validate
 
 from gpuctl_async.api.openapi import error_responses, json_content, request_examples
+from gpuctl_async.api.paths import JOB_PATH
+from gpuctl_async.api.params import BodyBoolean, QueryBoolean
 from gpuctl_async.api.responses import json_response
 from gpuctl_async.appkeys import CACHE, KUBE, SETTINGS, SUBMITTER
 from gpuctl_async.auth.guard import authorize, read_scope
@@ -31,7 +33,7 @@ TAGS = ["jobs"]
 class CreateJobRequestSchema(Schema):
     yamlContent = fields.String(required=True, metadata={
         "description": "A gpuctl job document (kind training, inference, notebook or compute)"})
-    dryRun = fields.Boolean(load_default=False, metadata={
+    dryRun = BodyBoolean(load_default=False, metadata={
         "description": "Validate against the API server (dryRun=All) and create nothing"})
 
 
@@ -46,6 +48,12 @@ class CreateJobResponseSchema(Schema):
     dryRun = fields.Boolean(metadata={"description": "Present on dry runs"})
     manifests = fields.List(fields.Dict(), metadata={
         "description": "Dry runs: the Kubernetes objects that would be created"})
+    warnings = fields.List(fields.String(), required=True, metadata={
+        "description": "Why the job will wait (GPUs busy, quota used up for now, every "
+                       "matching node tainted), or, with refuse_infeasible_jobs off, why it "
+                       "can never run as the cluster is now; empty when it can start at once",
+        "example": ["needs 4 × a100 GPUs; training-pool has 16, all 16 in use by 3 "
+                    "jobs: the job will wait (WaitingForGPUs)"]})
 
 
 class BatchRequestSchema(Schema):
@@ -58,6 +66,8 @@ class BatchSuccessSchema(Schema):
     jobId = fields.String(required=True)
     name = fields.String(required=True)
     namespace = fields.String(required=True)
+    warnings = fields.List(fields.String(), required=True, metadata={
+        "description": "As for a single submission"})
 
 
 class BatchFailureSchema(Schema):
@@ -74,7 +84,7 @@ class BatchResponseSchema(Schema):
 class DeleteJobQuerySchema(Schema):
     namespace = fields.String(metadata={
         "description": "Namespace of the job; without it every gpuctl namespace is searched"})
-    force = fields.Boolean(load_default=False, metadata={
+    force = QueryBoolean(load_default=False, metadata={
         "description": "Also delete the job's pods at once (grace period 0)"})
 
 
@@ -92,11 +102,19 @@ class DeleteJobResponseSchema(Schema):
       description="Validates the document, creates its namespace (marked gpuctl-managed) and "
                   "PriorityClasses when missing, then its controller and Service. If any step "
                   "fails, what was created is deleted again. With `dryRun: true` the objects "
-                  "are validated by the API server and returned, and nothing is created.",
+                  "are validated by the API server and returned, and nothing is created. "
+                  "Before anything, the job is checked against the cluster as the caches see "
+                  "it: one that can never run (no node of its pool with its GPU type, a pod "
+                  "larger than any node of the pool, a quota below one pod's request) is a "
+                  "400 whose `details` name the field; one that will wait is accepted with "
+                  "`warnings`.",
       responses={201: json_content(CreateJobResponseSchema, "Job created"),
                  200: json_content(CreateJobResponseSchema, "Dry run: valid, nothing created"),
                  **error_responses(400, 403, 409, 413, 503)},
-      **request_examples({kind: {"yamlContent": text} for kind, text in JOB_EXAMPLES.items()}))
+      **request_examples({
+          **{kind: {"yamlContent": text} for kind, text in JOB_EXAMPLES.items()},
+          **{f"{kind}-dry-run": {"yamlContent": text, "dryRun": True}
+             for kind, text in JOB_EXAMPLES.items()}}))
 @request_schema(CreateJobRequestSchema)
 async def create_job(request: web.Request) -> web.Response:
     body = request["data"]
@@ -126,7 +144,7 @@ async def create_jobs_batch(request: web.Request) -> web.Response:
             except Exception:
                 log.exception("Batch item %d failed unexpectedly", index)
                 return index, None, {"index": index, "error": "Internal server error"}
-        return index, {k: result[k] for k in ("jobId", "name", "namespace")}, None
+        return index, {k: result[k] for k in ("jobId", "name", "namespace", "warnings")}, None
 
     outcomes = await asyncio.gather(*(one(i, text)
                                       for i, text in enumerate(request["data"]["yamlContents"])))
@@ -141,7 +159,7 @@ async def create_jobs_batch(request: web.Request) -> web.Response:
                   "(its pods follow) and its `svc-<name>` Service, and with `force=true` the "
                   "pods at once. Returns without waiting for the pods to go.",
       responses={200: json_content(DeleteJobResponseSchema, "Deletion issued"),
-                 **error_responses(403, 404, 409, 503)})
+                 **error_responses(400, 403, 404, 409, 503)})
 @querystring_schema(DeleteJobQuerySchema)
 async def delete_job_route(request: web.Request) -> web.Response:
     query = request["querystring"]
@@ -171,4 +189,4 @@ def _may_create(request: web.Request):
 def setup_job_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/jobs", create_job)
     app.router.add_post("/api/v1/jobs/batch", create_jobs_batch)
-    app.router.add_delete("/api/v1/jobs/{jobId}", delete_job_route)
+    app.router.add_delete(JOB_PATH, delete_job_route)

@@ -13,6 +13,7 @@ from marshmallow import INCLUDE, Schema, fields, validate
 from gpuctl_async.api.nodes import LabelPairSchema
 from gpuctl_async.api.pagination import PageQuerySchema, paginate
 from gpuctl_async.api.openapi import error_responses, json_content
+from gpuctl_async.api.params import BodyBoolean, QueryBoolean
 from gpuctl_async.api.pools import node_writer
 from gpuctl_async.api.responses import json_response
 from gpuctl_async.appkeys import CACHE
@@ -34,7 +35,7 @@ _VALUE = fields.String(required=True, metadata={"example": "a100"})
 class AddLabelRequestSchema(Schema):
     key = _KEY
     value = _VALUE
-    overwrite = fields.Boolean(load_default=False, metadata={
+    overwrite = BodyBoolean(load_default=False, metadata={
         "description": "Replace an existing different value instead of answering 409"})
 
 
@@ -53,8 +54,14 @@ class BatchLabelSchema(Schema):
                             metadata={"description": "Nodes to label (query: repeat the "
                                                      "parameter)"})
     key = fields.String(metadata=_KEY.metadata)
-    value = fields.String(metadata=_VALUE.metadata)
-    overwrite = fields.Boolean(metadata={"description": "Default false"})
+    value = fields.String(metadata={**_VALUE.metadata, "description": "The label value"})
+    overwrite = BodyBoolean(metadata={"description": "Default false"})
+
+
+class BatchLabelQuerySchema(BatchLabelSchema):
+    """The same, in the query string: booleans are written true|false|1|0 there."""
+
+    overwrite = QueryBoolean(metadata={"description": "Default false"})
 
 
 class LabelBatchFailureSchema(Schema):
@@ -159,7 +166,7 @@ async def add_label(request: web.Request) -> web.Response:
       responses={200: json_content(BatchLabelResponseSchema, "Per-node results"),
                  **error_responses(400, 503)})
 @request_schema(BatchLabelSchema, put_into="body")
-@querystring_schema(BatchLabelSchema, put_into="query")
+@querystring_schema(BatchLabelQuerySchema, put_into="query")
 async def label_nodes(request: web.Request) -> web.Response:
     data = {**request["query"], **request["body"]}
     missing = [name for name in ("nodeNames", "key", "value") if name not in data]
@@ -173,6 +180,7 @@ async def label_nodes(request: web.Request) -> web.Response:
 
 
 @docs(tags=TAGS, summary="Get one label of a node",
+      description="From the cache. 404 when the node or the label does not exist.",
       responses={200: json_content(GetLabelResponseSchema, "The label"),
                  **error_responses(404, 503)})
 async def get_label(request: web.Request) -> web.Response:
@@ -203,6 +211,7 @@ async def delete_label(request: web.Request) -> web.Response:
 
 
 @docs(tags=TAGS, summary="Get all labels of a node",
+      description="Every label of the node, Kubernetes' own included. 404 for an unknown node.",
       responses={200: json_content(NodeLabelsResponseSchema, "The labels"),
                  **error_responses(404, 503)})
 async def node_labels(request: web.Request) -> web.Response:
@@ -211,6 +220,7 @@ async def node_labels(request: web.Request) -> web.Response:
 
 
 @docs(tags=TAGS, summary="Nodes carrying a label key",
+      description="The nodes that have label `key`, with its value, by node name.",
       responses={200: json_content(NodesWithLabelSchema, "A page of nodes"),
                  **error_responses(400, 503)})
 @querystring_schema(LabelQuerySchema)
@@ -221,6 +231,8 @@ async def nodes_with_label(request: web.Request) -> web.Response:
 
 
 @docs(tags=TAGS, summary="GPU labels and pool of every node",
+      description="Per node: its pool (`default` without a pool label) and its "
+                  "`runwhere.ai/gpu-type` label, by node name.",
       responses={200: json_content(GpuLabelsSchema, "A page of nodes"),
                  **error_responses(400, 503)})
 @querystring_schema(PageQuerySchema)
@@ -230,6 +242,7 @@ async def gpu_labels(request: web.Request) -> web.Response:
 
 
 @docs(tags=TAGS, summary="All node labels, values aggregated by key",
+      description="Every label key found on any node, with its distinct values.",
       responses={200: json_content(LabelsOverviewSchema, "Label key → distinct values"),
                  **error_responses(503)})
 async def labels_overview(request: web.Request) -> web.Response:

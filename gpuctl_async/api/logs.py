@@ -12,7 +12,8 @@ from aiohttp_apigami import docs, querystring_schema
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from gpuctl_async.api.openapi import error_responses, json_content
-from gpuctl_async.api.responses import json_response
+from gpuctl_async.api.params import RFC3339, CursorField, QueryBoolean
+from gpuctl_async.api.responses import json_response, require_websocket
 from gpuctl_async.appkeys import CACHE, KUBE, LOG_HUB, SETTINGS
 from gpuctl_async.auth import SUBPROTOCOL
 from gpuctl_async.auth.guard import CLOSE_FORBIDDEN, read_scope
@@ -20,7 +21,6 @@ from gpuctl_async.auth.permissions import GET_LOGS
 from gpuctl_async.errors import BadRequest, Conflict, Forbidden, GpuctlError, NotFound
 from gpuctl_async.jobs.lookup import find_job
 from gpuctl_async.logs.hub import TooManyStreams
-from gpuctl_async.logs.lines import parse_ts
 from gpuctl_async.logs.session import FollowOptions, JobLogSession, SessionFailed
 from gpuctl_async.logs.sink import Sink
 from gpuctl_async.logs.tail import job_tail
@@ -38,12 +38,16 @@ Streams the job's logs: the tail first (`tail` lines of the running pods merged 
 or with `since` every line after that timestamp), then live lines as they are written. Pods
 that start later (a restart, a new replica, a retried Job pod) join the stream.
 
+This is a WebSocket: Swagger UI's "Try it out" cannot open one, and a plain GET answers 400.
+Connect with a WebSocket client, e.g.
+`websocat 'ws://localhost:8000/api/v1/jobs/<jobId>/logs/ws?tail=50'`.
+
 Frames are JSON text:
 
-- `{"type": "log", "data": "<line>", "pod": "<pod>", "ts": "<RFC3339Nano>"}`: one line
-  (`data` starts with the timestamp unless `timestamps=false`);
-- `{"type": "logs", "lines": [{"data", "pod", "ts"}, ...]}`: consecutive lines batched
-  together when they arrive faster than the client reads;
+- `{"type": "log", "data": "<line>", "pod": "<pod>", "ts": "<RFC3339Nano>", "cursor":
+  "<token>"}`: one line (`data` starts with the timestamp unless `timestamps=false`);
+- `{"type": "logs", "lines": [{"data", "pod", "ts"}, ...], "cursor": "<token>"}`:
+  consecutive lines batched together when they arrive faster than the client reads;
 - `{"type": "dropped", "count": N}`: the client read too slowly and N lines were skipped;
 - `{"type": "pod-ended", "pod": "<pod>"}`: that pod's stream ended;
 - `{"type": "end"}`: every container of the job has terminated and the job will start no
@@ -55,20 +59,12 @@ Frames are JSON text:
 
 The server closes with 1001 when it shuts down, and disconnects a client that accepts
 nothing for a while. Pings go out regularly. To resume after a disconnect, reconnect with
-`since=<ts of the last line received>`: nothing is missed and nothing repeated.
+`since=<cursor of the last frame received>`: nothing is missed and nothing repeated, in any
+pod of the job. The cursor is opaque; it holds each pod's last timestamp and how many of its
+lines carry that timestamp, so a line that arrives late from one pod is not skipped (a
+plain timestamp, still accepted, would skip it). The same logs come as Server-Sent Events
+from `GET /api/v1/jobs/{jobId}/logs/stream`, and beside other streams on `WS /api/v1/stream`.
 """
-
-
-class RFC3339(fields.String):
-    """A timestamp such as ``2024-01-01T12:00:00.123456789Z``, loaded as nanoseconds."""
-
-    def _deserialize(self, value, attr, data, **kwargs) -> int:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            return parse_ts(text)
-        except ValueError:
-            raise ValidationError("must be an RFC3339 timestamp, e.g. "
-                                  "2024-01-01T12:00:00Z") from None
 
 
 class LogQuerySchema(Schema):
@@ -82,7 +78,7 @@ class LogQuerySchema(Schema):
     sinceSeconds = fields.Integer(validate=validate.Range(min=1), metadata={
         "description": "Only lines of the last N seconds"})
     sinceTime = RFC3339(metadata={"description": "Only lines at or after this RFC3339 time"})
-    timestamps = fields.Boolean(load_default=True, metadata={
+    timestamps = QueryBoolean(load_default=True, metadata={
         "description": "Start each line with its RFC3339Nano timestamp"})
 
     @validates_schema
@@ -92,14 +88,15 @@ class LogQuerySchema(Schema):
 
 
 class TailQuerySchema(LogQuerySchema):
-    follow = fields.Boolean(load_default=False, metadata={
+    follow = QueryBoolean(load_default=False, metadata={
         "description": "Not supported here: use the WebSocket route to follow"})
 
 
 class StreamQuerySchema(LogQuerySchema):
-    since = RFC3339(metadata={
-        "description": "Resume: every line after this timestamp (the `ts` of the last frame "
-                       "seen), instead of the tail"})
+    since = CursorField(metadata={
+        "description": "Resume: the `cursor` of the last frame seen (exact per pod: no gap, "
+                       "no repeat), or an RFC3339 timestamp (every line after it), instead "
+                       "of the tail"})
 
 
 class LogsResponseSchema(Schema):
@@ -119,13 +116,9 @@ class LogFrameSchema(Schema):
     ts = fields.String(metadata={"description": "RFC3339Nano timestamp of the line"})
     lines = fields.List(fields.Dict(), metadata={"description": "logs: [{data, pod, ts}]"})
     count = fields.Integer(metadata={"description": "dropped: lines skipped"})
-
-
-def _follow_options(query: dict) -> FollowOptions:
-    return FollowOptions(pod=query.get("pod"), container=query.get("container"),
-                         tail=query["tail"], since_ns=query.get("since"),
-                         since_time_ns=query.get("sinceTime"),
-                         since_seconds=query.get("sinceSeconds"))
+    cursor = fields.String(metadata={
+        "description": "log, logs: where the client is after this frame; `since` resumes "
+                       "from it"})
 
 
 @docs(tags=TAGS, summary="Get a job's logs",
@@ -162,11 +155,13 @@ async def stream_logs(request: web.Request) -> web.WebSocketResponse:
     query = request["querystring"]
     ws = web.WebSocketResponse(heartbeat=settings.log_heartbeat, compress=False,
                                protocols=(SUBPROTOCOL,))
+    require_websocket(ws, request)
     await ws.prepare(request)
     sockets = request.app[LOG_SOCKETS]
     sockets.add(ws)
     sink = Sink(ws, request, timestamps=query["timestamps"],
-                max_lines=settings.log_queue_lines, stall_timeout=settings.log_stall_timeout)
+                max_lines=settings.log_queue_lines, stall_timeout=settings.log_stall_timeout,
+                stats=request.app[LOG_HUB].stats)
     follower: asyncio.Task[None] | None = None
     try:
         try:
@@ -182,7 +177,7 @@ async def stream_logs(request: web.Request) -> web.WebSocketResponse:
                         WSCloseCode.INTERNAL_ERROR)
             await _close_with_error(ws, sink, exc.message, code)
             return ws
-        session = JobLogSession(request.app[LOG_HUB], job, sink, _follow_options(query))
+        session = JobLogSession(request.app[LOG_HUB], job, sink, FollowOptions.from_params(query))
         follower = asyncio.create_task(_follow(ws, sink, session), name="log session")
         async for message in ws:
             if message.type == WSMsgType.ERROR:
@@ -228,5 +223,5 @@ async def _close_sockets(app: web.Application) -> None:
 def setup_log_routes(app: web.Application) -> None:
     app[LOG_SOCKETS] = weakref.WeakSet()
     app.on_shutdown.append(_close_sockets)
-    app.router.add_get("/api/v1/jobs/{jobId}/logs", get_logs, allow_head=False)
-    app.router.add_get("/api/v1/jobs/{jobId}/logs/ws", stream_logs, allow_head=False)
+    app.router.add_get("/api/v1/jobs/{jobId}/logs", get_logs)
+    app.router.add_get("/api/v1/jobs/{jobId}/logs/ws", stream_logs)

@@ -28,7 +28,18 @@ class ReadySchema(Schema):
     status = fields.String(required=True, metadata={"example": "ready"})
 
 
+class NotReadySchema(Schema):
+    error = fields.String(required=True, metadata={
+        "description": "Every reason, `; `-separated",
+        "example": "cache of pods has not synced yet: Kubernetes API server is unreachable"})
+    reasons = fields.List(fields.String(), required=True, metadata={
+        "description": "Each reason: the API server check that failed and why, each cache "
+                       "that has not synced or has lost its watch and why"})
+    requestId = fields.String(metadata={"description": "The request's id (`X-Request-ID`)"})
+
+
 @docs(tags=["meta"], summary="Service information",
+      description="The service's name and version.",
       responses={200: json_content(ServiceInfoSchema, "Name and version"), **error_responses()})
 async def service_info(request: web.Request) -> web.Response:
     return json_response({"message": "GPU Control API", "version": __version__})
@@ -46,19 +57,21 @@ async def health(request: web.Request) -> web.Response:
 @docs(tags=["meta"], summary="Readiness check",
       description="200 once the Kubernetes API server answers and every cache has synced; a "
                   "synced cache whose watch is reconnecting stays ready until it has been "
-                  "down for `watch_outage_grace` seconds.",
+                  "down for `watch_outage_grace` seconds. 503 lists every reason it is not "
+                  "ready.",
       responses={200: json_content(ReadySchema, "Ready to serve"),
-                 **error_responses(503, rate_limited=False)})
+                 **error_responses(rate_limited=False),
+                 503: json_content(NotReadySchema, "Not ready, with every reason")})
 async def ready(request: web.Request) -> web.Response:
-    reason = await request.app[READINESS].not_ready_reason()
-    if reason:
+    reasons = await request.app[READINESS].not_ready_reasons()
+    if reasons:
         # Answered here rather than raised: not being ready yet is routine, not worth a
         # warning in the log at every probe.
-        return json_response({"error": reason}, status=503)
+        return json_response({"error": "; ".join(reasons), "reasons": reasons}, status=503)
     return json_response({"status": "ready"})
 
 
 def setup_meta(app: web.Application) -> None:
-    app.router.add_get("/", service_info, allow_head=False)
-    app.router.add_get("/health", health, allow_head=False)
-    app.router.add_get("/ready", ready, allow_head=False)
+    app.router.add_get("/", service_info)
+    app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)

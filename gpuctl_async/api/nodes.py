@@ -10,6 +10,7 @@ from aiohttp_apigami import docs, querystring_schema, request_schema
 from marshmallow import Schema, fields, validate
 
 from gpuctl_async.api.openapi import error_responses, json_content
+from gpuctl_async.api.params import BodyBoolean
 from gpuctl_async.api.pools import node_writer
 from gpuctl_async.api.responses import json_response
 from gpuctl_async.api.pagination import PageQuerySchema, paginate
@@ -130,7 +131,7 @@ class GpuDetailSchema(Schema):
 class AddToPoolRequestSchema(Schema):
     pool = fields.String(required=True, validate=selectable_label_value, metadata={
         "description": "Pool to join; `default` takes the node out of its pool"})
-    overwrite = fields.Boolean(load_default=False, metadata={
+    overwrite = BodyBoolean(load_default=False, metadata={
         "description": "Move the node if it is in another pool instead of answering 409"})
 
 
@@ -169,6 +170,8 @@ async def gpu_detail(request: web.Request) -> web.Response:
 
 
 @docs(tags=TAGS, summary="Get a node",
+      description="Capacity, allocatable and used resources, conditions, labels and the gpuctl "
+                  "jobs running on it. 404 for an unknown node.",
       responses={200: json_content(NodeDetailSchema, "The node"), **error_responses(404, 503)})
 async def get_node(request: web.Request) -> web.Response:
     return json_response(node_views.node_detail(request.app[CACHE],

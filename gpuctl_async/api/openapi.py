@@ -1,8 +1,9 @@
 """OpenAPI 3 document and the offline Swagger UI page, generated from the marshmallow schemas.
 
-The document is served at :data:`SPEC_PATH` and the UI at :data:`DOCS_PATH`, from files inside
-the installed aiohttp-apigami package. The Base layout is used because the Standalone layout
-shows a badge that makes the browser send the spec URL to an online validator.
+The document is served at :data:`SPEC_PATH` and the UI at :data:`DOCS_PATH` (``docs_page``),
+from files inside the installed aiohttp-apigami package. The Base layout is used because the
+Standalone layout shows a badge that makes the browser send the spec URL to an online
+validator.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from typing import Any
 from aiohttp import web
 from aiohttp_apigami import setup_aiohttp_apispec
 from aiohttp_apigami.constants import APISPEC_PARSER, SWAGGER_DICT
-from aiohttp_apigami.swagger_ui import LayoutOption
 from marshmallow import Schema, fields
 
 from gpuctl_async import __version__
+from gpuctl_async.api.docs_page import setup_docs_page
+from gpuctl_async.api.openapi_document import complete_document
 from gpuctl_async.api.validation import ApiParser
 
 SPEC_PATH = "/api/docs/openapi.json"
@@ -26,8 +28,11 @@ _DESCRIPTION = """\
 REST API of gpuctl: run GPU training, inference, notebook and compute jobs on Kubernetes from
 short YAML documents, group nodes into resource pools, and manage quotas and namespaces.
 
-Every error answer is JSON `{"error": "<message>"}`; request validation failures (400) add
-`details`, an object mapping field paths such as `resources.gpu` to lists of messages.
+Every error answer is JSON `{"error": "<message>", "requestId": "<id>"}`; request validation
+failures (400) add `details`, an object mapping field paths such as `resources.gpu` to lists
+of messages. Every answer carries the request's id in `X-Request-ID` (kept from the request's
+own `X-Request-ID` when it is 1-128 letters, digits, `.`, `_`, `:` or `-`; made up otherwise):
+quote it in a bug report, it is in every log line the request caused.
 
 Each client address may make `rate_limit_per_second` requests per second on average after a
 burst of `rate_limit_burst` (the service's settings); beyond, the answer is 429 with a
@@ -57,6 +62,8 @@ class ErrorSchema(Schema):
         keys=fields.String(), values=fields.List(fields.String()),
         metadata={"description": "Field path → messages, on validation errors"},
     )
+    requestId = fields.String(metadata={
+        "description": "The request's id, as in the `X-Request-ID` header and the logs"})
 
 
 def error_responses(*codes: int, rate_limited: bool = True) -> dict[int, dict[str, Any]]:
@@ -84,9 +91,12 @@ def request_examples(examples: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _finish_document(app: web.Application) -> None:
-    """apigami writes Swagger 2 ``produces`` into every operation (OpenAPI 3 has no such key)
-    and cannot attach several named request examples; fix both once the document is built."""
+    """apigami writes Swagger 2 ``produces`` into every operation (OpenAPI 3 has no such key),
+    lists aiohttp's automatic HEAD routes as operations of their own, and cannot attach
+    several named request examples; fix all three once the document is built. (Every GET
+    answers HEAD too; README says so.)"""
     for operations in app[SWAGGER_DICT]["paths"].values():
+        operations.pop("head", None)
         for operation in operations.values():
             if not isinstance(operation, dict):
                 continue
@@ -96,6 +106,7 @@ async def _finish_document(app: web.Application) -> None:
             body = operation.get("requestBody", {}).get("content", {}).get("application/json")
             if examples and body is not None:
                 body["examples"] = examples
+    complete_document(app, app[SWAGGER_DICT])
 
 
 def setup_openapi(app: web.Application) -> None:
@@ -104,12 +115,11 @@ def setup_openapi(app: web.Application) -> None:
         app,
         title="GPU Control API",
         version=__version__,
-        url=SPEC_PATH,
-        swagger_path=DOCS_PATH,
-        static_path=STATIC_PATH,
+        url="",  # served by docs_page, compressed
+        swagger_path=None,  # our own page: see docs_page
         openapi_version="3.0.3",
-        swagger_layout=LayoutOption.Base,
         info={"description": _DESCRIPTION},
     )
+    setup_docs_page(app, docs_path=DOCS_PATH, static_path=STATIC_PATH, spec_path=SPEC_PATH)
     app[APISPEC_PARSER] = ApiParser()
     app.on_startup.append(_finish_document)  # runs after apigami builds the document

@@ -12,6 +12,7 @@ from aiohttp_apigami import docs, request_schema
 from marshmallow import Schema, ValidationError, fields, validate
 
 from gpuctl_async.api.openapi import error_responses, json_content
+from gpuctl_async.api.params import BodyBoolean
 from gpuctl_async.api.responses import json_response
 from gpuctl_async.appkeys import CACHE, KUBE, SETTINGS
 from gpuctl_async.pools import membership, pool_views
@@ -80,7 +81,7 @@ _GPU_TYPE = GpuTypeField(validate=selectable_label_value, metadata={
                    "a one-item list, as the original gpuctl sent it, is accepted too"})
 _QUOTA = fields.Raw(validate=_no_quota, metadata={
     "description": "Not supported (the original accepted and ignored it): use the quota API"})
-_OVERWRITE = fields.Boolean(load_default=False, metadata={
+_OVERWRITE = BodyBoolean(load_default=False, metadata={
     "description": "Move nodes that are in another pool instead of answering 409"})
 
 

@@ -10,10 +10,12 @@ from marshmallow import Schema, fields, validate
 
 from gpuctl_async.api.pagination import PageQuerySchema, paginate
 from gpuctl_async.api.openapi import error_responses, json_content, request_examples
+from gpuctl_async.api.params import BodyBoolean
 from gpuctl_async.api.responses import json_response
 from gpuctl_async.appkeys import CACHE, KUBE, SETTINGS
 from gpuctl_async.auth.guard import authorize, read_scope
 from gpuctl_async.auth.permissions import CREATE_QUOTAS, LIST_QUOTAS
+from gpuctl_async.parsing import DOCUMENT_PARSER
 from gpuctl_async.quotas.create import QuotaCreator
 from gpuctl_async.quotas.delete import delete_namespace_quota, not_found
 from gpuctl_async.quotas.usage import gpuctl_quotas, quota_info
@@ -28,10 +30,10 @@ QUOTA_WRITES = web.AppKey("quota_writes", asyncio.Lock)
 
 class CreateQuotaRequestSchema(Schema):
     yamlContent = fields.String(required=True, metadata={"description": "A gpuctl quota document"})
-    replace = fields.Boolean(load_default=False, metadata={
+    replace = BodyBoolean(load_default=False, metadata={
         "description": "Replace the gpuctl quota of namespaces that already have one "
                        "(otherwise such a namespace is a 409)"})
-    dryRun = fields.Boolean(load_default=False, metadata={
+    dryRun = BodyBoolean(load_default=False, metadata={
         "description": "Validate the document and check the namespaces; write nothing"})
 
 
@@ -134,7 +136,8 @@ _LIMIT_KEYS = ("Limits are written as `requests.cpu` + `limits.cpu`, `requests.m
 async def create_quota(request: web.Request) -> web.Response:
     body = request["data"]
     creator = QuotaCreator(request.app[KUBE], request.app[CACHE], request.app[QUOTA_WRITES],
-                           settle_timeout=request.app[SETTINGS].read_your_writes_timeout)
+                           settle_timeout=request.app[SETTINGS].read_your_writes_timeout,
+                           parser=request.app[DOCUMENT_PARSER])
 
     async def may_create(namespace: str) -> None:
         await authorize(request, CREATE_QUOTAS, namespace)

@@ -1,16 +1,44 @@
-"""The app's one JSON encoder (orjson) for responses."""
+"""The app's one JSON encoder (orjson) for responses, and small response helpers."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from gpuctl_async.errors import BadRequest
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 def dumps(data: Any) -> bytes:
-    return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+    try:
+        return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError:
+        # A string that is not valid Unicode (a lone surrogate that came in through a query
+        # string or path and is echoed in an error message): answer with U+FFFD in its place
+        # rather than fail the response.
+        return orjson.dumps(_scrub(data), option=orjson.OPT_NON_STR_KEYS)
+
+
+def _scrub(data: Any) -> Any:
+    if isinstance(data, str):
+        return _SURROGATE.sub("\ufffd", data)
+    if isinstance(data, Mapping):
+        return {_scrub(key): _scrub(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_scrub(item) for item in data]
+    return data
+
+
+def require_websocket(ws: web.WebSocketResponse, request: web.Request) -> None:
+    """A plain HTTP request to a WebSocket route is a 400 that says how to connect."""
+    if not ws.can_prepare(request).ok:
+        raise BadRequest(f"{request.path} is a WebSocket endpoint: a WebSocket upgrade is "
+                         f"required (e.g. websocat 'ws://<host>{request.path}')")
 
 
 def json_response(

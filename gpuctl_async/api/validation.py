@@ -12,9 +12,12 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
-from webargs.aiohttpparser import AIOHTTPParser
+from webargs import core
+from webargs.aiohttpparser import AIOHTTPParser, is_json_request
 
-from gpuctl_async.errors import BadRequest, ValidationFailed
+from gpuctl_async.api.json_body import decode_json_body
+from gpuctl_async.parsing import DOCUMENT_PARSER
+from gpuctl_async.errors import ValidationFailed
 
 _LOCATIONS = {"json", "querystring", "query", "match_info", "headers", "form", "cookies"}
 
@@ -32,9 +35,20 @@ def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     return {prefix or "_schema": [str(messages)]}
 
 
+MAX_REPORTED_FIELDS = 20
+"""At most this many fields are named in an answer: a list of thousands of bad items is not
+echoed back item by item."""
+
+
 def summarize(details: Mapping[str, list[str]]) -> str:
-    fields = ", ".join(sorted(details))
+    names = sorted(details)
+    more = len(names) - MAX_REPORTED_FIELDS
+    fields = ", ".join(names[:MAX_REPORTED_FIELDS]) + (f" (and {more} more)" if more > 0 else "")
     return f"Invalid request: {fields}"
+
+
+def bounded(details: dict[str, list[str]]) -> dict[str, list[str]]:
+    return {name: details[name] for name in sorted(details)[:MAX_REPORTED_FIELDS]}
 
 
 QUERY_CACHE_SIZE = 4096
@@ -55,6 +69,10 @@ class ApiParser(AIOHTTPParser):
     async def parse(self, argmap, req=None, *, location=None, **kwargs):
         if location != "querystring" or req is None:
             return await super().parse(argmap, req, location=location, **kwargs)
+        if "" in req.query:
+            # marshmallow would call it an unknown field "" (reported as the body).
+            raise ValidationFailed("Invalid query string: a parameter has no name",
+                                   details={"query": ["a parameter has no name (as in '?=x')"]})
         key = (id(argmap), req.query_string)
         try:
             parsed = self._queries[key]
@@ -79,7 +97,14 @@ class ApiParser(AIOHTTPParser):
         # marshmallow files whole-input errors (e.g. a JSON null body) under "_schema".
         details = {("body" if path == "_schema" else path): problems
                    for path, problems in flatten_messages(messages).items()}
-        raise ValidationFailed(summarize(details), details=details)
+        raise ValidationFailed(summarize(details), details=bounded(details))
 
-    def _handle_invalid_json_error(self, error, req, *args, **kwargs) -> NoReturn:
-        raise BadRequest(f"Request body is not valid JSON: {error}")
+    async def load_json(self, req, schema):
+        """The body through :func:`decode_json_body` (orjson, bounded) instead of stdlib json."""
+        if not (req.body_exists and is_json_request(req)):
+            return core.missing
+        raw = await req.read()
+        if not raw:
+            return core.missing
+        parser = req.app.get(DOCUMENT_PARSER)
+        return decode_json_body(raw) if parser is None else await parser.decode_json(raw)

@@ -23,6 +23,8 @@ class ReviewCache(Generic[V]):
         self._clock = clock
         self._entries: OrderedDict[Hashable, tuple[float, V]] = OrderedDict()
         self._pending: dict[Hashable, asyncio.Future[V]] = {}
+        self.hits = 0
+        """Fresh answers found (no review needed), for metrics."""
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -32,6 +34,7 @@ class ReviewCache(Generic[V]):
         entry = self._entries.get(key)
         if entry is not None:
             if entry[0] > self._clock():
+                self.hits += 1
                 return True, entry[1]
             del self._entries[key]
         return False, None

@@ -41,6 +41,9 @@ ACCESS = web.AppKey("access", Access)
 
 def forbidden(identity: Identity, permission: Permission, namespace: str | None) -> Forbidden:
     """Worded as kube-apiserver words an RBAC refusal, naming the permission."""
+    if permission.path:
+        return Forbidden(f'Forbidden: User "{identity.user}" cannot {permission.verb} path '
+                         f'"{permission.path}"')
     what = f'{permission.verb} resource "{permission.resource}' + (
         f'/{permission.subresource}' if permission.subresource else "") + '"'
     where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"

@@ -31,9 +31,14 @@ class Permission:
     resource: str
     group: str = ""
     subresource: str = ""
+    path: str = ""
+    """A non-resource URL (``/metrics``) instead of a resource: RBAC's ``nonResourceURLs``."""
 
     def __str__(self) -> str:
-        """``list pods``, ``get pods/log``, ``create jobs.batch``: kubectl's spelling."""
+        """``list pods``, ``get pods/log``, ``create jobs.batch``, ``get /metrics``:
+        kubectl's spelling."""
+        if self.path:
+            return f"{self.verb} {self.path}"
         name = self.resource + (f"/{self.subresource}" if self.subresource else "")
         return f"{self.verb} {name}" + (f".{self.group}" if self.group else "")
 
@@ -56,11 +61,13 @@ class Rule:
         if self.where == "open":
             return "none (open without a token)"
         if self.where == "authenticated":
-            return "any authenticated caller"
+            return "any authenticated caller" + (f" {self.scope}" if self.scope else "")
         if self.by_kind:
             return (f"`{self.by_kind}` on the job kind's controller (`jobs.batch` for training, "
                     "`deployments.apps` for inference and compute, `statefulsets.apps` for "
                     f"notebooks) {self.scope}")
+        if self.permission is not None and self.permission.path:
+            return f"`{self.permission}` (a non-resource URL)"
         scope = {"cluster": "cluster-wide",
                  "path": "in the namespace of the path"}.get(self.where, self.scope)
         return f"`{self.permission}` {scope}"
@@ -85,6 +92,7 @@ CREATE_QUOTAS = Permission("create", "resourcequotas")
 DELETE_QUOTAS = Permission("delete", "resourcequotas")
 LIST_NAMESPACES = Permission("list", "namespaces")
 DELETE_NAMESPACES = Permission("delete", "namespaces")
+GET_METRICS = Permission("get", "", path="/metrics")
 
 _LISTED = ("in each namespace shown (one cluster-wide check first; a `namespace` filter the "
            "caller may not read is a 403)")
@@ -92,6 +100,9 @@ _AT_OPEN = ", checked again before each batch of changes (4403 for a denied `nam
 _FOUND = ("in the job's namespace; without `namespace`, only namespaces where the caller holds "
           "it are searched (404, never another tenant's job)")
 _DOCUMENT = "in the document's namespace"
+_PER_SUBSCRIPTION = ("to open it; then each subscription needs what its own route needs (`get "
+                     "pods/log` for logs, `list pods` for the job feed, checked again before "
+                     "each batch of changes), and a denied one gets an error frame")
 _OPEN = Rule("open")
 _NODES_READ = Rule("cluster", LIST_NODES)
 _NODES_WRITE = Rule("cluster", PATCH_NODES)
@@ -100,12 +111,17 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/"): Rule("authenticated"),
     ("GET", "/health"): _OPEN,
     ("GET", "/ready"): _OPEN,
+    # As kube-rbac-proxy guards a component's metrics (bind the metrics-reader ClusterRole).
+    ("GET", "/metrics"): Rule("cluster", GET_METRICS),
     # jobs
     ("GET", "/api/v1/jobs"): Rule("view", LIST_PODS, scope=_LISTED),
-    ("GET", "/api/v1/jobs/ws"): Rule("view", LIST_PODS, scope=_LISTED + _AT_OPEN),
+    ("GET", "/api/v1/jobs-feed/ws"): Rule("view", LIST_PODS, scope=_LISTED + _AT_OPEN),
     ("GET", "/api/v1/jobs/{jobId}"): Rule("view", GET_PODS, scope=_FOUND),
     ("GET", "/api/v1/jobs/{jobId}/logs"): Rule("view", GET_LOGS, scope=_FOUND),
     ("GET", "/api/v1/jobs/{jobId}/logs/ws"): Rule("view", GET_LOGS, scope=_FOUND),
+    ("GET", "/api/v1/jobs/{jobId}/logs/stream"): Rule("view", GET_LOGS, scope=_FOUND),
+    # the multiplexed socket: each subscription is checked on its own, as its route would be
+    ("GET", "/api/v1/stream"): Rule("authenticated", scope=_PER_SUBSCRIPTION),
     ("POST", "/api/v1/jobs"): Rule("view", by_kind="create", scope=_DOCUMENT),
     ("POST", "/api/v1/jobs/batch"): Rule("view", by_kind="create",
                                          scope=_DOCUMENT + ", per document"),

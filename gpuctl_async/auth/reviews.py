@@ -40,7 +40,9 @@ class TokenReviewer:
         self.ttl, self.failure_ttl = ttl, failure_ttl
         self.cache: ReviewCache[Identity | None] = ReviewCache(max_size=max_size)
         self.reviews = 0
-        """TokenReviews sent, for tests and diagnostics."""
+        """TokenReviews sent, for tests, diagnostics and metrics."""
+        self.rejected = 0
+        """TokenReviews that did not authenticate the token."""
 
     async def identity(self, token: str) -> Identity | None:
         digest = hashlib.sha256(token.encode()).digest()
@@ -59,6 +61,7 @@ class TokenReviewer:
             raise Unavailable(f"Cannot check the token with Kubernetes: {exc.message}") from None
         status = answer.get("status") or {}
         if not status.get("authenticated"):
+            self.rejected += 1
             return None, self.failure_ttl
         return identity_from_review(status.get("user") or {}), self.ttl
 
@@ -73,12 +76,14 @@ class AccessReviewer:
         self.scopes: ReviewCache[frozenset[str] | None] = ReviewCache(max_size=max_size)
         """Where a caller holds a permission, over all namespaces (``guard.read_scope``)."""
         self.reviews = 0
-        """SubjectAccessReviews sent, for tests and diagnostics."""
+        """SubjectAccessReviews sent, for tests, diagnostics and metrics."""
+        self.denied = 0
+        """SubjectAccessReviews that answered "not allowed"."""
 
     @staticmethod
     def _key(identity: Identity, permission: Permission, namespace: str | None) -> tuple:
         return (identity.key, permission.verb, permission.group, permission.resource,
-                permission.subresource, namespace or "")
+                permission.subresource, permission.path, namespace or "")
 
     def cached(self, identity: Identity, permission: Permission,
                namespace: str | None = None) -> bool | None:
@@ -93,14 +98,17 @@ class AccessReviewer:
 
     async def _review(self, identity: Identity, permission: Permission,
                       namespace: str | None) -> tuple[bool, float]:
-        attributes = {"verb": permission.verb, "group": permission.group,
-                      "resource": permission.resource}
-        if permission.subresource:
-            attributes["subresource"] = permission.subresource
-        if namespace:
-            attributes["namespace"] = namespace
-        spec: dict[str, Any] = {"user": identity.user, "groups": list(identity.groups),
-                                "resourceAttributes": attributes}
+        spec: dict[str, Any] = {"user": identity.user, "groups": list(identity.groups)}
+        if permission.path:
+            spec["nonResourceAttributes"] = {"verb": permission.verb, "path": permission.path}
+        else:
+            attributes = {"verb": permission.verb, "group": permission.group,
+                          "resource": permission.resource}
+            if permission.subresource:
+                attributes["subresource"] = permission.subresource
+            if namespace:
+                attributes["namespace"] = namespace
+            spec["resourceAttributes"] = attributes
         if identity.uid:
             spec["uid"] = identity.uid
         if identity.extra:
@@ -113,4 +121,7 @@ class AccessReviewer:
                 answer = await self.kube.request("POST", ACCESS_REVIEWS, body=body)
         except KubeApiError as exc:
             raise Unavailable(f"Cannot check permissions with Kubernetes: {exc.message}") from None
-        return bool((answer.get("status") or {}).get("allowed")), self.ttl
+        allowed = bool((answer.get("status") or {}).get("allowed"))
+        if not allowed:
+            self.denied += 1
+        return allowed, self.ttl

@@ -127,8 +127,7 @@ def _document(app: web.Application) -> None:
         for method, operation in operations.items():
             if not isinstance(operation, dict):
                 continue
-            operation.setdefault("parameters", []).append(
-                {"$ref": "#/components/parameters/ConsistencyToken"})
+            operation.setdefault("parameters", []).append(dict(_PARAMETER))
             if method.upper() not in WRITE_METHODS:
                 continue
             for code, answer in operation.get("responses", {}).items():

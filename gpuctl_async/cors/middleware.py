@@ -22,11 +22,12 @@ from gpuctl_async.cors.origins import OriginError, is_own_origin, normalise_orig
 
 ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE"
 # Authorization carries the bearer token; Content-Type: application/json is not "simple";
-# X-Consistency-Token asks a replica to catch up with an earlier write.
-ALLOWED_HEADERS = "Authorization, Content-Type, X-Consistency-Token"
+# a page may send its own X-Request-ID; X-Consistency-Token asks a replica to catch up with an
+# earlier write.
+ALLOWED_HEADERS = "Authorization, Content-Type, X-Request-ID, X-Consistency-Token"
 # Readable by the page beyond the CORS-safelisted ones: how long to back off, how to log in,
-# the token of a write.
-EXPOSED_HEADERS = "Retry-After, WWW-Authenticate, X-Consistency-Token"
+# the request id to quote in a bug report, the token of a write.
+EXPOSED_HEADERS = "Retry-After, WWW-Authenticate, X-Request-ID, X-Consistency-Token"
 PREFLIGHT_MAX_AGE = "600"
 
 

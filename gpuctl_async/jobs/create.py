@@ -6,9 +6,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gpuctl_async.errors import Conflict, GpuctlError, ValidationFailed
+from gpuctl_async.jobs.feasibility import assess
+from gpuctl_async.jobs.reasons import Explainer
 from gpuctl_async.k8s import labels
 from gpuctl_async.k8s.cache import ClusterCache
 from gpuctl_async.k8s.claims import NameClaims
@@ -19,6 +21,9 @@ from gpuctl_async.k8s.namespaces import create_marked_namespace
 from gpuctl_async.k8s.resources import PRIORITY_CLASSES, resource_for
 from gpuctl_async.spec import JOB_KINDS, ParsedDocument, parse_document
 from gpuctl_async.spec.hostpaths import SYSTEM_DIRECTORIES_ONLY, HostPathPolicy
+
+if TYPE_CHECKING:
+    from gpuctl_async.parsing import DocumentParser
 
 log = logging.getLogger(__name__)
 
@@ -39,41 +44,51 @@ def job_claims(kube: KubeClient) -> NameClaims:
 class JobSubmitter:
     """Creates jobs. One per app: it remembers nothing but a lock for PriorityClasses."""
 
-    def __init__(self, kube: KubeClient, cache: ClusterCache, *, settle_timeout: float = 5.0,
-                 host_paths: HostPathPolicy = SYSTEM_DIRECTORIES_ONLY):
+    def __init__(self, kube: KubeClient, cache: ClusterCache, explainer: Explainer, *,
+                 settle_timeout: float = 5.0,
+                 host_paths: HostPathPolicy = SYSTEM_DIRECTORIES_ONLY,
+                 parser: DocumentParser | None = None, refuse_infeasible: bool = True):
         self.kube = kube
         self.cache = cache
+        self.explainer = explainer
         self.settle_timeout = settle_timeout
         self.host_paths = host_paths
+        self.parser = parser  # None: parse in line (tests of the submitter alone)
+        self.refuse_infeasible = refuse_infeasible
         self.claims = job_claims(kube)
         self._priority_lock = asyncio.Lock()
 
-    def parse(self, yaml_text: str) -> ParsedDocument:
-        return parse_document(yaml_text, allowed_kinds=JOB_KINDS, host_paths=self.host_paths)
+    async def parse(self, yaml_text: str) -> ParsedDocument:
+        if self.parser is None:
+            return parse_document(yaml_text, allowed_kinds=JOB_KINDS, host_paths=self.host_paths)
+        return await self.parser.parse(yaml_text, allowed_kinds=JOB_KINDS,
+                                       host_paths=self.host_paths)
 
     async def submit(self, yaml_text: str, *, dry_run: bool = False,
                      authorize: Authorize | None = None) -> dict[str, Any]:
         """``authorize(controller kind, namespace)`` raises unless the caller may create the
         job: it runs before any check that would reveal what the namespace holds, and
         before the service writes anything with its own rights (PriorityClasses)."""
-        document = self.parse(yaml_text)
+        document = await self.parse(yaml_text)
         manifests = build_manifests(document.spec)
         namespace, name = document.namespace, document.name
         if authorize is not None:
             await authorize(manifests[0]["kind"], namespace)
-        self._check_pool(document)
+        warnings = self._check_feasible(document, manifests[0])
         self._check_name_free(namespace, name)
         if dry_run:
-            return await self._dry_run(document, manifests)
+            return {**await self._dry_run(document, manifests), "warnings": warnings}
         await self._ensure_namespace(namespace)
         await self._ensure_priority_classes()
         await self._create_claimed(manifests, namespace=namespace, name=name)
         controller = manifests[0]
         informer = self.cache.controller_informer(controller["kind"])
-        await informer.wait_for(lambda: informer.get(namespace, name) is not None,
-                                self.settle_timeout)
+        written = asyncio.get_running_loop().time()
+        if await informer.wait_for(lambda: informer.get(namespace, name) is not None,
+                                   self.settle_timeout):
+            informer.stats.observe_write_lag(asyncio.get_running_loop().time() - written)
         log.info("Created %s job %s/%s", document.kind, namespace, name)
-        return self._response(document)
+        return {**self._response(document), "warnings": warnings}
 
     def _response(self, document: ParsedDocument) -> dict[str, Any]:
         return {
@@ -86,13 +101,18 @@ class JobSubmitter:
             "namespace": document.namespace,
         }
 
-    def _check_pool(self, document: ParsedDocument) -> None:
-        pool = document.spec["resources"]["pool"]
-        if pool != labels.DEFAULT_POOL and not self.cache.nodes.by_index("pool", pool):
+    def _check_feasible(self, document: ParsedDocument, controller: dict) -> list[str]:
+        """Refuse a job that can never run (unless told to only warn); the warnings of one
+        that can run later."""
+        found = assess(self.explainer, controller, document.spec["resources"]["pool"])
+        if found.refusals and self.refuse_infeasible:
+            first = found.refusals[0].message
+            more = len(found.refusals) - 1
             raise ValidationFailed(
-                f"Resource pool '{pool}' has no nodes",
-                details={"resources.pool": [f"resource pool '{pool}' has no nodes"]},
-            )
+                f"The job can never run here: {first}" + (f" (and {more} more)" if more else ""),
+                details=found.details())
+        return [f"{r.message}: the job would never run as the cluster is now"
+                for r in found.refusals] + found.warnings
 
     def _check_name_free(self, namespace: str, name: str) -> None:
         for informer in self.cache.controllers():

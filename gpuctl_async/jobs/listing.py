@@ -5,10 +5,18 @@ job whose controller has no pods (yet, or at all: e.g. refused by a quota), so a
 never disappears from view. Rows are ordered newest first, then by namespace and name, which
 keeps pages stable while the cluster changes. Each row's fields except ``age`` are computed
 when its object changes; ``age`` is computed when a page is rendered.
+
+A row's ``reason`` and ``message`` (``jobs.reasons``) also depend on other objects: a pod
+waiting for a node on its pool's nodes and what is bound to them, a pod-less controller on its
+namespace's quotas. So a change of a node, or of a pod bound to one, marks that node's pool,
+and the rows of the pool's waiting pods are explained again at most every
+``REEXPLAIN_SECONDS``, however many changes came (a pod's own change shows at once); a quota
+change re-explains the pod-less controllers of its namespace.
 """
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import time
 from collections import Counter
@@ -19,12 +27,17 @@ from typing import Any
 import orjson
 
 from gpuctl_async.jobs import status as job_status
+from gpuctl_async.jobs.reasons import Explainer, Explanation
 from gpuctl_async.k8s import labels
 from gpuctl_async.k8s.cache import ClusterCache, is_gpuctl
 from gpuctl_async.k8s.informer import DELETED, Obj, object_key
 from gpuctl_async.k8s.timestamps import parse_time
+from gpuctl_async.pools.accounting import node_pool
 
 RowKey = tuple[float, str, str, str]  # (-created, namespace, name, kind of row)
+# Longest a waiting row's message lags a change elsewhere in its pool (the job feed coalesces
+# over 0.2 s anyway); bounds the cost of a busy pool to a few passes a second.
+REEXPLAIN_SECONDS = 0.1
 Listener = Callable[[str, "Row"], None]
 
 
@@ -70,7 +83,8 @@ def _sort_key(obj: Obj, row_kind: str) -> RowKey:
     return (-(_created(obj) or 0.0), meta.get("namespace", ""), meta["name"], row_kind)
 
 
-def _row(obj: Obj, *, status: str, ready: str, node: str, ip: str, phase: str) -> Row:
+def _row(obj: Obj, *, status: str, ready: str, node: str, ip: str, phase: str,
+         why: Explanation | None) -> Row:
     """A row for a pod or a pod-less controller; labels say which job it belongs to."""
     meta = obj["metadata"]
     obj_labels = meta.get("labels", {})
@@ -79,7 +93,8 @@ def _row(obj: Obj, *, status: str, ready: str, node: str, ip: str, phase: str) -
     return Row(
         item={"jobId": meta["name"], "name": name, "namespace": namespace,
               "kind": obj_labels.get(labels.JOB_TYPE, "unknown"), "status": status,
-              "ready": ready, "node": node, "ip": ip},
+              "ready": ready, "node": node, "ip": ip,
+              "reason": why.reason if why else None, "message": why.message if why else None},
         created=_created(obj),
         phase=phase,
         job_key=f"{namespace}/{name}",
@@ -87,23 +102,28 @@ def _row(obj: Obj, *, status: str, ready: str, node: str, ip: str, phase: str) -
     )
 
 
-def pod_row(pod: Obj) -> Row:
+def pod_row(pod: Obj, why: Explanation | None = None) -> Row:
     spec, st = pod.get("spec", {}), pod.get("status", {})
     return _row(pod, status=job_status.pod_status(pod), ready=job_status.pod_ready(pod),
                 node=spec.get("nodeName") or "N/A", ip=st.get("podIP") or "N/A",
-                phase=st.get("phase") or "Unknown")
+                phase=st.get("phase") or "Unknown", why=why)
 
 
-def controller_row(controller: Obj, status: str) -> Row:
-    return _row(controller, status=status, ready="0/0", node="N/A", ip="N/A", phase=status)
+def controller_row(controller: Obj, status: str, why: Explanation | None = None) -> Row:
+    return _row(controller, status=status, ready="0/0", node="N/A", ip="N/A", phase=status,
+                why=why)
 
 
 class JobListing:
     """Sorted rows for ``GET /api/v1/jobs`` and the live job feed, fed by the caches."""
 
-    def __init__(self, cache: ClusterCache, controller_status: Callable[[Obj], str]):
+    def __init__(self, cache: ClusterCache, controller_status: Callable[[Obj], str],
+                 explainer: Explainer):
         self._cache = cache
         self._controller_status = controller_status
+        self._explain = explainer
+        self._dirty_pools: set[str] = set()
+        self._flush: asyncio.Handle | None = None
         # Sorted keys and their rows, side by side: a page is one slice of ``_rows``.
         self._keys: list[RowKey] = []
         self._rows: list[Row] = []
@@ -119,6 +139,8 @@ class JobListing:
         for informer in self._cache.controllers():
             self._unsubscribe.append(informer.subscribe(self._on_controller))
         self._unsubscribe.append(self._cache.events.subscribe(self._on_event))
+        self._unsubscribe.append(self._cache.nodes.subscribe(self._on_node))
+        self._unsubscribe.append(self._cache.quotas.subscribe(self._on_quota))
         for pod in self._cache.pods.peek_items():
             self._on_pod("ADDED", None, pod)
         for informer in self._cache.controllers():
@@ -129,6 +151,9 @@ class JobListing:
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe.clear()
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
 
     def listen(self, listener: Listener) -> Callable[[], None]:
         """``listener(event_type, row)`` for every row added, changed or removed."""
@@ -199,8 +224,45 @@ class JobListing:
         if event == DELETED or not is_gpuctl(obj):
             self._remove(self._pod_keys.pop(ident, None))
         else:
-            self._put(self._pod_keys, ident, _sort_key(obj, "pod"), pod_row(obj))
+            self._put(self._pod_keys, ident, _sort_key(obj, "pod"),
+                      pod_row(obj, self._explain.pod(obj)))
         self._refresh_job(obj)
+        for pod in (old, new):
+            node = (pod or {}).get("spec", {}).get("nodeName")
+            if node:
+                cached = self._cache.nodes.peek("", node)
+                self._mark_pool(node_pool(cached) if cached else None)
+
+    def _on_node(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        for node in (old, new):
+            if node is not None:
+                self._mark_pool(node_pool(node))
+
+    def _on_quota(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        namespace = (new or old or {}).get("metadata", {}).get("namespace", "")
+        for kind, ns, name in list(self._controller_keys):
+            controller = self._cache.controller_informer(kind).peek(ns, name)
+            if ns == namespace and controller is not None:
+                self._refresh_controller(controller)
+
+    def _mark_pool(self, pool: str | None) -> None:
+        if pool is None:
+            return
+        self._dirty_pools.add(pool)
+        if self._flush is None:
+            self._flush = asyncio.get_running_loop().call_later(REEXPLAIN_SECONDS,
+                                                                self._explain_waiting)
+
+    def _explain_waiting(self) -> None:
+        """The rows of the waiting pods of every pool that changed, explained again."""
+        self._flush = None
+        pools, self._dirty_pools = self._dirty_pools, set()
+        for pool in pools:
+            waiting = [p for p in self._explain.queue.waiting_in(pool)
+                       if object_key(p) in self._pod_keys]
+            for pod, why in zip(waiting, self._explain.waiting_pods(waiting)):
+                self._put(self._pod_keys, object_key(pod), _sort_key(pod, "pod"),
+                          pod_row(pod, why))
 
     def _on_controller(self, event: str, old: Obj | None, new: Obj | None) -> None:
         obj = new or old
@@ -246,7 +308,8 @@ class JobListing:
         if has_pods:
             self._remove(self._controller_keys.pop(ident, None))
             return
-        row = controller_row(controller, self._controller_status(controller))
+        status = self._controller_status(controller)
+        row = controller_row(controller, status, self._explain.controller(controller, status))
         self._put(self._controller_keys, ident, _sort_key(controller, "controller"), row)
 
     def _put(self, index: dict, ident: Any, key: RowKey, row: Row) -> None:

@@ -69,7 +69,8 @@ def _condition(obj: Mapping, kind: str) -> bool:
 def job_status(job: Mapping, pods: Iterable[Mapping] = ()) -> str:
     """batch/v1 Job: its conditions first; while pods are active, Running once one of them
     runs, else the most telling of their statuses (an unschedulable pod is "active" to
-    Kubernetes, but the job is not running)."""
+    Kubernetes, but the job is not running). A job whose pods the cache has not seen yet is
+    Pending: the Job controller counts a pod active before the pod watch delivers it."""
     if _condition(job, "Complete"):
         return "Succeeded"
     if _condition(job, "Failed"):
@@ -77,9 +78,9 @@ def job_status(job: Mapping, pods: Iterable[Mapping] = ()) -> str:
     if not job.get("status", {}).get("active"):
         return "Pending"
     statuses = [pod_status(p) for p in pods if not pod_is_finished(p)]
-    if not statuses or "Running" in statuses:
+    if "Running" in statuses:
         return "Running"
-    return min(statuses, key=_telling_rank)
+    return min(statuses, key=telling_rank, default="Pending")
 
 
 def replicated_status(controller: Mapping, pods: Iterable[Mapping]) -> str:
@@ -91,13 +92,13 @@ def replicated_status(controller: Mapping, pods: Iterable[Mapping]) -> str:
     if ready >= desired:
         return "Running"
     statuses = [pod_status(p) for p in pods]
-    return min(statuses, key=_telling_rank, default="Pending")
+    return min(statuses, key=telling_rank, default="Pending")
 
 
 _ROUTINE = ("ContainerCreating", "Pending", "Running", "Terminating", "Succeeded")
 
 
-def _telling_rank(status: str) -> int:
+def telling_rank(status: str) -> int:
     """Problems first (rank -1), then routine states in the order they explain a wait."""
     return _ROUTINE.index(status) if status in _ROUTINE else -1
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from gpuctl_async.jobs import status as job_status
 from gpuctl_async.jobs.lookup import JobRef
+from gpuctl_async.jobs.reasons import Explainer
 from gpuctl_async.k8s import labels
 from gpuctl_async.k8s.cache import (
     INVOLVED_INDEX,
@@ -68,6 +69,53 @@ def controller_status(cache: ClusterCache, controller: Obj, *, filling: bool = F
             if event.get("reason") == "SuccessfulCreate":
                 break
     return shown
+
+
+_SETTLED = ("Running", "Succeeded", "Failed")
+
+
+def _missing_pods(job: JobRef) -> bool:
+    assert job.controller is not None
+    live = [p for p in job.pods if not job_status.pod_is_finished(p)]
+    if job.controller["kind"] == "Job":
+        return not live
+    return len(live) < int(job.controller.get("spec", {}).get("replicas", 1) or 0)
+
+
+def job_scheduling(explainer: Explainer, job: JobRef, status: str) -> dict[str, Any] | None:
+    """The detail's ``scheduling``: why the job is not running, what blocks it, and for a pod
+    waiting for a node its place in the pool's queue; None once it runs (with all its
+    replicas) or has finished."""
+    missing = job.controller is not None and _missing_pods(job)
+    if status in _SETTLED and not (status == "Running" and missing):
+        return None
+    pods = [p for p in job.pods if not job_status.pod_is_finished(p)
+            and job_status.pod_status(p) != "Running"]
+    pods.sort(key=lambda p: (job_status.telling_rank(job_status.pod_status(p)),
+                             p["metadata"]["name"]))
+    if pods:
+        pod = pods[0]
+        why = explainer.pod(pod)
+        position = explainer.queue.position(pod)
+    elif missing and job.controller is not None:
+        # Pods it should have and does not: refused by a quota, or not created yet.
+        why = explainer.controller(job.controller, status, replicas_missing=True)
+        pod, position = None, None
+    else:
+        return None
+    if why is None:
+        return None
+    return {"reason": why.reason, "message": why.message,
+            "pod": pod["metadata"]["name"] if pod is not None else None,
+            "blockers": why.blockers,
+            "queue": position.as_dict() if position is not None else None}
+
+
+def _pod_item(explainer: Explainer, pod: Obj) -> dict[str, Any]:
+    why = explainer.pod(pod)
+    return {"name": pod["metadata"]["name"], "status": job_status.pod_status(pod),
+            "node": pod.get("spec", {}).get("nodeName"),
+            "reason": why.reason if why else None, "message": why.message if why else None}
 
 
 def _event_item(event: Obj, now: datetime) -> dict[str, Any]:
@@ -150,7 +198,9 @@ def access_methods(cache: ClusterCache, job: JobRef) -> dict[str, Any] | None:
     }
 
 
-def job_detail(cache: ClusterCache, job: JobRef, job_id: str) -> dict[str, Any]:
+def job_detail(cache: ClusterCache, explainer: Explainer, job: JobRef,
+               job_id: str) -> dict[str, Any]:
+    explainer.require_synced()
     now = datetime.now(timezone.utc)
     controller = job.controller
     if controller is not None:
@@ -191,7 +241,7 @@ def job_detail(cache: ClusterCache, job: JobRef, job_id: str) -> dict[str, Any]:
         "yaml_content": yaml_content,
         "events": aggregate_events(job_events(cache, related), now),
         "access_methods": access_methods(cache, job),
-        "pods": [{"name": p["metadata"]["name"], "status": job_status.pod_status(p),
-                  "node": p.get("spec", {}).get("nodeName")} for p in
+        "scheduling": job_scheduling(explainer, job, status),
+        "pods": [_pod_item(explainer, p) for p in
                  sorted(job.pods, key=lambda p: p["metadata"]["name"])],
     }

@@ -144,12 +144,9 @@ class ClusterCache:
         return {"Job": self.jobs, "Deployment": self.deployments,
                 "StatefulSet": self.stateful_sets}[kind]
 
-    def not_ready_reason(self) -> str | None:
-        for informer in self.all:
-            reason = informer.not_ready_reason()
-            if reason:
-                return reason
-        return None
+    def not_ready_reasons(self) -> list[str]:
+        """Each cache that cannot serve, and why (empty: all can)."""
+        return [reason for informer in self.all if (reason := informer.not_ready_reason())]
 
     def start(self) -> None:
         for informer in self.all:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
@@ -121,12 +122,21 @@ async def build_api_client(settings: Settings) -> tuple[client.ApiClient, Cluste
     return client.ApiClient(configuration=cfg), ClusterTarget(source=source, host=cfg.host)
 
 
+class RequestObserver(Protocol):
+    """Told of every request (``gpuctl_async.metrics.kube``): ``code`` 0 is no answer."""
+
+    def observe(self, method: str, path: str, query: Mapping[str, Any] | None, code: int,
+                seconds: float, impersonated: bool) -> None: ...
+
+
 class KubeClient:
     """Raw-JSON access to the API server through a shared ``ApiClient``."""
 
-    def __init__(self, api_client: client.ApiClient, *, request_timeout: float = 30.0):
+    def __init__(self, api_client: client.ApiClient, *, request_timeout: float = 30.0,
+                 observer: RequestObserver | None = None):
         self.api_client = api_client
         self.request_timeout = request_timeout
+        self.observer = observer
 
     async def close(self) -> None:
         await self.api_client.close()
@@ -192,6 +202,7 @@ class KubeClient:
         params = [(k, _query_value(v)) for k, v in (query or {}).items() if v is not None]
         timeout = timeout or aiohttp.ClientTimeout(sock_connect=10, sock_read=None)
         caller = CALLER.get() if method != "GET" else None
+        started = time.perf_counter()
         try:
             if caller is not None:
                 response = await self._impersonated(caller, method, path, params, headers,
@@ -203,7 +214,9 @@ class KubeClient:
                     _request_timeout=timeout,
                 )
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            self._observe(method, path, query, 0, started, caller is not None)
             raise KubeUnavailable(f"Kubernetes API server is unreachable: {_describe(exc)}") from None
+        self._observe(method, path, query, response.status, started, caller is not None)
         if response.status >= 400:
             try:
                 raw = await response.read()
@@ -213,6 +226,12 @@ class KubeClient:
                 response.release()
             raise error_from_status(response.status, raw)
         return response
+
+    def _observe(self, method: str, path: str, query: Mapping[str, Any] | None, code: int,
+                 started: float, impersonated: bool) -> None:
+        if self.observer is not None:
+            self.observer.observe(method, path, query, code, time.perf_counter() - started,
+                                  impersonated)
 
     async def _impersonated(self, caller: Identity, method: str, path: str,
                             params: list[tuple[str, str]], headers: dict[str, str], body: Any,

@@ -46,6 +46,7 @@ import orjson
 from gpuctl_async.errors import GpuctlError, Unavailable
 from gpuctl_async.k8s.client import KubeApiError, KubeClient
 from gpuctl_async.k8s.resources import Resource
+from gpuctl_async.k8s.watchstats import WatchStats
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,8 @@ class Informer:
         stale)."""
         self._down_since: float | None = None  # loop time the synced cache lost its watch
         self.last_error: str | None = None
+        self.stats = WatchStats()
+        """Counters the metrics collector reads at scrape time."""
 
     @property
     def name(self) -> str:
@@ -320,6 +323,7 @@ class Informer:
                 fetch.cancel()
                 await asyncio.gather(fetch, return_exceptions=True)
         self._replace(listed)
+        self.stats.listed()
         self.resource_version = version
         self.synced = True
         self.last_error = None
@@ -342,6 +346,7 @@ class Informer:
                 self._apply(MODIFIED, obj)
 
     async def _watch(self) -> None:
+        self.stats.watches += 1
         query = {
             "watch": "true",
             "resourceVersion": self.resource_version,
@@ -360,11 +365,15 @@ class Informer:
             async for line in response.content:
                 if line.strip():
                     self._handle(orjson.loads(line))
+        except asyncio.TimeoutError:  # aiohttp's sock_read: silent for inactivity_timeout
+            self.stats.inactivity_restarts += 1
+            raise
         finally:
             response.close()
         self._disconnected()
 
     def _handle(self, event: Obj) -> None:
+        self.stats.event()
         kind, obj = event.get("type"), event.get("object") or {}
         if kind == "ERROR":
             code = obj.get("code", 500)

@@ -5,8 +5,10 @@ last one leaves (a listener coming back meanwhile keeps it). It follows the cont
 through its runs: when the upstream ends or drops while the pod goes on (a restart, a cut
 connection, an API outage) it reopens it with ``sinceTime`` set to the last line it has
 (the API rounds that down to whole seconds) and drops what it already passed on, so
-listeners see every line once, in order. It ends when the pod is over (Succeeded, Failed or
-deleted) and its last run is read to the end.
+listeners see every line once, in order. Lines sharing a timestamp are numbered
+(``Line.seq``), so a resume in the middle of such a group drops exactly the ones passed on.
+It ends when the pod is over (Succeeded, Failed or deleted) and its last run is read to the
+end.
 
 Lines are handed to listeners in batches: a line arriving after a quiet spell goes out at
 once, later ones are gathered for at most ``batch_window`` seconds, so a burst becomes one
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import Callable
 from typing import Protocol
@@ -34,6 +37,7 @@ from gpuctl_async.k8s.resources import PODS
 from gpuctl_async.logs import pods as podinfo
 from gpuctl_async.logs.frames import Batch
 from gpuctl_async.logs.lines import Line, LineSplitter, format_seconds, parse_line
+from gpuctl_async.logs.stats import LogStats
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +78,17 @@ class Stream:
         without missing a line), or once the stream is over."""
         self.over = False
         self.last_ns: int | None = None
+        self.last_count = 0
+        """How many lines passed on carry the timestamp ``last_ns``."""
         self._changed = asyncio.Event()
         self._pending: list[Line] = []
         self._flush_handle: asyncio.TimerHandle | None = None
         self._last_flush = 0.0
         self._linger: asyncio.TimerHandle | None = None
-        self._task = asyncio.create_task(self._run(), name=f"log stream {'/'.join(key)}")
+        # A context of its own: the stream is shared and outlives the request that started
+        # it, so it must not log under that request's id (or act as its caller).
+        self._task = asyncio.create_task(self._run(), name=f"log stream {'/'.join(key)}",
+                                         context=contextvars.Context())
 
     @property
     def pod(self) -> str:
@@ -186,15 +195,26 @@ class Stream:
         response = await self.hub.kube.open("GET", PODS.path(namespace, pod, "log"),
                                             query=query, accept="*/*")
         got = False
+        # A resumed read starts at a whole second, so the lines of each timestamp come
+        # complete and numbering them again here matches the numbers given before.
+        group_ns, group_seq = None, -1
+        seam = (self.last_ns, self.last_count) if self.last_ns is not None else None
+        if self.ready.is_set():  # it has been open before: this reopens it
+            self.hub.stats.resumes += 1
         try:
             self.ready.set()
             splitter = LineSplitter()
             while chunk := await response.content.readany():
                 for raw in splitter.feed(chunk):
                     line = parse_line(raw, pod)
-                    if line is None or (self.last_ns is not None and line.ns <= self.last_ns):
+                    if line is None:
+                        continue
+                    group_seq = group_seq + 1 if line.ns == group_ns else 0
+                    group_ns = line.ns
+                    line.seq = group_seq
+                    if seam is not None and (line.ns, line.seq) < seam:
                         continue  # the seam of a resumed stream: already passed on
-                    self.last_ns = line.ns
+                    self.last_ns, self.last_count = line.ns, line.seq + 1
                     self._pending.append(line)
                     got = True
                 self._schedule_flush()
@@ -256,6 +276,8 @@ class LogHub:
         self._closing: set[asyncio.Task[None]] = set()
         self._jobs: dict[str, set[JobWatcher]] = {}
         self._unsubscribe: list[Callable[[], None]] = []
+        self.stats = LogStats()
+        """Counted by streams and clients' sinks; read by the metrics collector."""
 
     def start(self) -> None:
         self._unsubscribe = [self.cache.pods.subscribe(self._on_pod)]
@@ -274,6 +296,11 @@ class LogHub:
     @property
     def open_streams(self) -> int:
         return len(self._streams)
+
+    @property
+    def subscribers(self) -> int:
+        """Listeners over all streams (one per pod followed by each client)."""
+        return sum(len(stream.listeners) for stream in self._streams.values())
 
     @property
     def watched_jobs(self) -> int:

@@ -54,12 +54,14 @@ def format_seconds(ns: int) -> str:
 
 
 class Line:
-    """One log line of one pod."""
+    """One log line of one pod. ``seq`` numbers the lines of that pod sharing one timestamp
+    (0 for the first): a multi-line write gets one timestamp for all its lines, and
+    ``(ns, seq)`` tells them apart (see ``logs.cursor``)."""
 
-    __slots__ = ("ns", "ts", "text", "pod")
+    __slots__ = ("ns", "ts", "text", "pod", "seq")
 
-    def __init__(self, ns: int, ts: str, text: str, pod: str):
-        self.ns, self.ts, self.text, self.pod = ns, ts, text, pod
+    def __init__(self, ns: int, ts: str, text: str, pod: str, seq: int = 0):
+        self.ns, self.ts, self.text, self.pod, self.seq = ns, ts, text, pod, seq
 
     def data(self, timestamps: bool) -> str:
         return f"{self.ts} {self.text}" if timestamps else self.text
@@ -80,7 +82,14 @@ def parse_line(raw: bytes, pod: str) -> Line | None:
 
 
 def parse_body(body: bytes, pod: str) -> list[Line]:
-    return [line for raw in body.splitlines() if (line := parse_line(raw, pod)) is not None]
+    lines: list[Line] = []
+    for raw in body.splitlines():
+        line = parse_line(raw, pod)
+        if line is not None:
+            if lines and lines[-1].ns == line.ns:
+                line.seq = lines[-1].seq + 1
+            lines.append(line)
+    return lines
 
 
 class LineSplitter:

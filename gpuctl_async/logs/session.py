@@ -4,8 +4,9 @@ The session listens to the shared stream of each pod's container (the hub's), an
 tail itself once that stream is open, so the tail and the live lines meet without a gap: a
 live line is passed on only if it is newer than the last line this client got from that pod.
 The tail of the pods running when the client connects is merged in time order and cut to
-``tail`` lines (or, when resuming, is every line after ``since``); a pod that starts later
-(a restart, a new replica, a retried Job pod) joins with all its lines. When a pod's stream
+``tail`` lines (or, when resuming, is every line after the cursor's position for that pod);
+a pod that starts later (a restart, a new replica, a retried Job pod) joins with all its
+lines. Every delivery carries the client's cursor after it (``logs.cursor``). When a pod's stream
 ends the client gets ``pod-ended``; when every pod is over and the job will start no more
 (a Job that completed or failed, a controller that is gone, or the one pod asked for), it
 gets ``end``.
@@ -15,19 +16,22 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from gpuctl_async.errors import GpuctlError
 from gpuctl_async.jobs.lookup import JobRef, job_pods
 from gpuctl_async.k8s.client import KubeApiError
 from gpuctl_async.k8s.informer import Obj
 from gpuctl_async.logs import pods as podinfo
+from gpuctl_async.logs.cursor import ALL, Cursor, Position, after
 from gpuctl_async.logs.frames import Batch
 from gpuctl_async.logs.hub import LogHub, Stream
-from gpuctl_async.logs.lines import Line
+from gpuctl_async.logs.lines import NS, Line
 from gpuctl_async.logs.reader import read_log
-from gpuctl_async.logs.sink import Sink
+from gpuctl_async.logs.sink import MAX_FRAME_LINES
 
 # How long the first tail waits for a running container's stream to open before going on
 # without it (it then joins like a new pod).
@@ -40,21 +44,41 @@ class FollowOptions:
     pod: str | None = None
     container: str | None = None
     tail: int = 100
-    since_ns: int | None = None
-    """Resume: only lines strictly after this timestamp, every one of them."""
+    resume: Cursor | None = None
+    """Resume: every line after the cursor's position for its pod, instead of the tail."""
     since_time_ns: int | None = None
     since_seconds: int | None = None
+
+    @classmethod
+    def from_params(cls, params: dict) -> FollowOptions:
+        """From loaded parameters (``pod``, ``container``, ``tail``, ``since``, ``sinceTime``,
+        ``sinceSeconds``): a log route's query string or a subscription's ``logs``."""
+        return cls(pod=params.get("pod"), container=params.get("container"),
+                   tail=params["tail"], resume=params.get("since"),
+                   since_time_ns=params.get("sinceTime"),
+                   since_seconds=params.get("sinceSeconds"))
 
 
 class SessionFailed(Exception):
     """The session cannot go on; the message is for the client."""
 
 
+class LogSink(Protocol):
+    """Where a session's output goes (``logs.sink.Outbox``, ``logs.sse.SseOutbox``)."""
+
+    per_line_cursor: bool
+
+    def batch(self, batch: Batch, cursors: str | list[str]) -> None: ...
+
+    def lines(self, lines: list[Line], cursors: str | list[str]) -> None: ...
+
+    def control(self, kind: str, **fields: object) -> None: ...
+
+
 class _Subscription:
     """One pod's stream as seen by one session."""
 
-    __slots__ = ("session", "pod", "stream", "live", "pending", "position", "ended",
-                 "announced")
+    __slots__ = ("session", "pod", "stream", "live", "pending", "ended", "announced")
 
     def __init__(self, session: JobLogSession, pod: str):
         self.session = session
@@ -62,26 +86,29 @@ class _Subscription:
         self.stream: Stream | None = None
         self.live = False
         self.pending: list[Line] = []
-        self.position: int | None = None
         self.ended = False
         self.announced = False
+
+    @property
+    def position(self) -> Position | None:
+        """Where this pod's lines are taken up: after the last one delivered (or skipped by
+        the tail's cut), else where the resume cursor says; None: from its first line."""
+        return self.session.cursor.position(self.pod)
 
     def on_lines(self, stream: Stream, batch: Batch) -> None:
         if not self.live:
             self.pending.extend(batch.lines)
             return
-        if self.position is not None and batch.lines[0].ns <= self.position:
-            self.deliver([line for line in batch.lines if line.ns > self.position])
+        if not after(batch.lines[0], self.position):
+            self.deliver(batch.lines)
         else:
-            self.position = batch.lines[-1].ns
-            self.session.sink.batch(batch)
+            self.session._send_batch(batch)
 
     def deliver(self, lines: list[Line]) -> None:
-        if self.position is not None:
-            lines = [line for line in lines if line.ns > self.position]
-        if lines:
-            self.position = lines[-1].ns
-            self.session.sink.lines(lines)
+        position = self.position
+        if position is not None:
+            lines = [line for line in lines if after(line, position)]
+        self.session._send(lines)
 
     def on_end(self, stream: Stream) -> None:
         self.ended = True
@@ -94,7 +121,10 @@ class _Subscription:
 class JobLogSession:
     """Streams one job's logs into one client's sink until the job ends or fails."""
 
-    def __init__(self, hub: LogHub, job: JobRef, sink: Sink, options: FollowOptions):
+    __slots__ = ("hub", "job", "sink", "options", "cursor", "_subs", "_joins", "_reads",
+                 "_started", "_done", "_stop_watching")
+
+    def __init__(self, hub: LogHub, job: JobRef, sink: LogSink, options: FollowOptions):
         self.hub = hub
         self.job = job
         self.sink = sink
@@ -105,6 +135,52 @@ class JobLogSession:
         self._started = False
         self._done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._stop_watching: Callable[[], None] = lambda: None
+        self.cursor = self._first_cursor()
+
+    def _first_cursor(self) -> Cursor:
+        options = self.options
+        if options.resume is not None:
+            return options.resume.rebind(self.job.name)
+        # A fresh session's bounds hold for pods it has not delivered from yet, too.
+        if options.since_time_ns is not None:
+            return Cursor(self.job.name, floor=(options.since_time_ns - 1, ALL))
+        if options.since_seconds is not None:
+            return Cursor(self.job.name,
+                          floor=(time.time_ns() - options.since_seconds * NS, ALL))
+        return Cursor(self.job.name)
+
+    # -- delivering -------------------------------------------------------------------------
+
+    def _send(self, lines: list[Line]) -> None:
+        """Lines newer than their pods' positions, in the order the client gets them; a long
+        run (a tail, a resume) in pieces of at most a frame, each with its own cursor."""
+        cursor = self.cursor
+        for start in range(0, len(lines), MAX_FRAME_LINES):
+            piece = lines[start:start + MAX_FRAME_LINES]
+            if self.sink.per_line_cursor:
+                tokens = []
+                for line in piece:
+                    cursor.advance(line)
+                    tokens.append(cursor.token())
+                self.sink.lines(piece, tokens)
+                continue
+            for line in piece:
+                cursor.advance(line)
+            self.sink.lines(piece, cursor.token())
+
+    def _send_batch(self, batch: Batch) -> None:
+        """A shared batch, every line of it newer than its pod's position."""
+        cursor = self.cursor
+        if self.sink.per_line_cursor:
+            tokens = []
+            for line in batch.lines:
+                cursor.advance(line)
+                tokens.append(cursor.token())
+            self.sink.batch(batch, tokens)
+            return
+        position, segment = batch.end(cursor.job)  # one pod: its last line is its position
+        cursor.set(batch.lines[-1].pod, position, segment)
+        self.sink.batch(batch, cursor.token())
 
     async def run(self) -> None:
         """Send the tail, follow, and return at the job's end; SessionFailed on failure."""
@@ -159,11 +235,13 @@ class JobLogSession:
                 pass  # whoever is not open yet joins later
         tails = await asyncio.gather(*(self._read(sub, pod, first=True) for sub, pod in first))
         merged = list(heapq.merge(*tails, key=lambda line: line.ns))
-        if self.options.since_ns is None and len(merged) > self.options.tail:
+        if self.options.resume is None and len(merged) > self.options.tail:
+            # Lines cut from the merged tail count as seen: a resume skips them too.
+            cut = {line.pod: line for line in merged[:-self.options.tail]}
+            for line in cut.values():
+                self.cursor.advance(line)
             merged = merged[-self.options.tail:]
-        for (sub, _), tail in zip(first, tails):
-            sub.position = tail[-1].ns if tail else None
-        self.sink.lines(merged)
+        self._send(merged)
         self._started = True
         self._go_live([sub for sub, _ in first])
 
@@ -207,11 +285,12 @@ class JobLogSession:
         options = self.options
         async with self._reads:
             try:
-                if options.since_ns is not None:
+                position = sub.position
+                if options.resume is not None and position is not None:
                     lines = await read_log(self.hub.kube, self.job.namespace, sub.pod,
-                                           container, since_ns=options.since_ns)
-                    return [line for line in lines if line.ns > options.since_ns]
-                if not first:
+                                           container, since_ns=position[0])
+                    return [line for line in lines if after(line, position)]
+                if not first or options.resume is not None:
                     return await read_log(self.hub.kube, self.job.namespace, sub.pod,
                                           container)
                 return await read_log(self.hub.kube, self.job.namespace, sub.pod, container,
@@ -228,12 +307,12 @@ class JobLogSession:
         backlog = []
         for sub in subs:
             pending, sub.pending, sub.live = sub.pending, [], True
-            if sub.position is not None:
-                pending = [line for line in pending if line.ns > sub.position]
+            position = sub.position
+            if position is not None:
+                pending = [line for line in pending if after(line, position)]
             if pending:
-                sub.position = pending[-1].ns
                 backlog.append(pending)
-        self.sink.lines(list(heapq.merge(*backlog, key=lambda line: line.ns)))
+        self._send(list(heapq.merge(*backlog, key=lambda line: line.ns)))
         for sub in subs:
             if sub.ended and not sub.announced:
                 self._announce(sub)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gpuctl_async.errors import Conflict, GpuctlError
 from gpuctl_async.k8s import labels
@@ -41,6 +41,9 @@ from gpuctl_async.quotas.limits import QuotaTarget, quota_targets
 from gpuctl_async.quotas.usage import is_gpuctl_quota
 from gpuctl_async.spec import parse_document
 from gpuctl_async.spec.jobs import DEFAULT_NAMESPACE
+
+if TYPE_CHECKING:
+    from gpuctl_async.parsing import DocumentParser
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +101,12 @@ class QuotaCreator:
     """Creates quota documents. Build one per request; ``lock`` is shared by the app."""
 
     def __init__(self, kube: KubeClient, cache: ClusterCache, lock: asyncio.Lock, *,
-                 settle_timeout: float = 5.0):
+                 settle_timeout: float = 5.0, parser: DocumentParser | None = None):
         self.kube = kube
         self.cache = cache
         self.lock = lock
         self.settle_timeout = settle_timeout
+        self.parser = parser  # None: parse in line
         self.claims = quota_claims(kube)
 
     async def create(self, yaml_text: str, *, replace: bool = False, dry_run: bool = False,
@@ -110,7 +114,8 @@ class QuotaCreator:
                      ) -> dict[str, Any]:
         """``authorize(namespace)`` raises unless the caller may create the quota there;
         every namespace is checked before anything is looked at or written."""
-        document = parse_document(yaml_text, allowed_kinds=("quota",))
+        document = (parse_document(yaml_text, allowed_kinds=("quota",)) if self.parser is None
+                    else await self.parser.parse(yaml_text, allowed_kinds=("quota",)))
         targets = quota_targets(document.spec)
         if authorize is not None:
             for target in targets:

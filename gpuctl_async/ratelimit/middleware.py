@@ -24,12 +24,20 @@ UNLIMITED_PATHS = frozenset({"/health", "/ready"})
 # request.remote is None on some transports (e.g. a Unix socket): those share one bucket.
 UNKNOWN_CLIENT = "unknown"
 
+RATE_BUCKETS = web.AppKey("rate_buckets", TokenBuckets)
+"""The buckets, for what costs like a request without being one (absent when unlimited):
+each ``subscribe`` on the multiplexed socket."""
+
+
+def client_key(request: web.Request) -> str:
+    return request.remote or UNKNOWN_CLIENT
+
 
 def rate_limit_middleware(buckets: TokenBuckets):
     @web.middleware
     async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path not in UNLIMITED_PATHS:
-            wait = buckets.take(request.remote or UNKNOWN_CLIENT)
+            wait = buckets.take(client_key(request))
             if wait > 0:
                 retry_after = max(1, math.ceil(wait))
                 return json_response(
@@ -45,5 +53,6 @@ def setup_rate_limit(app: web.Application) -> None:
     authentication, so that a flood never costs a TokenReview); no-op when the rate is 0."""
     settings = app[SETTINGS]
     if settings.rate_limit_per_second > 0:
-        buckets = TokenBuckets(settings.rate_limit_per_second, settings.rate_limit_burst)
+        buckets = app[RATE_BUCKETS] = TokenBuckets(settings.rate_limit_per_second,
+                                                    settings.rate_limit_burst)
         app.middlewares.append(rate_limit_middleware(buckets))

@@ -14,9 +14,11 @@ client did. ``/_sim`` is exempt from the bearer token and from the faults themse
                                             (``{"closed": n}``)
 ``POST /_sim/history/compact``              forget all history: the next watch or continue
                                             token from an older resourceVersion gets 410
-``POST /_sim/faults/unavailable``           ``?seconds=N[&mode=503|disconnect]``: for N
-                                            seconds answer every API request with 503
+``POST /_sim/faults/unavailable``           ``?seconds=N[&mode=503|429|disconnect]``: for
+                                            N seconds answer every API request with 503
                                             ServiceUnavailable (a Status, ``Retry-After``),
+                                            with 429 as kube-apiserver's max-in-flight
+                                            filter throttles (plain text, ``Retry-After``),
                                             or drop the connection without an answer;
                                             ``seconds=0`` ends it
 ``POST /_sim/faults/latency``               ``?seconds=S``: delay every API request by S
@@ -96,7 +98,7 @@ class Faults:
     # -- faults ---------------------------------------------------------------------------
 
     def set_unavailable(self, seconds: float, mode: str = "503") -> None:
-        if mode not in ("503", "disconnect"):
+        if mode not in ("503", "429", "disconnect"):
             raise ValueError(f"unknown unavailability mode {mode!r}")
         self._unavailable_mode = mode
         self._unavailable_until = asyncio.get_running_loop().time() + seconds if seconds else 0
@@ -134,6 +136,9 @@ class Faults:
         if mode == "503":
             error = st.unavailable("the simulated API server is unavailable (fault injection)")
             return web.Response(body=error.encode(), status=503, content_type="application/json",
+                                headers={"Retry-After": "1"})
+        if mode == "429":  # the words and form of the apiserver's http.Error, not a Status
+            return web.Response(text="Too many requests, please try again later.\n", status=429,
                                 headers={"Retry-After": "1"})
         if self.forbidden_subresource and request.path.endswith("/" + self.forbidden_subresource):
             return self._rbac_refusal(request.path)

@@ -39,6 +39,16 @@ Test-controllable behaviour, chosen by annotations on the pod (template):
 ``sim.runwhere.ai/stop-seconds: "N"`` how long containers take to stop on deletion (capped
                                       by the grace period; default ``Timing.stop``)
 ===================================  ======================================================
+
+Pods made from documents that carry no annotations (gpuctl jobs) get the same behaviours
+from what a real node would do with them:
+
+- an image on a registry host under ``.invalid`` (RFC 2606: a name that never resolves, e.g.
+  ``registry.invalid/team/trainer:v1``) cannot be pulled: as ``fail: image-pull``, with
+  containerd's "no such host" error;
+- a container whose command is ``exit N`` through a shell (``[sh, -c, "exit 3"]``) or
+  ``false`` (N = 1) exits with code N after ``Timing.crash_after``: with restartPolicy Always
+  a crash loop, with Never a failed pod.
 """
 
 from __future__ import annotations
@@ -47,6 +57,7 @@ import asyncio
 import hashlib
 import ipaddress
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -72,7 +83,28 @@ FAILURES = ("image-pull", "crash-loop", "oom", "never-ready")
 SIGTERM_EXIT = 143
 _PODS = BY_KEY["pods"]
 _NODES = BY_KEY["nodes"]
+_SHELLS = ("sh", "/bin/sh", "bash", "/bin/bash")
+_EXIT = re.compile(r"\s*exit\s+(\d{1,3})\s*")
 Key = tuple[str, str]
+
+
+def unresolvable_registry(image: str) -> str | None:
+    """The registry host of ``image`` when it is under ``.invalid``, else None."""
+    first = image.split("/", 1)[0] if "/" in image else ""
+    host = first.split(":", 1)[0]
+    return first if host.endswith(".invalid") else None
+
+
+def command_exit_code(container: dict) -> int | None:
+    """N for a container that only runs ``exit N`` (through a shell) or ``false``."""
+    words = [*(container.get("command") or []), *(container.get("args") or [])]
+    if words in (["false"], ["/bin/false"]):
+        return 1
+    if len(words) == 3 and words[0] in _SHELLS and words[1] == "-c":
+        match = _EXIT.fullmatch(words[2])
+        if match:
+            return int(match[1]) % 256
+    return None
 
 
 class _PodGone(Exception):
@@ -100,10 +132,17 @@ class Behaviour:
         owned_by_job = any(ref.get("kind") == "Job"
                            for ref in pod["metadata"].get("ownerReferences") or [])
         fail = annotations.get(FAIL)
+        containers = (pod.get("spec") or {}).get("containers") or []
+        if fail is None and any(unresolvable_registry(c.get("image", "")) for c in containers):
+            fail = "image-pull"
         run = _float(annotations.get(RUN_SECONDS), timing.job_run if owned_by_job else None)
         exit_code = int(_float(annotations.get(EXIT_CODE), 0) or 0)
         if fail in ("crash-loop", "oom"):
             run, exit_code = timing.crash_after, 137 if fail == "oom" else 1
+        elif fail is None:
+            codes = [code for code in map(command_exit_code, containers) if code]
+            if codes:
+                run, exit_code = timing.crash_after, codes[0]
         delays = [(c.get("readinessProbe") or {}).get("initialDelaySeconds") or 0
                   for c in (pod.get("spec") or {}).get("containers") or []]
         return cls(fail if fail in FAILURES else None, run, exit_code,
@@ -456,8 +495,16 @@ class Kubelet:
     async def _pull_failed(self, key: Key, uid: str, name: str, image: str,
                            attempt: int) -> None:
         ref = normalized_image(image)
-        why = (f"rpc error: code = NotFound desc = failed to pull and unpack image \"{ref}\": "
-               f"failed to resolve reference \"{ref}\": {ref}: not found")
+        host = unresolvable_registry(image)
+        if host is not None:
+            why = (f"rpc error: code = Unknown desc = failed to pull and unpack image "
+                   f"\"{ref}\": failed to resolve reference \"{ref}\": failed to do request: "
+                   f"Head \"https://{host}/v2/{ref.split('/', 1)[1].rsplit(':', 1)[0]}/"
+                   f"manifests/{ref.rsplit(':', 1)[1]}\": dial tcp: lookup "
+                   f"{host.split(':', 1)[0]}: no such host")
+        else:
+            why = (f"rpc error: code = NotFound desc = failed to pull and unpack image "
+                   f"\"{ref}\": failed to resolve reference \"{ref}\": {ref}: not found")
 
         def waiting(reason: str, message: str) -> Callable[[dict], None]:
             def change(status: dict) -> None:

@@ -8,6 +8,12 @@ works with any kubelet (the simulated one, or a test writing statuses itself).
 Every run of a container ("instance": one per restart) writes deterministic lines
 ``<pod> <container> run <restart> line <n>``, line ``n`` stamped ``start + (n+1)/rate``; the
 rate is ``lines_per_second`` or the pod's annotation ``sim.runwhere.ai/log-lines-per-second``.
+Two more pod annotations shape the timestamps as real nodes do:
+``sim.runwhere.ai/log-lines-per-write: "N"`` writes lines N at a time, all N with one
+timestamp (a multi-line write: the runtime stamps what one read returned), at ``rate``
+writes a second; ``sim.runwhere.ai/log-clock-lag-seconds: "S"`` puts the node's clock S
+seconds behind: each line is readable when written but stamped S seconds earlier, so next to
+other pods' lines it arrives late for its timestamp.
 Lines are a pure function of the instance, so the "buffer" is virtual: nothing is generated
 until read, idle pods cost nothing, and only the last ``buffer_lines`` lines of a run are
 kept (older ones are gone, as after log rotation). A run ends when its container is seen
@@ -48,6 +54,8 @@ from gpuctl_async.sim.rest import Target, _flag, _int
 from gpuctl_async.sim.store import Store
 
 RATE_ANNOTATION = "sim.runwhere.ai/log-lines-per-second"
+BURST_ANNOTATION = "sim.runwhere.ai/log-lines-per-write"
+LAG_ANNOTATION = "sim.runwhere.ai/log-clock-lag-seconds"
 _NS = 1_000_000_000
 # How long a follower may wait before looking again (a cut or an end wakes it earlier).
 _MAX_WAIT = 1.0
@@ -88,16 +96,20 @@ class Instance:
     """One run of one container."""
 
     __slots__ = ("pod", "container", "restart", "start", "end", "period", "capacity",
-                 "followers")
+                 "followers", "burst", "lag")
 
     def __init__(self, pod: str, container: str, restart: int, start: int, rate: float,
-                 capacity: int):
+                 capacity: int, burst: int = 1, lag: int = 0):
         self.pod, self.container, self.restart = pod, container, restart
         self.start = start
         self.end: int | None = None
         self.period = int(_NS / rate) if rate > 0 else 0
         self.capacity = capacity
         self.followers: set[Follower] = set()
+        self.burst = max(1, burst)
+        """Lines per write: they share one timestamp."""
+        self.lag = lag
+        """How far (ns) the node's clock is behind: lines are stamped that much early."""
 
     def finish(self, at: int) -> None:
         if self.end is None:
@@ -110,19 +122,24 @@ class Instance:
         if not self.period:
             return 0
         upto = now if self.end is None else min(now, self.end)
-        return max(0, (upto - self.start) // self.period)
+        return max(0, (upto - self.start) // self.period) * self.burst
 
     def oldest(self, now: int) -> int:
         return max(0, self.written(now) - self.capacity)
 
+    def due(self, index: int) -> int:
+        """When (real time) line ``index`` is written."""
+        return self.start + (index // self.burst + 1) * self.period
+
     def stamp(self, index: int) -> int:
-        return self.start + (index + 1) * self.period
+        return self.due(index) - self.lag
 
     def first_since(self, since: int) -> int:
         """The index of the first line stamped at or after ``since``."""
         if not self.period:
             return 0
-        return max(0, math.ceil((since - self.start) / self.period) - 1)
+        writes = math.ceil((since + self.lag - self.start) / self.period) - 1
+        return max(0, writes) * self.burst
 
     def line(self, index: int, timestamps: bool) -> bytes:
         text = f"{self.pod} {self.container} run {self.restart} line {index}\n"
@@ -231,24 +248,29 @@ class PodLogs:
             if record is not None:
                 record.finish_all(now)
             record = self._pods[key] = _Pod(meta.get("uid", ""))
-        rate = self._rate(meta)
+        shape = (self._number(meta, RATE_ANNOTATION, self.lines_per_second),
+                 int(self._number(meta, BURST_ANNOTATION, 1)),
+                 int(self._number(meta, LAG_ANNOTATION, 0) * _NS))
         for field in ("initContainerStatuses", "containerStatuses"):
             for container_status in status.get(field) or ():
                 name = container_status.get("name")
                 if name:
                     container = record.containers.setdefault(name, _Container())
                     self._observe_container(meta["name"], name, container, container_status,
-                                            rate, now)
+                                            shape, now)
 
-    def _rate(self, meta: dict) -> float:
-        value = (meta.get("annotations") or {}).get(RATE_ANNOTATION)
+    @staticmethod
+    def _number(meta: dict, annotation: str, default: float) -> float:
+        value = (meta.get("annotations") or {}).get(annotation)
         try:
-            return max(0.0, float(value)) if value is not None else self.lines_per_second
+            return max(0.0, float(value)) if value is not None else default
         except ValueError:
-            return self.lines_per_second
+            return default
 
     def _observe_container(self, pod: str, name: str, container: _Container, status: dict,
-                           rate: float, now: int) -> None:
+                           shape: tuple[float, int, int], now: int) -> None:
+        """``shape``: lines (writes) per second, lines per write, clock lag (ns)."""
+        rate, burst, lag = shape
         state = status.get("state") or {}
         restart = status.get("restartCount") or 0
         last = (status.get("lastState") or {}).get("terminated")
@@ -263,7 +285,7 @@ class PodLogs:
                 if container.previous is not None and container.previous.end is not None:
                     start = max(start, container.previous.end)  # a new run logs after the old
                 current = container.current = Instance(pod, name, restart, start, rate,
-                                                       self.buffer_lines)
+                                                       self.buffer_lines, burst, lag)
                 if "terminated" in state and current is not None:
                     current.finish(_parse_time(run_state.get("finishedAt")) or now)
             if "terminated" in state:
@@ -274,7 +296,7 @@ class PodLogs:
             # First seen crash-looping: only the terminated run is known.
             start = min(_parse_time(last["startedAt"]) or now, now)
             current = container.current = Instance(pod, name, max(0, restart - 1), start,
-                                                   rate, self.buffer_lines)
+                                                   rate, self.buffer_lines, burst, lag)
             current.finish(_parse_time(last.get("finishedAt")) or now)
 
     # -- choosing the run a request reads -------------------------------------------------
@@ -400,7 +422,7 @@ class PodLogs:
                     break
                 if follower.cut:
                     break
-                wait = min(_MAX_WAIT, max(0.001, (run.stamp(position) - now) / _NS))
+                wait = min(_MAX_WAIT, max(0.001, (run.due(position) - now) / _NS))
                 try:
                     async with asyncio.timeout(wait):
                         await follower.wake.wait()

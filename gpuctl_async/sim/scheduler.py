@@ -20,7 +20,10 @@ available: 2 Insufficient nvidia.com/gpu, 2 node(s) didn't match Pod's node
 affinity/selector. preemption: 0/4 nodes are available: 2 No preemption victims found for
 incoming pod, 2 Preemption is not helpful for scheduling.``; it is retried whenever
 capacity frees up (a pod ends or goes) or a node is added or changes, and a repeated
-failure aggregates into the same event (its count grows).
+failure aggregates into the same event (its count grows). Retries go in the order of the real
+scheduler's active queue (PrioritySort): higher ``spec.priority`` first, then the pod that
+has waited longest, so a higher-priority pod takes GPUs that free up before older ones.
+Preemption is not simulated: a higher-priority pod waits for capacity rather than evicting.
 """
 
 from __future__ import annotations
@@ -140,6 +143,13 @@ def _allocatable(node: dict) -> Amounts:
     return amounts
 
 
+def _queue_order(pod: dict) -> tuple:
+    """PrioritySort: higher priority first, then earlier creation, then name."""
+    meta = pod["metadata"]
+    return (-int((pod.get("spec") or {}).get("priority") or 0),
+            meta.get("creationTimestamp") or "", meta.get("namespace", ""), meta["name"])
+
+
 class Scheduler:
     def __init__(self, store: Store, events: EventRecorder):
         self._store = store
@@ -198,8 +208,10 @@ class Scheduler:
             totals[name] = totals.get(name, Decimal(0)) + sign * amount
 
     def _retry_unschedulable(self) -> None:
-        for key in self._unschedulable:
-            self._queue.add(key)
+        table = self._store.table(_PODS)
+        waiting = [table[key].obj for key in self._unschedulable if key in table]
+        for pod in sorted(waiting, key=_queue_order):
+            self._queue.add((pod["metadata"]["namespace"], pod["metadata"]["name"]))
         self._unschedulable.clear()
 
     # -- one scheduling attempt -----------------------------------------------------------

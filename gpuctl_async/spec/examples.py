@@ -1,4 +1,8 @@
-"""One small valid document per kind, for the OpenAPI docs and the tests."""
+"""One small valid document per kind, for the OpenAPI docs and the tests.
+
+They name only what the default simulated topology (``serve --simulate``) has, so that each
+works as given there: pools ``training-pool`` (A100) and ``inference-pool`` (T4), and the
+``default`` pool (an L4 node without a pool label)."""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ environment:
     - name: NCCL_DEBUG
       value: INFO
 resources:
-  pool: train-pool
+  pool: training-pool
   gpu: 2
   gpuType: a100
   cpu: 8
@@ -55,7 +59,6 @@ environment:
 service:
   port: 8888
 resources:
-  pool: dev-pool
   gpu: 1
   cpu: 2
   memory: 8Gi
@@ -85,12 +88,12 @@ resources:
 POOL = """\
 kind: pool
 pool:
-  name: train-pool
+  name: training-pool
   description: A100 nodes for training
 nodes:
-  gpu-node-1:
+  train-a100-0:
     gpuType: a100
-  gpu-node-2:
+  train-a100-1:
     gpuType: a100
 """
 

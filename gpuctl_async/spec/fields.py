@@ -34,22 +34,47 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+MAX_TEXT_CHARS = 65_536
+"""Longest string anywhere in a document (an inline script in ``args`` fits)."""
+MAX_LIST_ITEMS = 1_000
+"""Most items in ``command``, ``args`` and ``env``."""
+
+
 class Text(fields.Field):
-    """A string; a YAML number is taken as its text (``name: 123``, ``value: 1``)."""
+    """A string of at most :data:`MAX_TEXT_CHARS`; a YAML number is taken as its text
+    (``name: 123``, ``value: 1``)."""
 
     default_error_messages = {
         "invalid": "Not a valid string.",
         "boolean": "Not a valid string; quote booleans to mean the text (e.g. 'true').",
+        "too_long": f"Longer than {MAX_TEXT_CHARS} characters.",
     }
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         if isinstance(value, bool):
             raise self.make_error("boolean")
         if isinstance(value, str):
+            if len(value) > MAX_TEXT_CHARS:
+                raise self.make_error("too_long")
             return value
         if _is_number(value):
             return str(value)
         raise self.make_error("invalid")
+
+
+class BoundedList(fields.List):
+    """A list of at most ``max_items``, refused before any item is loaded."""
+
+    default_error_messages = {"too_many": "More than {max_items} items."}
+
+    def __init__(self, inner: Any, *, max_items: int = MAX_LIST_ITEMS, **kwargs: Any):
+        super().__init__(inner, **kwargs)
+        self.max_items = max_items
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list:
+        if isinstance(value, list) and len(value) > self.max_items:
+            raise self.make_error("too_many", max_items=self.max_items)
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 class WholeNumber(fields.Field):
@@ -148,6 +173,7 @@ class EnvVars(fields.Field):
         "invalid": "Must be a list of {{name, value}} items or a mapping of NAME: value.",
         "item": "Not a valid mapping; expected {name, value}.",
         "duplicate": "Duplicate environment variable name '{name}'.",
+        "too_many": f"More than {MAX_LIST_ITEMS} variables.",
     }
     _value = Text()
 
@@ -158,6 +184,8 @@ class EnvVars(fields.Field):
             items = [(index, item) for index, item in enumerate(value)]
         else:
             raise self.make_error("invalid")
+        if len(items) > MAX_LIST_ITEMS:
+            raise self.make_error("too_many")
         errors: dict = {}
         result = []
         seen: set[str] = set()

@@ -19,6 +19,7 @@ from gpuctl_async.spec.hostpaths import (
     normalise_host_path,
 )
 from gpuctl_async.spec.fields import (
+    BoundedList,
     CpuQuantity,
     EnvVars,
     MemoryQuantity,
@@ -43,9 +44,14 @@ DEFAULT_VERSION = "v0.1"
 MAX_GPUS = 8
 DEFAULT_SERVICE_PORT = 8000
 NOTEBOOK_PORT = 8888
+MAX_WORKDIRS = 64
+# ``/api/v1/jobs/batch`` is the batch-create route: a job of that name could not be read.
+RESERVED_JOB_NAMES = ("batch",)
 
 
 def job_name_errors(name: str) -> list[str]:
+    if name in RESERVED_JOB_NAMES:
+        return [f"'{name}' is reserved: /api/v1/jobs/{name} is another route"]
     if len(name) > JOB_NAME_MAX:
         return [f"must be no more than {JOB_NAME_MAX} characters, so that its Service "
                 f"name {SERVICE_PREFIX}<name> fits in {DNS1123_LABEL_MAX}"]
@@ -81,8 +87,8 @@ class EnvironmentSchema(StrictSchema):
 
     image = Text(required=True, validate=non_blank)
     imagePullSecret = Text(validate=dns_subdomain)
-    command = fields.List(Text(), load_default=list)
-    args = fields.List(Text(), load_default=list)
+    command = BoundedList(Text(), load_default=list)
+    args = BoundedList(Text(), load_default=list)
     env = EnvVars(load_default=list)
 
 
@@ -144,7 +150,8 @@ def unique_paths(workdirs: list[dict]) -> None:
 
 
 class StorageSchema(StrictSchema):
-    workdirs = fields.List(fields.Nested(WorkdirSchema), load_default=list, validate=unique_paths)
+    workdirs = BoundedList(fields.Nested(WorkdirSchema), max_items=MAX_WORKDIRS,
+                           load_default=list, validate=unique_paths)
 
 
 class ModelSchema(StrictSchema):

@@ -7,6 +7,7 @@ reported under ``yamlContent``, the request field that carries it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,24 @@ from gpuctl_async.spec.quota import QuotaDocumentSchema
 
 TEXT_FIELD = "yamlContent"
 MAX_DOCUMENT_BYTES = 256 * 1024
+MAX_YAML_DEPTH = 20
+"""Deepest nesting of YAML collections (a job document needs 4)."""
+MAX_YAML_NODES = 20_000
+"""Most YAML nodes (scalars and collections, aliases counted as what they expand to)."""
+MAX_INT_DIGITS = 4000
+"""Longest plain integer scalar; Python refuses to convert more than 4,300 digits."""
+MAX_REPORTED_PATHS = 20
+"""Most field paths in one validation answer (thousands of bad entries are not echoed)."""
+
+# libyaml (C) where the PyYAML wheel has it: about 14 times faster than the Python parser.
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_INTEGER = re.compile(r"[-+]?[0-9_]+")
+# libyaml's scanner does work quadratic in the nesting of flow collections ([[[[...) before it
+# hands out the first event, so that nesting is counted on the raw text first. Brackets inside
+# quoted strings count too, hence a looser bound than MAX_YAML_DEPTH.
+MAX_FLOW_BRACKETS = 64
+_BRACKETS = re.compile(r"[\[\]{}]")
+_BRACKET_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 JOB_KINDS = tuple(JOB_SCHEMAS)
 SCHEMAS: dict[str, type[Schema]] = {**JOB_SCHEMAS, "pool": PoolDocumentSchema,
@@ -30,7 +49,7 @@ ALL_KINDS = tuple(SCHEMAS)
 KIND_ALIASES = {"resource": "pool"}
 
 
-class _SafeLoaderWithoutDuplicateKeys(yaml.SafeLoader):
+class _SafeLoaderWithoutDuplicateKeys(_BaseLoader):
     """``yaml.safe_load``'s loader, except that a key given twice in one mapping is an error
     instead of the last one silently winning (a second ``resources:`` hides the first)."""
 
@@ -82,6 +101,17 @@ def parse_document(text: str, *, max_bytes: int = MAX_DOCUMENT_BYTES,
     return validate_document(kind, data, host_paths=host_paths)
 
 
+def parse_outcome(text: str, allowed_kinds: tuple[str, ...],
+                  host_paths: HostPathPolicy = SYSTEM_DIRECTORIES_ONLY,
+                  ) -> ParsedDocument | tuple[str, dict[str, list[str]]]:
+    """``parse_document`` for a worker process: a failure comes back as (summary, details),
+    which pickles whole (the exception's keyword-only ``details`` would not)."""
+    try:
+        return parse_document(text, allowed_kinds=allowed_kinds, host_paths=host_paths)
+    except ValidationFailed as err:
+        return err.message, err.details
+
+
 def validate_document(kind: str, data: Mapping, *,
                       host_paths: HostPathPolicy = SYSTEM_DIRECTORIES_ONLY) -> ParsedDocument:
     """Validate an already-loaded mapping as a document of ``kind`` (canonical kind name)."""
@@ -90,7 +120,9 @@ def validate_document(kind: str, data: Mapping, *,
         spec = schema.load(data)
     except ValidationError as err:
         details = dict(_flatten(err.messages))
-        raise ValidationFailed(_summary(details), details=details) from None
+        # The summary counts every problem; the answer names at most MAX_REPORTED_PATHS.
+        shown = dict(list(details.items())[:MAX_REPORTED_PATHS])
+        raise ValidationFailed(_summary(details), details=shown) from None
     spec["kind"] = kind
     return ParsedDocument(kind=kind, spec=spec)
 
@@ -103,6 +135,7 @@ def _load_yaml(text: Any, max_bytes: int) -> Mapping:
         _fail("YAML document too large", TEXT_FIELD,
               f"must be at most {max_bytes} bytes, got {size}")
     try:
+        _check_bounds(text)
         data = yaml.load(text, Loader=_SafeLoaderWithoutDuplicateKeys)  # a SafeLoader
     except yaml.composer.ComposerError as err:
         if err.context == "expected a single document in the stream":
@@ -111,14 +144,75 @@ def _load_yaml(text: Any, max_bytes: int) -> Mapping:
         _syntax_error(err)
     except yaml.MarkedYAMLError as err:
         _syntax_error(err)
-    except yaml.YAMLError as err:  # unmarked errors, e.g. a bad character in the reader
+    except yaml.reader.ReaderError as err:  # a character YAML does not allow, by position
+        line = text.count("\n", 0, err.position)
+        column = err.position - (text.rfind("\n", 0, err.position) + 1)
+        message = (f"line {line + 1}, column {column + 1}: unacceptable character "
+                   f"#x{err.character:04x}: {err.reason}")
+        _fail(f"YAML parsing error: {message}", TEXT_FIELD, message)
+    except yaml.YAMLError as err:  # other unmarked errors
         _fail(f"YAML parsing error: {err}", TEXT_FIELD, str(err))
-    except RecursionError:
-        _fail("YAML parsing error: nested too deeply", TEXT_FIELD, "nested too deeply")
+    except (RecursionError, ValueError):  # both ruled out by _check_bounds; kept as a net
+        _fail("YAML parsing error: too complex", TEXT_FIELD, "too deeply nested or too large")
     if not isinstance(data, Mapping):
         _fail("Invalid YAML: the document must be a mapping", TEXT_FIELD,
               "must be a YAML mapping with a 'kind' field")
     return data
+
+
+class _TooComplex(yaml.MarkedYAMLError):
+    """The text is beyond :data:`MAX_YAML_DEPTH`, :data:`MAX_YAML_NODES` or
+    :data:`MAX_INT_DIGITS`; reported like a syntax error, with its line and column."""
+
+
+def _check_bounds(text: str) -> None:
+    """Walk the parser's events (libyaml: no Python object is built) and stop at the first
+    one past a bound, so a hostile text costs at most ``MAX_YAML_NODES`` events."""
+    _check_flow_nesting(text)
+    depth = nodes = 0
+    anchored: list[tuple[str | None, int]] = []  # open collections: (anchor, nodes before)
+    sizes: dict[str, int] = {}  # anchor -> how many nodes an alias of it expands to
+    for event in yaml.parse(text, Loader=_BaseLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            nodes += 1
+            depth += 1
+            anchored.append((event.anchor, nodes - 1))
+            if depth > MAX_YAML_DEPTH:
+                raise _TooComplex(problem=f"nested deeper than {MAX_YAML_DEPTH} levels",
+                                  problem_mark=event.start_mark)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+            anchor, before = anchored.pop()
+            if anchor is not None:
+                sizes[anchor] = nodes - before
+        elif isinstance(event, yaml.ScalarEvent):
+            nodes += 1
+            if event.anchor is not None:
+                sizes[event.anchor] = 1
+            if (not event.style and len(event.value) > MAX_INT_DIGITS
+                    and _INTEGER.fullmatch(event.value)):
+                raise _TooComplex(problem=f"integer longer than {MAX_INT_DIGITS} digits",
+                                  problem_mark=event.start_mark)
+        elif isinstance(event, yaml.AliasEvent):
+            nodes += sizes.get(event.anchor, 1)
+        else:
+            continue
+        if nodes > MAX_YAML_NODES:
+            raise _TooComplex(problem=f"more than {MAX_YAML_NODES} nodes (aliases count as "
+                                      "what they expand to)", problem_mark=event.start_mark)
+
+
+def _check_flow_nesting(text: str) -> None:
+    depth = 0
+    for match in _BRACKETS.finditer(text):
+        depth += _BRACKET_STEP[match.group()]
+        if depth > MAX_FLOW_BRACKETS:
+            position = match.start()
+            line = text.count("\n", 0, position)
+            column = position - (text.rfind("\n", 0, position) + 1)
+            raise _TooComplex(problem=f"brackets nested deeper than {MAX_FLOW_BRACKETS} levels",
+                              problem_mark=yaml.Mark("<text>", position, line, column, None,
+                                                     None))
 
 
 def _kind_of(data: Mapping, allowed_kinds: tuple[str, ...]) -> str:

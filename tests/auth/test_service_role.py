@@ -57,21 +57,36 @@ async def test_every_route_works_through_the_shipped_cluster_role_alone(auth_api
         ("GET", "/api/v1/namespaces", None), ("GET", "/api/v1/namespaces/team-q", None),
         ("DELETE", "/api/v1/namespaces/team-q", None),
         ("DELETE", "/api/v1/jobs/every", None),
+        ("GET", "/metrics", None),
     ]
     for method, path, body in calls:
         resp = await auth_api.request(method, path, headers=h, json=body)
         assert resp.status < 300, (method, path, resp.status, await resp.text())
-    async with auth_api.ws_connect("/api/v1/jobs/ws", headers=h) as ws:
+    async with auth_api.ws_connect("/api/v1/jobs-feed/ws", headers=h) as ws:
         assert (await ws.receive_json())["type"] == "snapshot"
     await create_job(auth_api, demo.admin, "streamed", "team-a")
     await running(auth_api, demo.admin, "streamed", "team-a")
     async with auth_api.ws_connect("/api/v1/jobs/streamed/logs/ws", headers=h) as ws:
         frame = await ws.receive_json()
         assert frame["type"] != "error", frame
+    events = await auth_api.get("/api/v1/jobs/streamed/logs/stream", headers=h)
+    assert events.status == 200, await events.text()
+    # A log line (``id:``) or, if the short job already finished with nothing to tail,
+    # ``event: end``: either way the stream got past every permission check.
+    assert (await events.content.readline()).startswith((b"id: ", b"event: end"))
+    events.close()
+    async with auth_api.ws_connect("/api/v1/stream", headers=h) as ws:
+        await ws.send_json({"op": "subscribe", "id": "l", "logs": {"jobId": "streamed"}})
+        await ws.send_json({"op": "subscribe", "id": "j", "jobs": {}})
+        frames = [await ws.receive_json() for _ in range(4)]
+        assert {(f["id"], f["type"]) for f in frames} >= {("l", "subscribed"),
+                                                           ("j", "subscribed")}, frames
+        assert all(f["type"] != "error" for f in frames), frames
     # Every route of the permission table was exercised above.
     exercised = {(method, await _pattern(auth_api.app, method, path.partition("?")[0]))
                  for method, path, _ in calls}
-    exercised |= {("GET", "/api/v1/jobs/ws"), ("GET", "/api/v1/jobs/{jobId}/logs/ws")}
+    exercised |= {("GET", "/api/v1/jobs-feed/ws"), ("GET", "/api/v1/jobs/{jobId}/logs/ws"),
+                  ("GET", "/api/v1/jobs/{jobId}/logs/stream"), ("GET", "/api/v1/stream")}
     assert exercised == set(ROUTES)
 
 
@@ -124,7 +139,7 @@ async def test_tokens_never_reach_a_log_line(rbac_sim, demo, aiohttp_client, tmp
                               protocols=("unknown.v9", token_protocol(alice))) as ws:
         await ws.receive()
     with pytest.raises(aiohttp.WSServerHandshakeError):
-        async with api.ws_connect("/api/v1/jobs/ws", protocols=(token_protocol(wrong),)):
+        async with api.ws_connect("/api/v1/jobs-feed/ws", protocols=(token_protocol(wrong),)):
             pass
     await api.delete("/api/v1/jobs/quiet", headers=bearer(alice))
     text = caplog.text + "".join(str(r.args) for r in caplog.records)

@@ -110,10 +110,10 @@ async def test_tenant_sees_nothing_of_another_namespace(auth_api, demo):
             await ws.receive()
             assert ws.close_code == code
 
-    async with auth_api.ws_connect("/api/v1/jobs/ws", headers=h) as ws:
+    async with auth_api.ws_connect("/api/v1/jobs-feed/ws", headers=h) as ws:
         snapshot = await ws.receive_json()
         assert {item["namespace"] for item in snapshot["items"]} == {"team-a"}
-    async with auth_api.ws_connect("/api/v1/jobs/ws", headers=h,
+    async with auth_api.ws_connect("/api/v1/jobs-feed/ws", headers=h,
                                    params={"namespace": "team-b"}) as ws:
         assert (await ws.receive_json())["type"] == "error"
         await ws.receive()
@@ -153,7 +153,7 @@ async def test_no_wrong_or_expired_token_is_401_and_open_routes_need_none(auth_a
         resp = await auth_api.get("/api/v1/jobs", headers=headers)
         assert resp.status == 401, headers
         assert resp.headers["WWW-Authenticate"].startswith("Bearer")
-        assert set(await resp.json()) == {"error"}
+        assert set(await resp.json()) == {"error", "requestId"}
     # A service-account token that expired a second ago (the sim mints any lifetime).
     expired = rbac_sim.service_account_token("team-a", "default", expiration_seconds=-1)
     resp = await auth_api.get("/api/v1/jobs", headers=bearer(expired))
@@ -164,12 +164,12 @@ async def test_no_wrong_or_expired_token_is_401_and_open_routes_need_none(auth_a
 
 async def test_websocket_token_as_subprotocol_is_never_selected(auth_api, demo):
     alice = demo.tenants["alice"][1]
-    async with auth_api.ws_connect("/api/v1/jobs/ws",
+    async with auth_api.ws_connect("/api/v1/jobs-feed/ws",
                                    protocols=("gpuctl.v1", token_protocol(alice))) as ws:
         assert ws.protocol == "gpuctl.v1"
         assert (await ws.receive_json())["type"] == "snapshot"
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-        async with auth_api.ws_connect("/api/v1/jobs/ws",
+        async with auth_api.ws_connect("/api/v1/jobs-feed/ws",
                                        protocols=("gpuctl.v1", token_protocol("wrong"))):
             pass
     assert refused.value.status == 401
@@ -181,7 +181,7 @@ async def test_removed_binding_takes_effect_within_the_ttl(rbac_sim, demo, aioht
     alice = bearer(demo.tenants["alice"][1])
     params = {"namespace": "team-a"}
     assert (await api.get("/api/v1/jobs", headers=alice, params=params)).status == 200
-    async with api.ws_connect("/api/v1/jobs/ws", headers=alice, params=params) as feed:
+    async with api.ws_connect("/api/v1/jobs-feed/ws", headers=alice, params=params) as feed:
         assert (await feed.receive_json())["type"] == "snapshot"
         rbac_sim.unbind("User", "alice", "edit", namespace="team-a")
         await eventually(lambda: api.get("/api/v1/jobs", headers=alice, params=params),

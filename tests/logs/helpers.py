@@ -26,10 +26,13 @@ async def create_job(api, sim, name: str, kind: str = "training",
 
 
 async def add_pod(api, sim, controller: dict, suffix: str, *, running: bool = True,
-                  started_ago: float = 1.0, rate: float | None = None) -> str:
+                  started_ago: float = 1.0, rate: float | None = None,
+                  annotations: dict[str, str] | None = None) -> str:
+    """A pod of ``controller`` on node-1; ``annotations`` shape its simulated log."""
     body = job_pod(controller, suffix, node="node-1", phase="Pending")
+    body["metadata"]["annotations"] = dict(annotations or {})
     if rate is not None:
-        body["metadata"]["annotations"] = {RATE_ANNOTATION: str(rate)}
+        body["metadata"]["annotations"][RATE_ANNOTATION] = str(rate)
     pod = sim.store.create("pods", body, namespace=controller["metadata"]["namespace"])
     name = pod["metadata"]["name"]
     if running:
@@ -130,6 +133,138 @@ class LogSocket:
     async def to_close(self, timeout: float = 5.0) -> int:
         await self.until(lambda s: s.closed is not None, timeout)
         return self.closed
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+class EventStream:
+    """A Server-Sent Events client of ``/logs/stream``: every event, parsed."""
+
+    def __init__(self, response: aiohttp.ClientResponse):
+        self.response = response
+        self.events: list[dict] = []  # {"event", "id", "data"} (data decoded from JSON)
+        self.comments = 0
+        self.ended = False
+
+    @classmethod
+    async def open(cls, api, job: str, last_event_id: str | None = None,
+                   **params) -> EventStream:
+        query = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in params.items()}
+        headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+        response = await api.get(f"/api/v1/jobs/{job}/logs/stream", params=query,
+                                 headers=headers)
+        assert response.status == 200, await response.text()
+        return cls(response)
+
+    @property
+    def lines(self) -> list[dict]:
+        return [event["data"] for event in self.events if event["event"] == "message"]
+
+    def of(self, pod: str) -> list[dict]:
+        return [line for line in self.lines if line["pod"] == pod]
+
+    def named(self) -> list[str]:
+        return [event["event"] for event in self.events if event["event"] != "message"]
+
+    async def _read_event(self) -> bool:
+        event: dict = {"event": "message", "id": None, "data": None}
+        while True:
+            raw = await self.response.content.readline()
+            if not raw:
+                self.ended = True
+                return False
+            line = raw.decode().rstrip("\n")
+            if not line:
+                if event["data"] is not None:
+                    self.events.append(event)
+                    return True
+                continue
+            if line.startswith(":"):
+                self.comments += 1
+                return True
+            field, _, value = line.partition(": ")
+            if field == "data":
+                event["data"] = orjson.loads(value)
+            else:
+                event[field] = value
+
+    async def until(self, check, timeout: float = 5.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not check(self):
+                if not await self._read_event():
+                    assert check(self), "the stream ended before the condition held"
+                    return
+
+    def close(self) -> None:
+        self.response.close()
+
+
+def _json(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+class MuxSocket:
+    """A client of the multiplexed socket: every frame, and each subscription's lines."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse):
+        self.ws = ws
+        self.frames: list[dict] = []
+        self.closed: int | None = None
+
+    @classmethod
+    async def open(cls, api, session: aiohttp.ClientSession | None = None,
+                   **kwargs) -> MuxSocket:
+        if session is None:
+            return cls(await api.ws_connect("/api/v1/stream", **kwargs))
+        return cls(await session.ws_connect(api.make_url("/api/v1/stream"), **kwargs))
+
+    async def subscribe_logs(self, sub_id: str, job: str, **params) -> None:
+        await self.ws.send_str(_json({"op": "subscribe", "id": sub_id,
+                                               "logs": {"jobId": job, **params}}))
+
+    async def subscribe_jobs(self, sub_id: str, **filters) -> None:
+        await self.ws.send_str(_json({"op": "subscribe", "id": sub_id,
+                                               "jobs": filters}))
+
+    async def unsubscribe(self, sub_id: str) -> None:
+        await self.ws.send_str(_json({"op": "unsubscribe", "id": sub_id}))
+
+    async def send_raw(self, text: str) -> None:
+        await self.ws.send_str(text)
+
+    async def _read_one(self) -> bool:
+        message = await self.ws.receive()
+        if message.type != aiohttp.WSMsgType.TEXT:
+            self.closed = self.ws.close_code or aiohttp.WSCloseCode.ABNORMAL_CLOSURE
+            return False
+        self.frames.append(orjson.loads(message.data))
+        return True
+
+    async def until(self, check, timeout: float = 5.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not check(self):
+                if not await self._read_one():
+                    assert check(self), f"closed ({self.closed}) before the condition held"
+                    return
+
+    def of(self, sub_id: str | None) -> list[dict]:
+        return [frame for frame in self.frames if frame.get("id") == sub_id]
+
+    def lines(self, sub_id: str) -> list[dict]:
+        lines: list[dict] = []
+        for frame in self.of(sub_id):
+            if frame["type"] == "log":
+                lines.append({k: frame[k] for k in ("data", "pod", "ts")})
+            elif frame["type"] == "logs":
+                lines.extend(frame["lines"])
+        return lines
+
+    def types(self, sub_id: str) -> list[str]:
+        return [f["type"] for f in self.of(sub_id) if f["type"] not in ("log", "logs")]
+
+    def cursor(self, sub_id: str) -> str:
+        return [f for f in self.of(sub_id) if f["type"] in ("log", "logs")][-1]["cursor"]
 
     async def close(self) -> None:
         await self.ws.close()

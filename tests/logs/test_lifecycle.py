@@ -54,3 +54,25 @@ async def test_fast_lines_are_batched_into_few_frames(aiohttp_client, sim, tmp_p
     assert len(live) <= 1 / 0.05 * 1.5 + 2
     assert contiguous(sock.of(pod))
     await sock.close()
+
+
+async def test_shutdown_closes_multiplexed_sockets_with_1001_and_ends_event_streams(
+        aiohttp_client, sim, tmp_path):
+    from tests.logs.helpers import EventStream, MuxSocket
+
+    api = await app_client(aiohttp_client, sim, tmp_path)
+    job = await create_job(api, sim, "train")
+    pod = await add_pod(api, sim, job, "aaaaa")
+    mux = await MuxSocket.open(api)
+    await mux.subscribe_logs("a", "train")
+    await mux.subscribe_jobs("jobs")
+    events = await EventStream.open(api, "train")
+    await mux.until(lambda m: len(m.lines("a")) >= 1 and "snapshot" in m.types("jobs"))
+    await events.until(lambda e: len(e.of(pod)) >= 1)
+    closing = asyncio.gather(mux.until(lambda m: m.closed is not None),
+                             events.until(lambda e: e.ended))
+    await api.server.close()
+    await closing
+    assert mux.closed == 1001
+    events.close()
+    await eventually(sim.open_log_streams, lambda n: n == 0, timeout=3)

@@ -72,6 +72,17 @@ async def test_disconnect_mode_drops_connections(k8s, sim):
     await k8s.core.list_namespaced_pod("default")
 
 
+async def test_throttle_mode_answers_429_as_the_max_in_flight_filter(k8s, sim):
+    sim.set_unavailable(30, mode="429")
+    with pytest.raises(ApiException) as exc:
+        await k8s.core.list_namespaced_pod("default")
+    assert exc.value.status == 429
+    assert exc.value.headers["Retry-After"] == "1"
+    assert exc.value.body == "Too many requests, please try again later.\n"
+    sim.set_unavailable(0)
+    await k8s.core.list_namespaced_pod("default")
+
+
 async def test_latency_is_added_to_requests(k8s, sim):
     sim.set_latency(0.3)
     loop = asyncio.get_running_loop()

@@ -34,6 +34,7 @@ async def test_apply_directory_on_an_empty_cluster(cluster):  # noqa: F811
         "serviceaccount/gpuctl-async created",
         "clusterrole.rbac.authorization.k8s.io/gpuctl-async created",
         "clusterrolebinding.rbac.authorization.k8s.io/gpuctl-async created",
+        "clusterrole.rbac.authorization.k8s.io/gpuctl-async-metrics-reader created",
         "service/gpuctl-async created",
         "deployment.apps/gpuctl-async created",
     ], out

@@ -210,3 +210,25 @@ async def test_grace_period_caps_the_stop(cluster):
     await wait_for(lambda: waiting_reason(cluster, "pending") == "ErrImagePull")
     cluster.store.delete("pods", "pending", "default")
     await wait_for(lambda: not cluster.store.list("pods", "default"))
+
+
+async def test_an_unresolvable_registry_fails_the_pull(cluster):
+    cluster.store.create("pods", pod("nohost", image="registry.invalid/team/app:v1"),
+                         namespace="default")
+    await wait_for(lambda: waiting_reason(cluster, "nohost") == "ErrImagePull")
+    message = container(cluster, "nohost")["state"]["waiting"]["message"]
+    assert message.endswith("dial tcp: lookup registry.invalid: no such host")
+    assert 'Head "https://registry.invalid/v2/team/app/manifests/v1"' in message
+    await wait_for(lambda: waiting_reason(cluster, "nohost") == "ImagePullBackOff")
+
+
+async def test_a_shell_exit_command_crash_loops_with_its_code(cluster):
+    cluster.store.create("pods", pod("exits", command=["sh", "-c", "exit 3"]),
+                         namespace="default")
+    cluster.store.create("pods", pod("once", restart="Never", command=["false"]),
+                         namespace="default")
+    await wait_for(lambda: waiting_reason(cluster, "exits") == "CrashLoopBackOff")
+    last = container(cluster, "exits")["lastState"]["terminated"]
+    assert (last["exitCode"], last["reason"]) == (3, "Error")
+    await wait_for(lambda: get(cluster, "once")["status"]["phase"] == "Failed")
+    assert container(cluster, "once")["state"]["terminated"]["exitCode"] == 1

@@ -304,3 +304,27 @@ async def test_kubectl_logs_follow_on_a_job_run_by_the_simulated_kubelet(tmp_pat
                                         for line in lines)
         pod_phase = sim.store.get("pods", name, namespace="default")["status"]["phase"]
         assert pod_phase == "Succeeded"
+
+
+async def test_multi_line_writes_share_a_stamp_and_a_lagging_clock_stamps_early(sim):
+    from gpuctl_async.logs.lines import NS, parse_ts
+    from gpuctl_async.sim.logs import BURST_ANNOTATION, LAG_ANNOTATION
+
+    make_pod(sim, "burst", rate=20)
+    sim.store.patch("pods", "burst", {"metadata": {"annotations": {
+        BURST_ANNOTATION: "3", LAG_ANNOTATION: "5"}}}, namespace="default",
+        patch_type=MERGE_PATCH)
+    set_state(sim, "burst", {"running": {}}, started_at=timestamp(time.time() - 1))
+    status, text = await get_log(sim, "burst", timestamps="true")
+    assert status == 200
+    lines = text.splitlines()
+    stamps = [line.split(" ", 1)[0] for line in lines]
+    assert len(lines) >= 30 and len(lines) % 3 == 0  # whole writes only
+    assert all(stamps[i] == stamps[i + 1] == stamps[i + 2] for i in range(0, len(lines), 3))
+    assert len(set(stamps)) == len(lines) // 3
+    # Written within the last second, stamped five seconds early.
+    assert time.time_ns() - parse_ts(stamps[-1]) > 4.5 * NS
+    second = stamps[3][:19] + "Z"  # sinceTime finds them by their (early) stamps
+    status, again = await get_log(sim, "burst", timestamps="true", sinceTime=second)
+    since = [line.split(" ", 1)[0] for line in again.splitlines()]
+    assert status == 200 and since[0] >= second[:19] and stamps[3] in since

@@ -146,3 +146,27 @@ async def test_cpu_memory_and_pod_count_fit():
         await wait_for(lambda: failed_scheduling(sim, "three"))
         assert failed_scheduling(sim, "three")[0]["message"].startswith(
             "0/1 nodes are available: 1 Too many pods.")
+
+
+async def test_freed_gpus_go_to_the_highest_priority_then_the_oldest(cluster):
+    store = cluster.store
+    for priority_class in ({"metadata": {"name": "low"}, "value": 100},
+                           {"metadata": {"name": "high"}, "value": 1000}):
+        store.create("priorityclasses", priority_class)
+    training = {"runwhere.ai/pool": "training-pool"}
+    for name in ("hold-0", "hold-1"):
+        store.create("pods", gpu_pod(name, 8, nodeSelector=training), namespace="default")
+    await wait_for(lambda: node_of(cluster, "hold-0") and node_of(cluster, "hold-1"))
+    # Four older low-priority pods, then one high-priority pod: all wait for 8 GPUs.
+    waiting = [f"low-{n}" for n in range(4)] + ["high"]
+    for name in waiting:
+        store.create("pods", gpu_pod(name, 8, nodeSelector=training,
+                                     priorityClassName=name.split("-")[0]),
+                     namespace="default")
+        await wait_for(lambda name=name: failed_scheduling(cluster, name))
+    store.delete("pods", "hold-0", "default")
+    await wait_for(lambda: node_of(cluster, "high"))
+    assert not any(node_of(cluster, name) for name in waiting[:4])
+    store.delete("pods", "hold-1", "default")
+    await wait_for(lambda: any(node_of(cluster, name) for name in waiting[:4]))
+    assert [bool(node_of(cluster, name)) for name in waiting[:4]] == [True, False, False, False]

@@ -60,7 +60,7 @@ async def test_server_side_apply_creates_then_merges(cluster):  # noqa: F811
 async def test_server_side_apply_of_the_manifests_on_an_empty_cluster(cluster):  # noqa: F811
     rc, out, err = await cluster.kubectl("apply", "--server-side", "-f", f"{MANIFESTS}/")
     assert rc == 0, err
-    assert len(out.splitlines()) == 6 and all(
+    assert len(out.splitlines()) == 7 and all(  # config/k8s holds 7 objects
         line.endswith(" serverside-applied") for line in out.splitlines()), out
 
 

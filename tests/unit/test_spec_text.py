@@ -15,9 +15,10 @@ VALID = ("kind: training\njob: {name: a}\nenvironment: {image: x}\n"
 
 def test_syntax_error_carries_line_and_column():
     error = failure(VALID + "storage: [unclosed\n")
-    assert error.details == {"yamlContent": [
-        "line 6, column 1: while parsing a flow sequence, expected ',' or ']', "
-        "but got '<stream end>'"]}
+    [message] = error.details["yamlContent"]
+    # libyaml's wording ("did not find expected ...") or the pure-Python parser's.
+    assert message.startswith("line 6, column 1: while parsing a flow sequence, ")
+    assert "expected ',' or ']'" in message
     assert error.message.startswith("YAML parsing error: line 6, column 1:")
 
 
@@ -80,7 +81,33 @@ def test_text_must_be_a_string():
 
 
 def test_deep_nesting_is_a_validation_error():
-    assert details("[" * 5000 + "]" * 5000) == {"yamlContent": ["nested too deeply"]}
+    assert details("[" * 5000 + "]" * 5000) == {"yamlContent": [
+        "line 1, column 65: brackets nested deeper than 64 levels"]}
+
+
+def test_nesting_past_the_bound_is_refused_with_its_position():
+    # The document's mapping is level 1, so the 20th bracket is the 21st level.
+    text = "kind: training\njob: " + "[" * 25 + "]" * 25
+    assert details(text) == {"yamlContent": ["line 2, column 25: nested deeper than 20 levels"]}
+    block = "kind: training\njob:\n" + "".join("  " * i + "- \n" for i in range(1, 30))
+    assert details(block)["yamlContent"][0].endswith("nested deeper than 20 levels")
+
+
+def test_alias_expansion_counts_against_the_node_bound():
+    bomb = "kind: training\na: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n" for p, n in zip("abcd", "bcde"))
+    assert details(bomb) == {"yamlContent": [
+        "line 6, column 8: more than 20000 nodes (aliases count as what they expand to)"]}
+
+
+def test_node_count_is_bounded():
+    assert details("kind: training\nx: [" + "1," * 25_000 + "]")["yamlContent"][0].endswith(
+        "more than 20000 nodes (aliases count as what they expand to)")
+
+
+def test_an_integer_with_thousands_of_digits_is_refused_not_a_crash():
+    assert details("kind: training\njob: {name: 1" + "0" * 5000 + "}") == {"yamlContent": [
+        "line 2, column 13: integer longer than 4000 digits"]}
 
 
 @pytest.mark.parametrize("text", ["job: {name: a}", "kind:\njob: {name: a}"])
@@ -120,3 +147,15 @@ def test_summary_names_the_first_problem_and_counts_the_rest():
     assert error.message.startswith("Validation error: job.name: a lowercase RFC 1123 label")
     assert error.message.endswith("(and 1 more)")
     assert error.to_body()["details"]["resources.gpu"] == ["GPU count cannot exceed 8"]
+
+
+def test_an_answer_names_at_most_20_paths_but_counts_them_all():
+    text = "kind: pool\npool: {name: p}\nnodes:\n" + "".join(
+        f"  BAD_{i}: {{}}\n" for i in range(300))
+    error = failure(text)
+    assert len(error.details) == 20 and error.message.endswith("(and 299 more)")
+
+
+def test_a_forbidden_character_is_located_by_line_and_column():
+    assert details("kind: training\njob: {name: \x00}\n") == {"yamlContent": [
+        "line 2, column 13: unacceptable character #x0000: control characters are not allowed"]}
