@@ -87,7 +87,7 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         serving.run(
             create_app(settings),
-            loop=new_event_loop(settings.event_loop),
+            loop_factory=lambda: new_event_loop(settings.event_loop),
             host=settings.host,
             port=settings.port,
             access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
@@ -103,7 +103,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
-    """A fresh loop of the configured kind (``run_app`` runs and closes it)."""
+    """A fresh loop of the configured kind (``serving.run`` runs and closes it)."""
     if kind == "uvloop":
         try:
             import uvloop

@@ -70,9 +70,10 @@ class JsonErrorRunner(web.AppRunner):
 
 
 def run(app: web.Application, *, host: str, port: int, access_log: logging.Logger | None,
-        access_log_class: type[AbstractAccessLogger], on_listening: Callable[[], None]) -> None:
+        access_log_class: type[AbstractAccessLogger], on_listening: Callable[[], None],
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None) -> None:
     """What ``web.run_app`` does for us, with :class:`JsonErrorRunner`: serve until SIGINT or
-    SIGTERM, then shut down gracefully."""
+    SIGTERM, then shut down gracefully; on a loop from ``loop_factory`` (e.g. uvloop's)."""
 
     async def serve() -> None:
         runner = JsonErrorRunner(app, handle_signals=True, access_log=access_log,
@@ -86,6 +87,7 @@ def run(app: web.Application, *, host: str, port: int, access_log: logging.Logge
             await runner.cleanup()
 
     try:
-        asyncio.run(serve())
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(serve())
     except (web.GracefulExit, KeyboardInterrupt):
         pass
