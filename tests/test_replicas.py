@@ -180,10 +180,20 @@ async def test_a_read_with_a_token_waits_for_a_lagging_cache(sim, replicas):
 
 async def test_a_token_the_cache_cannot_reach_in_time_is_a_503(sim, replicas):
     _, b = replicas
-    resp = await b.get("/api/v1/jobs", headers={HEADER: "jobs.batch=99999999"})
+    sim.set_watch_delay(3.0)  # longer than the replicas' read_your_writes_timeout (2 s)
+    created = sim.store.create("namespaces", {"metadata": {"name": "late"}})
+    resp = await b.get("/api/v1/jobs",
+                       headers={HEADER: f"namespaces={created['metadata']['resourceVersion']}"})
     assert resp.status == 503
     assert resp.headers["Retry-After"] == "1"
     assert HEADER in (await resp.json())["error"]
+
+
+async def test_a_token_beyond_the_clusters_revision_is_a_400_at_once(sim, replicas):
+    _, b = replicas
+    resp = await b.get("/api/v1/jobs", headers={HEADER: "jobs.batch=99999999"})
+    assert resp.status == 400
+    assert HEADER in (await resp.json())["details"]
 
 
 @pytest.mark.parametrize("token", ["", "jobs", "jobs.batch=abc", "JOBS=1", "a=1," * 20])

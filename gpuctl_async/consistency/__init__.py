@@ -20,12 +20,14 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from aiohttp_apigami.constants import SWAGGER_DICT
 
-from gpuctl_async.appkeys import CACHE, SETTINGS
+from gpuctl_async.appkeys import CACHE, KUBE, SETTINGS
 from gpuctl_async.auth import auth_middleware
 from gpuctl_async.errors import ValidationFailed
 from gpuctl_async.k8s import consistency
 from gpuctl_async.k8s.cache import ClusterCache
+from gpuctl_async.k8s.client import KubeClient
 from gpuctl_async.k8s.informer import Informer
+from gpuctl_async.k8s.resources import NAMESPACES
 
 HEADER = "X-Consistency-Token"
 RETRY_AFTER_SECONDS = "1"
@@ -56,6 +58,19 @@ async def catch_up(cache: ClusterCache, versions: consistency.Versions, timeout:
     return True
 
 
+def _reached(cache: ClusterCache, versions: consistency.Versions) -> bool:
+    by_type = _informers_by_type(cache)
+    return all(informer.reached(version) for kind, version in versions.items()
+               for informer in by_type.get(kind, ()))
+
+
+async def _cluster_revision(kube: KubeClient) -> int | None:
+    """The API server's current revision (a one-item list's resourceVersion)."""
+    page = await kube.request("GET", NAMESPACES.path(), query={"limit": 1})
+    version = (page.get("metadata") or {}).get("resourceVersion")
+    return int(version) if isinstance(version, str) and version.isdigit() else None
+
+
 def _cached_only(cache: ClusterCache, versions: consistency.Versions) -> consistency.Versions:
     known = _informers_by_type(cache)
     return {kind: version for kind, version in versions.items() if kind in known}
@@ -71,8 +86,18 @@ async def consistency_middleware(request: web.Request, handler: Handler) -> web.
         except consistency.BadToken as exc:
             raise ValidationFailed(f"Header {HEADER} is malformed: {exc}",
                                    details={HEADER: [str(exc)]}) from None
-        if not await catch_up(request.app[CACHE], wanted,
-                              request.app[SETTINGS].read_your_writes_timeout):
+        cache = request.app[CACHE]
+        if not _reached(cache, wanted):
+            # A version the cluster has not produced is no write of this cluster's (as
+            # kube-apiserver refuses a "too large resource version"): 400 at once, no wait.
+            revision = await _cluster_revision(request.app[KUBE])
+            if revision is not None and max(_cached_only(cache, wanted).values(),
+                                            default=0) > revision:
+                message = (f"it names resourceVersion beyond the cluster's current "
+                           f"{revision}: not a token of this cluster's writes")
+                raise ValidationFailed(f"Header {HEADER} is not valid: {message}",
+                                       details={HEADER: [message]})
+        if not await catch_up(cache, wanted, request.app[SETTINGS].read_your_writes_timeout):
             raise web.HTTPServiceUnavailable(
                 reason=f"This replica's caches have not reached the {HEADER} yet; retry",
                 headers={"Retry-After": RETRY_AFTER_SECONDS})
@@ -111,6 +136,16 @@ replica that has not seen the write yet.
 """
 
 
+_BAD = "each part must be <type>=<resourceVersion>, e.g. jobs.batch=812"
+_ERRORS = (
+    ("400", "Invalid request, or a malformed X-Consistency-Token",
+     {"error": f"Header {HEADER} is malformed: {_BAD}", "details": {HEADER: [_BAD]}}),
+    ("503", "A cache has not synced, or has not reached the X-Consistency-Token in time "
+            "(retry after Retry-After)",
+     {"error": f"This replica's caches have not reached the {HEADER} yet; retry"}),
+)
+
+
 def _document(app: web.Application) -> None:
     """Every operation of the API takes the header; every write answer may carry it."""
     document = app.get(SWAGGER_DICT)
@@ -128,6 +163,11 @@ def _document(app: web.Application) -> None:
             if not isinstance(operation, dict):
                 continue
             operation.setdefault("parameters", []).append(dict(_PARAMETER))
+            answers = operation.setdefault("responses", {})
+            for code, text, example in _ERRORS:
+                answers.setdefault(code, {"description": text, "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Error"},
+                                         "example": example}}})
             if method.upper() not in WRITE_METHODS:
                 continue
             for code, answer in operation.get("responses", {}).items():
