@@ -20,7 +20,8 @@ Readers, and what they need (keep this list true when a reader starts using a ne
   init-container statuses (state, lastState, restartCount), phase, nodeName.
 - node and pool accounting (``pools.accounting``): every bound pod's nodeName, phase and
   container / init-container requests; nodes whole but for their image lists.
-- why a pod waits: pod conditions (type, status, reason, message).
+- why a pod waits (``jobs.placement``, reasons): pod conditions (type, status, reason,
+  message), ``deletionGracePeriodSeconds``.
 
 :func:`slim_gpuctl_pod` keeps that of gpuctl's pods; other pods are kept only for
 accounting (:func:`slim_other_pod`). :func:`drop_server_fields` is applied to every other
@@ -66,7 +67,8 @@ def _strings(mapping: Mapping[str, Any] | None) -> Obj:
 
 def _metadata(meta: Mapping[str, Any]) -> Obj:
     kept: Obj = {key: meta[key] for key in ("name", "uid", "resourceVersion",
-                                            "creationTimestamp", "deletionTimestamp")
+                                            "creationTimestamp", "deletionTimestamp",
+                                            "deletionGracePeriodSeconds")
                  if key in meta}
     if "namespace" in meta:
         kept["namespace"] = _intern(meta["namespace"])
