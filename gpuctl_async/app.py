@@ -92,14 +92,16 @@ async def kubernetes_ctx(app: web.Application) -> AsyncIterator[None]:
     ledger = start_usage_ledger(cache)
     hub.start()
     cache.start()
-    freezer = asyncio.create_task(freeze_when_synced(cache), name="heap freezer")
+    freezer = (asyncio.create_task(freeze_when_synced(cache), name="heap freezer")
+               if settings.freeze_heap else None)
     try:
         yield
     finally:
-        freezer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await freezer
-        thaw()
+        if freezer is not None:
+            freezer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await freezer
+            thaw()
         await hub.close()
         ledger.stop()
         listing.stop()

@@ -58,10 +58,14 @@ async def sim():
 
 def sim_settings(sim, tmp_path, **changes) -> Settings:
     """Settings that reach ``sim`` through a kubeconfig file, as a real cluster would be;
-    authentication off unless ``changes`` say otherwise (tests/auth turn it on)."""
+    authentication off unless ``changes`` say otherwise (tests/auth turn it on).
+
+    The heap is not frozen: each app's first full collection would walk every earlier test's
+    leftovers (aiohttp's middleware cache keeps up to 1,024 handlers, with their apps, alive),
+    and that made the suite twice as slow; ``tests/test_heap.py`` covers the freeze."""
     kubeconfig = sim.write_kubeconfig(tmp_path / "kubeconfig")
     return Settings(**{"kubeconfig": str(kubeconfig), "access_log": False, "auth": "none",
-                       **changes})
+                       "freeze_heap": False, **changes})
 
 
 @pytest.fixture

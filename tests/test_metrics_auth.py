@@ -32,7 +32,8 @@ async def guarded(secured_sim, aiohttp_client, tmp_path):
     service = secured_sim.service_account_token("gpuctl-system", "gpuctl-async")
     kubeconfig = secured_sim.write_kubeconfig(tmp_path / "kubeconfig", token=service)
     client = await aiohttp_client(create_app(Settings(kubeconfig=str(kubeconfig),
-                                                      access_log=False, auth="kubernetes")))
+                                                      access_log=False, auth="kubernetes",
+                                                      freeze_heap=False)))
     assert await client.app[CACHE].wait_synced(timeout=10)
     return client
 

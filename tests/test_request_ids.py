@@ -163,7 +163,8 @@ async def test_json_logs_at_debug_with_auth_on_carry_no_token(aiohttp_client, tm
         sim.store.create("nodes", node_manifest("n1"))
         alice = sim.add_user("alice")
         sim.bind("User", "alice", "edit", "default")
-        server = TestServer(create_app(Settings(kubeconfig=str(kubeconfig), auth="kubernetes")))
+        server = TestServer(create_app(Settings(kubeconfig=str(kubeconfig), auth="kubernetes",
+                                                freeze_heap=False)))
         await server.start_server(access_log_class=AccessLogger)
         client = await aiohttp_client(server)
         assert await client.app[CACHE].wait_synced(timeout=10)

@@ -40,7 +40,7 @@ async def demo(rbac_sim) -> DemoIdentities:
 def auth_settings(sim, demo: DemoIdentities, tmp_path, **changes) -> Settings:
     kubeconfig = sim.write_kubeconfig(tmp_path / "service.kubeconfig", token=demo.service)
     return Settings(**{"kubeconfig": str(kubeconfig), "access_log": False, "auth": "kubernetes",
-                       **changes})
+                       "freeze_heap": False, **changes})
 
 
 async def start(aiohttp_client, settings: Settings):

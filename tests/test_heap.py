@@ -1,0 +1,25 @@
+"""The heap freeze after the first sync (``gpuctl_async/heap.py``, setting ``freeze_heap``)."""
+
+import gc
+
+from gpuctl_async.app import create_app
+from gpuctl_async.appkeys import CACHE
+from tests.conftest import sim_settings
+from tests.helpers import eventually
+
+
+async def test_synced_caches_are_frozen_out_of_the_collector_and_thawed_at_shutdown(
+        sim, aiohttp_client, tmp_path):
+    assert gc.get_freeze_count() == 0
+    client = await aiohttp_client(create_app(sim_settings(sim, tmp_path, freeze_heap=True)))
+    assert await client.app[CACHE].wait_synced(timeout=10)
+    await eventually(gc.get_freeze_count, lambda frozen: frozen > 0)
+    await client.close()
+    assert gc.get_freeze_count() == 0  # a process hosting the app gets its heap back
+
+
+async def test_without_the_setting_nothing_is_frozen(sim, aiohttp_client, tmp_path):
+    client = await aiohttp_client(create_app(sim_settings(sim, tmp_path)))
+    assert await client.app[CACHE].wait_synced(timeout=10)
+    assert (await client.get("/api/v1/jobs")).status == 200
+    assert gc.get_freeze_count() == 0
