@@ -46,6 +46,23 @@ async def test_a_404_counts_under_its_route_template_not_its_path(api):
     assert not any("no-such-job" in route or "/no/such" in route for route in routes)
 
 
+async def test_request_bytes_add_up_per_route_and_unknown_methods_count_as_other(api):
+    bodies = [b'{"yamlContent": "kind: [unclosed"}', b'{"yamlContent": "%s"}' % (b"x" * 100)]
+    for body in bodies:
+        response = await api.post("/api/v1/jobs", data=body,
+                                  headers={"Content-Type": "application/json"})
+        assert response.status == 400
+    for method in ("PROPFIND", "LOCK", "PROPFIND"):
+        assert (await api.request(method, "/api/v1/jobs")).status == 405
+    samples = await scrape(api)
+    assert samples.get_value("gpuctl_http_request_bytes_total", route="/api/v1/jobs") == \
+        sum(map(len, bodies))
+    methods = samples.label_values("gpuctl_http_requests_total", "method")
+    assert "PROPFIND" not in methods and "LOCK" not in methods
+    assert samples.total("gpuctl_http_requests_total", method="OTHER",
+                         status_class="4xx") == 3
+
+
 async def test_label_sets_stay_bounded_after_1000_distinct_job_names(aiohttp_client, sim,
                                                                     tmp_path):
     # One address sends it all: the per-address rate limit would answer most of it.

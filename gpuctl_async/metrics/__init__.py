@@ -4,8 +4,9 @@
   apps in one process), holding the client library's process, platform and GC collectors.
 - ``httpstats``: requests by route *template*, method and status class (a raw path, a job
   name or a user name is never a label), told by the request-id middleware (no middleware
-  layer of its own), kept as plain numbers exposed at scrape time: ~1.2 us a request,
-  against ~14 us for a Counter and a Histogram.
+  layer of its own), kept as plain numbers (one slot per route, method and status, one dict
+  lookup a request) exposed at scrape time: ~2 us a request, against ~14 us for a Counter
+  and a Histogram.
 - ``http``: the ``/metrics`` view, which answers OpenMetrics when the scraper asks for it;
   with authentication on, the auth middleware first requires ``get`` on the non-resource
   URL ``/metrics`` (a SubjectAccessReview, as kube-rbac-proxy).

@@ -9,6 +9,7 @@ Counter and Histogram per request cost about three times as much.
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections import defaultdict
 from collections.abc import Iterator
 
@@ -36,22 +37,27 @@ def _body_bytes(response: web.StreamResponse | None) -> int:
     return response.body_length if response.prepared else 0
 
 
-class _Latency:
-    __slots__ = ("counts", "sum")
+class _Slot:
+    """What one (route, method, status) has seen: its count, latency buckets and bytes; one
+    dict lookup a request finds it (the route's histogram and byte counters are sums of its
+    slots, made at scrape time)."""
+
+    __slots__ = ("count", "counts", "sum", "received", "sent")
 
     def __init__(self) -> None:
+        self.count = 0
         self.counts = [0] * (len(BUCKETS) + 1)
         self.sum = 0.0
+        self.received = 0
+        self.sent = 0
 
 
 class HttpStats(Collector):
     def __init__(self) -> None:
         self.in_flight = 0
-        self.requests: defaultdict[tuple[str, str, int], int] = defaultdict(int)
-        """(route, method, status) → count; folded into status classes at scrape time."""
-        self.latency: defaultdict[str, _Latency] = defaultdict(_Latency)
-        self.request_bytes: defaultdict[str, int] = defaultdict(int)
-        self.response_bytes: defaultdict[str, int] = defaultdict(int)
+        self.slots: dict[tuple[str, str, int], _Slot] = {}
+        """(route template, method, status) → :class:`_Slot`; status classes, per-route
+        histograms and byte counts are folded from these at scrape time."""
 
     def started(self) -> None:
         self.in_flight += 1
@@ -61,53 +67,65 @@ class HttpStats(Collector):
         """One answered request, under its route template (never its path)."""
         self.in_flight -= 1
         method = request.method
-        if method not in _METHODS:
-            method = "OTHER"  # any token is a method to aiohttp: keep the label set bounded
-        self.requests[(route, method, status)] += 1
+        key = (route, method, status)
+        slot = self.slots.get(key)
+        if slot is None:
+            if method not in _METHODS:
+                # any token is a method to aiohttp: keep the label set bounded
+                key = (route, "OTHER", status)
+                method = "OTHER"
+            slot = self.slots.setdefault(key, _Slot())
+        slot.count += 1
         if status != 101:  # a WebSocket's time is its session's length, not a latency
-            latency = self.latency[route]
-            latency.counts[bisect.bisect_left(BUCKETS, seconds)] += 1
-            latency.sum += seconds
-        if method in _WITH_BODY and request.content_length:
-            self.request_bytes[route] += request.content_length
-        sent = _body_bytes(response)
-        if sent:
-            self.response_bytes[route] += sent
+            slot.counts[bisect.bisect_left(BUCKETS, seconds)] += 1
+            slot.sum += seconds
+        if method in _WITH_BODY:
+            slot.received += request.content_length or 0
+        slot.sent += _body_bytes(response)
 
     def describe(self) -> list[Metric]:
         return []
 
     def collect(self) -> Iterator[Metric]:
+        by_class: defaultdict[tuple[str, str, str], int] = defaultdict(int)
+        counts: dict[str, list[int]] = {}
+        sums: defaultdict[str, float] = defaultdict(float)
+        received: defaultdict[str, int] = defaultdict(int)
+        sent: defaultdict[str, int] = defaultdict(int)
+        for (route, method, status), slot in self.slots.items():
+            by_class[(route, method, _STATUS_CLASSES.get(status // 100, "other"))] += slot.count
+            if status != 101:
+                total = counts.setdefault(route, [0] * len(_BOUNDS))
+                for i, count in enumerate(slot.counts):
+                    total[i] += count
+                sums[route] += slot.sum
+            if slot.received:
+                received[route] += slot.received
+            if slot.sent:
+                sent[route] += slot.sent
         requests = CounterMetricFamily(
             "gpuctl_http_requests", "HTTP requests answered, by route template, method and "
             "status class (2xx, 4xx...)", labels=("route", "method", "status_class"))
-        by_class: defaultdict[tuple[str, str, str], int] = defaultdict(int)
-        for (route, method, status), count in self.requests.items():
-            by_class[(route, method, _STATUS_CLASSES.get(status // 100, "other"))] += count
         for labels, count in by_class.items():
             requests.add_metric(labels, count)
         duration = HistogramMetricFamily(
             "gpuctl_http_request_duration_seconds", "Time to answer an HTTP request, by route "
             "template (WebSocket sessions are not included)", labels=("route",))
-        for route, latency in self.latency.items():
-            cumulative, buckets = 0, []
-            for bound, count in zip(_BOUNDS, latency.counts):
-                cumulative += count
-                buckets.append((bound, cumulative))
-            duration.add_metric([route], buckets, latency.sum)
-        received = CounterMetricFamily(
-            "gpuctl_http_request_bytes", "Request body bytes received (Content-Length), by "
-            "route template", labels=("route",))
-        for route, count in self.request_bytes.items():
-            received.add_metric([route], count)
-        sent = CounterMetricFamily(
-            "gpuctl_http_response_bytes", "Response body bytes sent, by route template "
-            "(WebSocket frames are counted by their own metrics)", labels=("route",))
-        for route, count in self.response_bytes.items():
-            sent.add_metric([route], count)
+        for route, route_counts in counts.items():
+            duration.add_metric([route], list(zip(_BOUNDS, itertools.accumulate(route_counts))),
+                                sums[route])
         yield requests
         yield duration
-        yield received
-        yield sent
+        yield _per_route("gpuctl_http_request_bytes", "Request body bytes received "
+                         "(Content-Length), by route template", received)
+        yield _per_route("gpuctl_http_response_bytes", "Response body bytes sent, by route "
+                         "template (WebSocket frames are counted by their own metrics)", sent)
         yield GaugeMetricFamily("gpuctl_http_requests_in_flight", "HTTP requests being "
                                 "answered now (open WebSockets included)", value=self.in_flight)
+
+
+def _per_route(name: str, documentation: str, values: dict[str, int]) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=("route",))
+    for route, value in values.items():
+        family.add_metric([route], value)
+    return family
