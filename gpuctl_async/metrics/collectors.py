@@ -8,6 +8,7 @@ metrics are simply not there.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 
@@ -51,47 +52,55 @@ class StateCollector(Collector):
             yield from _readiness(app[READINESS])
 
 
+def _age(informer, now: float) -> float | None:
+    last = informer.stats.last_event
+    return None if last is None else max(0.0, now - last)
+
+
+# One row per per-informer family: (kind, name, help, the value for an informer and the
+# time now; None: no sample for that informer).
+_INFORMER_FAMILIES = (
+    (GaugeMetricFamily, "gpuctl_informer_objects", "Objects in the cache",
+     lambda i, now: len(i) if i.synced else 0),
+    (GaugeMetricFamily, "gpuctl_informer_synced", "1 once the cache's first list has completed",
+     lambda i, now: 1 if i.synced else 0),
+    (GaugeMetricFamily, "gpuctl_informer_connected", "1 while the cache's watch stream is open",
+     lambda i, now: 1 if i.connected else 0),
+    (CounterMetricFamily, "gpuctl_informer_relists", "Full lists after the first (the watch's "
+     "resourceVersion expired: 410 Gone)", lambda i, now: max(0, i.stats.lists - 1)),
+    (CounterMetricFamily, "gpuctl_informer_watch_restarts", "Watch requests after one ended, "
+     "broke, was given up or failed to open (an outage counts each attempt)",
+     lambda i, now: max(0, i.stats.watches - i.stats.lists)),
+    (CounterMetricFamily, "gpuctl_informer_inactivity_restarts", "Watches given up for silence "
+     "(watch_inactivity_timeout)", lambda i, now: i.stats.inactivity_restarts),
+    (CounterMetricFamily, "gpuctl_informer_events", "Watch events handled, bookmarks included",
+     lambda i, now: i.stats.events),
+    (GaugeMetricFamily, "gpuctl_informer_last_event_age_seconds", "Seconds since the cache "
+     "last heard from the API server (an event or a list)", _age),
+)
+
+
 def _informers(informers) -> Iterator[Metric]:
+    informers = list(informers)
     now = time.time()
-    objects = GaugeMetricFamily("gpuctl_informer_objects", "Objects in the cache", labels=INFORMER)
-    synced = GaugeMetricFamily("gpuctl_informer_synced", "1 once the cache's first list has "
-                               "completed", labels=INFORMER)
-    connected = GaugeMetricFamily("gpuctl_informer_connected", "1 while the cache's watch "
-                                  "stream is open", labels=INFORMER)
-    relists = CounterMetricFamily("gpuctl_informer_relists", "Full lists after the first "
-                                  "(the watch's resourceVersion expired: 410 Gone)",
-                                  labels=INFORMER)
-    restarts = CounterMetricFamily("gpuctl_informer_watch_restarts", "Watch requests after "
-                                   "one ended, broke, was given up or failed to open (an "
-                                   "outage counts each attempt)", labels=INFORMER)
-    inactive = CounterMetricFamily("gpuctl_informer_inactivity_restarts", "Watches given up "
-                                   "for silence (watch_inactivity_timeout)", labels=INFORMER)
-    events = CounterMetricFamily("gpuctl_informer_events", "Watch events handled, bookmarks "
-                                 "included", labels=INFORMER)
-    age = GaugeMetricFamily("gpuctl_informer_last_event_age_seconds", "Seconds since the "
-                            "cache last heard from the API server (an event or a list)",
-                            labels=INFORMER)
+    for kind, name, documentation, value_of in _INFORMER_FAMILIES:
+        family = kind(name, documentation, labels=INFORMER)
+        for informer in informers:
+            value = value_of(informer, now)
+            if value is not None:
+                family.add_metric([informer.resource.plural], value)  # one cache a resource
+        yield family
     lag = HistogramMetricFamily("gpuctl_cache_write_visible_seconds", "Seconds from the API "
                                 "server's answer to a job creation until the cache showed it",
                                 labels=INFORMER)
     for informer in informers:
-        name, stats = [informer.resource.plural], informer.stats  # one cache per resource
-        objects.add_metric(name, len(informer) if informer.synced else 0)
-        synced.add_metric(name, 1 if informer.synced else 0)
-        connected.add_metric(name, 1 if informer.connected else 0)
-        relists.add_metric(name, max(0, stats.lists - 1))
-        restarts.add_metric(name, max(0, stats.watches - stats.lists))
-        inactive.add_metric(name, stats.inactivity_restarts)
-        events.add_metric(name, stats.events)
-        if stats.last_event is not None:
-            age.add_metric(name, max(0.0, now - stats.last_event))
+        stats = informer.stats
         if sum(stats.lag_counts):
-            cumulative, buckets = 0, []
-            for bound, count in zip((*map(str, LAG_BUCKETS), "+Inf"), stats.lag_counts):
-                cumulative += count
-                buckets.append((bound, cumulative))
-            lag.add_metric(name, buckets, stats.lag_sum)
-    yield from (objects, synced, connected, relists, restarts, inactive, events, age, lag)
+            bounds = (*map(str, LAG_BUCKETS), "+Inf")
+            lag.add_metric([informer.resource.plural],
+                           list(zip(bounds, itertools.accumulate(stats.lag_counts))),
+                           stats.lag_sum)
+    yield lag
 
 
 def _logs(hub) -> Iterator[Metric]:
