@@ -117,15 +117,16 @@ def create_app(settings: Settings) -> web.Application:
     # Middleware order, outermost first: the request id (every answer and log line has one,
     # and metrics count every answer there); CORS preflights and foreign WebSocket origins are
     # answered before anything else; errors become JSON; rate limits apply before
-    # authentication (a flood never costs a TokenReview); validation needs the route.
+    # authentication (a flood never costs a TokenReview); large bodies wait for a slot before
+    # validation reads them; validation needs the route.
     setup_request_ids(app)
     setup_metrics(app)
     setup_cors(app, settings.cors_origins)
     app.middlewares.append(error_middleware)
     setup_rate_limit(app)
     app.middlewares.append(auth_middleware)
-    app.middlewares.append(validation_middleware)
     setup_document_parsing(app)
+    app.middlewares.append(validation_middleware)
     app.cleanup_ctx.append(simulated_cluster_ctx)
     app.cleanup_ctx.append(kubernetes_ctx)
     setup_meta(app)

@@ -3,6 +3,12 @@
 A request aiohttp cannot parse (a URL or header over 8,190 bytes, a NUL in a header, garbage
 instead of HTTP) never reaches the app or its middlewares: aiohttp answers it with text/plain
 and logs an ERROR traceback per request (aiohttp issue #3287 asks for a hook; there is none).
+Checked against aiohttp 3.14: such a request is answered by ``RequestHandler.handle_error``
+through an error handler the protocol makes itself, so middlewares, ``on_response_prepare``
+(headers only) and the access logger cannot change its body or its log line, and the
+keyword arguments ``web.AppRunner``/``web.Server`` pass on only reach ``RequestHandler``'s
+constructor (no handler class, no error callback). Hence the one private step below:
+the class swap, pinned by ``tests/test_hostile_input.py``'s parser-refusal tests.
 :class:`JsonErrorRunner` gives those connections a request handler whose ``handle_error``
 answers ``{"error": ...}`` and logs one line; anything else is left to aiohttp.
 """

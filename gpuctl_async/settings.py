@@ -149,7 +149,7 @@ class Settings:
 
     yaml_workers: int = 2
     """Worker processes that parse YAML documents over 4 KiB and JSON bodies over 64 KiB, off
-    the event loop."""
+    the event loop; also how many requests with a body over 64 KiB are read at a time."""
 
     yaml_parse_timeout: float = 5.0
     """Seconds one YAML document or JSON body may take to parse in a worker before the worker

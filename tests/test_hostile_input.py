@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
+import os
+import signal
 
 import orjson
 import pytest
@@ -12,9 +15,9 @@ from aiohttp.test_utils import TestServer
 
 from gpuctl_async.app import create_app
 from gpuctl_async.appkeys import CACHE
-from gpuctl_async.parsing import DOCUMENT_PARSER
+from gpuctl_async.parsing import DOCUMENT_PARSER, WORKER_NICENESS
 from gpuctl_async.serving import JsonErrorRunner
-from tests.helpers import job_yaml
+from tests.helpers import eventually, job_yaml
 
 # Every route that takes a JSON body, with a path that reaches its validation.
 JSON_ROUTES = [
@@ -329,3 +332,71 @@ async def test_an_answer_names_at_most_20_bad_fields(offline_client):
     body = await resp.json()
     assert resp.status == 400 and len(body["details"]) == 20
     assert body["error"].endswith("(and 80 more)")
+
+
+# -- the parser pool: reads first, workers niced, a parse past its time killed -------------
+
+async def _hold_a_large_body_slot(client) -> asyncio.StreamWriter:
+    """A large POST whose body never finishes arriving: its handler holds a body slot."""
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(b"POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 100000\r\n\r\n" + b'{"yamlContent": "')
+    await writer.drain()
+    return writer
+
+
+async def test_large_bodies_wait_for_a_slot_while_reads_and_small_writes_go_on(
+        aiohttp_client, unreachable_settings):
+    settings = unreachable_settings.replace(yaml_workers=1, yaml_parse_timeout=0.5)
+    client = await aiohttp_client(create_app(settings))
+    parser = client.app[DOCUMENT_PARSER]
+    writer = await _hold_a_large_body_slot(client)
+    try:
+        await eventually(parser.body_slots.locked, bool)
+        assert (await client.get("/health")).status == 200
+        resp = await client.post("/api/v1/jobs", json={"yamlContent": "kind: [unclosed"})
+        assert "YAML" in await _error(resp)  # a small body does not wait
+        resp = await client.post("/api/v1/jobs", json={"yamlContent": BIG_YAML})
+        assert await _error(resp, 503) == ("Too many large request bodies are being handled; "
+                                           "waited 0.5s, try again")
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    await eventually(parser.body_slots.locked, lambda locked: not locked)
+    parser.timeout = 30  # the first parse starts the worker process: slower than 0.5 s
+    resp = await client.post("/api/v1/jobs", json={"yamlContent": BIG_YAML})
+    assert (await resp.json())["details"] == {"resources": ["Missing data for required field."]}
+
+
+def _new_children(before: set) -> list:
+    return [c for c in multiprocessing.active_children() if c.pid not in before]
+
+
+async def test_parser_workers_run_below_the_loops_priority(aiohttp_client, unreachable_settings):
+    before = {c.pid for c in multiprocessing.active_children()}
+    client = await aiohttp_client(create_app(unreachable_settings))
+    resp = await client.post("/api/v1/jobs", json={"yamlContent": BIG_YAML})
+    assert resp.status == 400, await resp.text()
+    workers = _new_children(before)
+    assert workers
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    for worker in workers:
+        assert os.getpriority(os.PRIO_PROCESS, worker.pid) == min(19, mine + WORKER_NICENESS)
+
+
+async def test_a_parse_past_its_time_kills_the_worker_running_it(aiohttp_client,
+                                                                 unreachable_settings):
+    before = {c.pid for c in multiprocessing.active_children()}
+    settings = unreachable_settings.replace(yaml_workers=1)
+    client = await aiohttp_client(create_app(settings))
+    parser = client.app[DOCUMENT_PARSER]
+    resp = await client.post("/api/v1/jobs", json={"yamlContent": BIG_YAML})  # warm the pool
+    assert resp.status == 400, await resp.text()
+    [worker] = _new_children(before)
+    parser.timeout = 0.002  # the 250 KB body takes longer than that to decode or parse
+    resp = await client.post("/api/v1/jobs", json={"yamlContent": BIG_YAML})
+    assert await _error(resp) in ("Request body refused: took longer than 0.002s to decode",
+                                  "YAML document too complex")
+    # Killed (SIGKILL), not left to finish the task and exit cleanly at shutdown.
+    await eventually(lambda: worker.exitcode, lambda code: code is not None)
+    assert worker.exitcode == -signal.SIGKILL

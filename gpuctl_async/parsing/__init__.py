@@ -6,6 +6,12 @@ milliseconds. Larger ones go to a small process pool (a process, not a thread: p
 CPU work under the GIL), at most ``yaml_workers`` at a time; one that runs past
 ``yaml_parse_timeout`` has its worker killed and the pool is built afresh for the next one.
 A refused JSON body never travels back from the worker, only the reason.
+
+Reads come first: a request with a body over :data:`LARGE_BODY_BYTES` (or of unknown length)
+is only read once one of ``yaml_workers`` body slots is free (:func:`large_body_middleware`).
+The others wait without reading, so aiohttp stops reading their sockets, and the loop's time
+goes to the GETs between them instead of to eight 1 MB uploads at once. The workers run at a
+lower CPU priority (:data:`WORKER_NICENESS`) than the service, for the same reason.
 """
 
 from __future__ import annotations
@@ -13,12 +19,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 from typing import Any
 from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler
 
 from gpuctl_async.appkeys import SETTINGS
 from gpuctl_async.api.json_body import decode_json_body, decode_outcome
@@ -34,6 +42,17 @@ INLINE_BYTES = 4096
 INLINE_JSON_BYTES = 64 * 1024
 """JSON bodies up to this size are decoded on the loop; a 1 MB body of 400,000 numbers takes
 orjson 6 ms, so larger ones are decoded (and checked) in a worker."""
+LARGE_BODY_BYTES = INLINE_JSON_BYTES
+"""Requests with a body over this (or chunked, length unknown) take a body slot first."""
+WORKER_NICENESS = 10
+"""Added to the parser workers' nice value: the event loop wins the CPU from a parse."""
+_WITH_BODY = frozenset({hdrs.METH_POST, hdrs.METH_PUT, hdrs.METH_PATCH})
+
+
+def _worker_start(pids: multiprocessing.SimpleQueue) -> None:
+    """Each worker's initializer: lower its priority and tell the pool its pid."""
+    os.nice(WORKER_NICENESS)
+    pids.put(os.getpid())
 
 
 class DocumentParser:
@@ -43,7 +62,11 @@ class DocumentParser:
         self.workers = workers
         self.timeout = timeout
         self._slots = asyncio.Semaphore(workers)
+        self.body_slots = asyncio.Semaphore(workers)
+        """Held while a large request body is read and handled (``large_body_middleware``)."""
         self._pool: ProcessPoolExecutor | None = None
+        self._pids: multiprocessing.SimpleQueue | None = None
+        self._worker_pids: set[int] = set()
 
     async def parse(self, text: object, *, allowed_kinds: Iterable[str] = ALL_KINDS,
                     host_paths: HostPathPolicy = SYSTEM_DIRECTORIES_ONLY) -> ParsedDocument:
@@ -99,17 +122,27 @@ class DocumentParser:
     def _start(self) -> ProcessPoolExecutor:
         # spawn, not fork: the service has threads (the pool's own manager among them), and
         # forking a threaded process is unsafe.
-        self._pool = ProcessPoolExecutor(self.workers,
-                                         mp_context=multiprocessing.get_context("spawn"))
+        context = multiprocessing.get_context("spawn")
+        self._pids = context.SimpleQueue()
+        self._worker_pids = set()
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=context,
+                                         initializer=_worker_start, initargs=(self._pids,))
         return self._pool
 
     def _kill(self, pool: ProcessPoolExecutor) -> None:
+        """Stop ``pool`` now, its running tasks too. Python 3.11 has no public way to stop a
+        running task (3.14 adds ``kill_workers()``; ``shutdown(cancel_futures=True)`` only
+        drops queued ones), so the workers report their pids as they start and are killed as
+        the live children (``multiprocessing.active_children()``) with those pids."""
+        pids = self._worker_pids
         if self._pool is pool:
             self._pool = None
-        # ProcessPoolExecutor has no public way to stop a running task (3.14 adds
-        # kill_workers()); its worker processes are in ``_processes``.
-        for process in list(getattr(pool, "_processes", {}).values()):
-            process.kill()
+            queue, self._pids = self._pids, None
+            while queue is not None and not queue.empty():
+                pids.add(queue.get())
+        for child in multiprocessing.active_children():
+            if child.pid in pids:
+                child.kill()
         pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
@@ -121,9 +154,34 @@ class DocumentParser:
 DOCUMENT_PARSER = web.AppKey("document_parser", DocumentParser)
 
 
+@web.middleware
+async def large_body_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A large body is read and handled holding one of the parser's body slots; waiting
+    for one costs the loop nothing (the body stays in the socket), and a request that
+    waits longer than ``yaml_parse_timeout`` is answered 503."""
+    length = request.content_length
+    if request.method not in _WITH_BODY or (length is not None and length <= LARGE_BODY_BYTES):
+        return await handler(request)
+    parser = request.app[DOCUMENT_PARSER]
+    try:
+        async with asyncio.timeout(parser.timeout):
+            await parser.body_slots.acquire()
+    except TimeoutError:
+        raise Unavailable(f"Too many large request bodies are being handled; waited "
+                          f"{parser.timeout:g}s, try again") from None
+    try:
+        return await handler(request)
+    finally:
+        parser.body_slots.release()
+
+
 def setup_document_parsing(app: web.Application) -> None:
-    """Give the app a :class:`DocumentParser` for its lifetime (``app[DOCUMENT_PARSER]``);
-    call before anything whose cleanup context uses it."""
+    """Give the app a :class:`DocumentParser` for its lifetime (``app[DOCUMENT_PARSER]``)
+    and the middleware that admits large bodies a few at a time. Call after the rate-limit
+    and authentication middlewares (an anonymous flood must not hold the slots) and before
+    anything that reads the body (validation), and before anything whose cleanup context
+    uses the parser."""
+    app.middlewares.append(large_body_middleware)
 
     async def parser_ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
