@@ -2,11 +2,13 @@
 
 Starts the simulated cluster (default topology) and the service as separate processes, then:
 
-1. quiet: probes ``GET /health`` and ``GET /api/v1/jobs`` one after the other for
-   ``--quiet`` seconds, with a few jobs in the list;
-2. attack: ``--clients`` clients (8) send the worst bodies of issue 14 back to back for
-   ``--seconds`` (20) while the same probes run: JSON nested 50,000 deep, a lone surrogate, a
-   5,000-digit integer, a batch of 30 documents of 2,000 nested ``[``, and a 1 MB batch of
+1. probes ``GET /health`` and ``GET /api/v1/jobs`` one after the other (a few jobs in the
+   list) through ``--windows`` (4) pairs of a quiet window and an attack window (the order
+   alternates, so both baselines see the same machine load); the probe is the same in both;
+2. in attack windows (``--seconds`` (20) in all), ``--clients`` clients (8) of a separate
+   attacker process (so the attack's client work does not slow the probe's own loop) send
+   the worst bodies of issue 14 back to back: JSON nested 50,000 deep, a lone surrogate, a
+   5,000-digit integer, a batch of 30 documents of 2,000 nested ``[``, a 1 MB batch of
    four 250 KB well-formed documents (parsed whole, then refused by validation), and a 1 MB
    body of 400,000 numbers;
 3. memory: the service's RSS, then 20 jobs with 1,000-item ``args`` created and deleted, and
@@ -16,13 +18,14 @@ With ``--limited`` the service keeps its default per-address rate limit (50/s, b
 which the attackers (127.0.0.1) meet and the probes (127.0.0.2) do not.
 
 Prints p50/p99 of each probe beside the targets: ``/health`` p99 ≤ 100 ms under attack, list
-p99 ≤ 2× its quiet value. Not a test: ``python bench/hostile_input.py`` (about 40 s).
+p99 ≤ 2× its quiet value. Not a test: ``python bench/hostile_input.py`` (about 60 s).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 import tempfile
@@ -101,6 +104,57 @@ async def attack(session: aiohttp.ClientSession, url: str, seconds: float, clien
     return statuses
 
 
+async def attacker_process(options: argparse.Namespace) -> None:
+    """``--attacker URL``: wait for ``go SECONDS`` lines on stdin, attack for that long,
+    answer ``done {statuses}``; end at EOF."""
+    os.nice(options.attacker_nice)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(
+            limit=options.clients)) as session:
+        print("ready", flush=True)
+        while line := (await reader.readline()).decode().split():
+            statuses = await attack(session, options.attacker, float(line[1]), options.clients,
+                                    options.only)
+            print("done", json.dumps(statuses), flush=True)
+
+
+class Attacker:
+    """The attacker process, told when to attack."""
+
+    def __init__(self, process: asyncio.subprocess.Process):
+        self.process = process
+        self.statuses: dict[int, int] = {}
+
+    @classmethod
+    async def start(cls, url: str, options: argparse.Namespace) -> Attacker:
+        flags = ["--attacker", url, "--clients", str(options.clients),
+                 "--attacker-nice", str(options.attacker_nice)]
+        if options.only is not None:
+            flags += ["--only", str(options.only)]
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, *flags, stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE)
+        assert (await process.stdout.readline()).strip() == b"ready"
+        return cls(process)
+
+    async def attack(self, seconds: float) -> None:
+        self.process.stdin.write(f"go {seconds}\n".encode())
+        await self.process.stdin.drain()
+
+    async def wait(self) -> None:
+        word, statuses = (await self.process.stdout.readline()).decode().split(" ", 1)
+        assert word == "done", word
+        for status, count in json.loads(statuses).items():
+            self.statuses[int(status)] = self.statuses.get(int(status), 0) + count
+
+    async def stop(self) -> None:
+        self.process.stdin.close()
+        await self.process.wait()
+
+
 def row(name: str, quiet: list[float], loud: list[float], target: str) -> str:
     return (f"{name:<8} quiet p50 {percentile(quiet, 0.5):7.1f} p99 {percentile(quiet, 0.99):7.1f}"
             f" | attack p50 {percentile(loud, 0.5):7.1f} p99 {percentile(loud, 0.99):7.1f} ms"
@@ -150,25 +204,35 @@ async def main(options: argparse.Namespace) -> None:
         processes.append(service)
         url = f"http://127.0.0.1:{port}"
         timeout = aiohttp.ClientTimeout(total=60)
-        # Probes (and set-up) come from 127.0.0.2, attackers from 127.0.0.1: two client
-        # addresses, so that with --limited only the attackers meet the limit.
+        # Probes (and set-up) come from 127.0.0.2, the attacker process from 127.0.0.1: two
+        # client addresses, so that with --limited only the attackers meet the limit.
         probes = aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(
             local_addr=("127.0.0.2", 0)))
-        attackers = aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(
-            limit=options.clients))
-        async with probes as session, attackers:
+        async with probes as session:
             await wait_ready(session, url)
             for i in range(5):
                 text = JOB.format(name=f"quiet-{i}", extra="")
                 async with session.post(f"{url}/api/v1/jobs", json={"yamlContent": text}) as r:
                     assert r.status == 201, await r.text()
-            quiet = await probe(session, url, options.quiet)
-            attack_task = asyncio.create_task(
-                attack(attackers, url, options.seconds, options.clients, options.only))
-            loud = await probe(session, url, options.seconds)
-            statuses = await attack_task
+            attacker = await Attacker.start(url, options)
+            processes.append(attacker.process)
+            quiet: dict[str, list] = {"health": [], "list": []}
+            loud: dict[str, list] = {"health": [], "list": []}
+            window = options.seconds / options.windows
+            for n in range(options.windows):
+                for attacking in (False, True) if n % 2 == 0 else (True, False):
+                    if attacking:
+                        await attacker.attack(window)
+                    found = await probe(session, url, window)
+                    if attacking:
+                        await attacker.wait()
+                    for name, values in found.items():
+                        (loud if attacking else quiet)[name].extend(values)
+            await attacker.stop()
+            statuses = attacker.statuses
             print(f"attack: {sum(statuses.values())} hostile requests from {options.clients} "
-                  f"clients in {options.seconds:.0f} s, statuses {dict(sorted(statuses.items()))}")
+                  f"clients in {options.seconds:.0f} s, statuses {dict(sorted(statuses.items()))}"
+                  f"; quiet and attack alternate in {options.windows} windows of {window:g} s")
             print(row("/health", quiet["health"], loud["health"], "attack p99 <= 100 ms"))
             print(row("list", quiet["list"], loud["list"],
                       f"attack p99 <= {2 * percentile(quiet['list'], 0.99):.1f} ms (2x quiet)"))
@@ -185,8 +249,14 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--quiet", type=float, default=5.0)
+    parser.add_argument("--windows", type=int, default=4,
+                        help="quiet/attack window pairs (the attack's --seconds split among them)")
     parser.add_argument("--only", type=int, help="send only this one of the attacks (0-5)")
     parser.add_argument("--limited", action="store_true",
                         help="keep the default per-address rate limit on (the attackers meet it)")
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--attacker-nice", type=int, default=0,
+                        help="run the attacker process at this nice value (real attackers "
+                             "do not share the service's CPU: 10 models that on a small box)")
+    parser.add_argument("--attacker", metavar="URL", help=argparse.SUPPRESS)  # the attacker
+    options = parser.parse_args()
+    asyncio.run(attacker_process(options) if options.attacker else main(options))
