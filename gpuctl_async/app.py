@@ -53,7 +53,7 @@ from gpuctl_async.readiness import Readiness
 from gpuctl_async.requestids import setup_request_ids
 from gpuctl_async.settings import Settings
 from gpuctl_async.simulate import simulated_cluster_ctx
-from gpuctl_async.spec.hostpaths import HostPathPolicy
+from gpuctl_async.documents.hostpaths import HostPathPolicy
 
 log = logging.getLogger(__name__)
 
