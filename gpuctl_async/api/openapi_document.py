@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gpuctl_async.k8s.naming import DNS1123_LABEL_MAX
+from gpuctl_async.kuberules.naming import DNS1123_LABEL_MAX
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"

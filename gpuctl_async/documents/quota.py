@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from gpuctl_async.k8s.naming import dns1123_label_errors
+from gpuctl_async.kuberules.naming import dns1123_label_errors
 from gpuctl_async.documents.base import StrictSchema
 from gpuctl_async.documents.fields import (
     CpuQuantity,

@@ -27,7 +27,7 @@ from gpuctl_async.pools.accounting import (
     node_pool,
     node_ready,
 )
-from gpuctl_async.quantity import QuantityError, format_bytes, format_cpu, parse_quantity
+from gpuctl_async.kuberules.quantity import QuantityError, format_bytes, format_cpu, parse_quantity
 
 Amounts = dict[str, Decimal]
 # Resources a gpuctl pod asks for, in the order messages name them.

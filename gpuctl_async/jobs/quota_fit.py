@@ -15,7 +15,7 @@ from gpuctl_async.k8s.cache import ClusterCache
 from gpuctl_async.k8s.informer import Obj
 from gpuctl_async.jobs.placement import show_amount
 from gpuctl_async.pools.accounting import CPU, MEMORY
-from gpuctl_async.quantity import QuantityError, parse_quantity
+from gpuctl_async.kuberules.quantity import QuantityError, parse_quantity
 
 Amounts = dict[str, Decimal]
 _SHORTHANDS = ("cpu", "memory", "ephemeral-storage")

@@ -17,7 +17,7 @@ from gpuctl_async.k8s import labels
 from gpuctl_async.k8s.cache import NODE_INDEX, ClusterCache, holds_node_resources
 from gpuctl_async.k8s.informer import Obj
 from gpuctl_async.pools.ledger import UsageLedger, ledger_of
-from gpuctl_async.quantity import QuantityError, parse_quantity
+from gpuctl_async.kuberules.quantity import QuantityError, parse_quantity
 
 ACTIVE = "active"
 NOT_READY = "not_ready"
