@@ -25,18 +25,22 @@ def _parsed(text: str) -> Decimal | None:
         return None
 
 
+def parse_amount(value: object) -> Decimal | None:
+    """A quantity's value, or None if it is not one."""
+    if isinstance(value, str):
+        return _parsed(value)
+    try:
+        return parse_quantity(value)  # type: ignore[arg-type]
+    except QuantityError:
+        return None
+
+
 def parse_amounts(values: object) -> Amounts:
     """``{"cpu": "500m"}`` → ``{"cpu": Decimal("0.5")}``, leaving out what does not parse."""
     amounts: Amounts = {}
     if isinstance(values, dict):
         for name, value in values.items():
-            if isinstance(value, str):
-                amount = _parsed(value)
-            else:
-                try:
-                    amount = parse_quantity(value)
-                except QuantityError:
-                    amount = None
+            amount = parse_amount(value)
             if amount is not None:
                 amounts[name] = amount
     return amounts
