@@ -96,10 +96,6 @@ class Scheduler:
     async def stop(self) -> None:
         await self._queue.stop()
 
-    def allocated(self, node: str) -> Amounts:
-        """Requests of the pods bound to ``node`` (plus ``pods``: how many)."""
-        return dict(self._allocated.get(node, {}))
-
     # -- change notifications -------------------------------------------------------------
 
     def _on_pod(self, event: WatchEvent) -> None:
