@@ -13,12 +13,12 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields
 
-from gpuctl_async.k8s.naming import (
+from gpuctl_async.kuberules.naming import (
     dns1123_label_errors,
     dns1123_subdomain_errors,
     label_value_errors,
 )
-from gpuctl_async.quantity import QuantityError, format_bytes, format_cpu, parse_quantity
+from gpuctl_async.kuberules.quantity import QuantityError, format_bytes, format_cpu, parse_quantity
 
 # Kubernetes' own rule and message for environment variable names.
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
