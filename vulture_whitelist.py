@@ -10,7 +10,6 @@ before adding them; a name that is really unused is deleted, not listed here.
 """
 # ruff: noqa
 # type: ignore
-_._match_info  # unused attribute (bench/metrics_cost.py:55)
 jobId  # unused variable (gpuctl_async/api/job_views.py:37)
 from_  # unused variable (gpuctl_async/api/job_views.py:74)
 lastTimestamp  # unused variable (gpuctl_async/api/job_views.py:78)
