@@ -9,8 +9,9 @@ Starts the simulated cluster (default topology) and the service as separate proc
    attacker process (so the attack's client work does not slow the probe's own loop) send
    the worst bodies of issue 14 back to back: JSON nested 50,000 deep, a lone surrogate, a
    5,000-digit integer, a batch of 30 documents of 2,000 nested ``[``, a 1 MB batch of
-   four 250 KB well-formed documents (parsed whole, then refused by validation), and a 1 MB
-   body of 400,000 numbers;
+   four 250 KB well-formed documents (parsed whole, then refused by validation), a 1 MB
+   body of 400,000 numbers, and a 60 KB batch of 15 documents of 1,300-item lists (each
+   built whole, then refused: over 1,000 items);
 3. memory: the service's RSS, then 20 jobs with 1,000-item ``args`` created and deleted, and
    the RSS once the list is empty again.
 
@@ -41,6 +42,8 @@ JOB = ("kind: training\njob: {{name: {name}}}\nenvironment:\n  image: busybox:1.
 NESTED_YAML = "kind: training\njob: " + "[" * 2000 + "]" * 2000
 BIG_YAML = ("kind: training\njob: {name: big}\nenvironment:\n  image: busybox\n  args:\n"
             + "".join(f"    - '{i:04d}{'x' * 1000}'\n" for i in range(240)))
+LIST_YAML = ("kind: training\njob: {name: many}\nenvironment:\n  image: busybox\n  args: ["
+             + ", ".join(["a"] * 1300) + "]\n")
 JSON = {"Content-Type": "application/json"}
 
 
@@ -54,6 +57,7 @@ def attacks() -> list[tuple[str, bytes]]:
         ("/api/v1/jobs/batch", orjson.dumps({"yamlContents": [NESTED_YAML] * 30})),
         ("/api/v1/jobs/batch", orjson.dumps({"yamlContents": [BIG_YAML] * 4})),
         ("/api/v1/jobs/batch", b'{"yamlContents": [' + b",".join([b"1"] * 400_000) + b"]}"),
+        ("/api/v1/jobs/batch", orjson.dumps({"yamlContents": [LIST_YAML] * 15})),
     ]
 
 
@@ -238,7 +242,7 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--windows", type=int, default=4,
                         help="quiet/attack window pairs (the attack's --seconds split among them)")
-    parser.add_argument("--only", type=int, help="send only this one of the attacks (0-5)")
+    parser.add_argument("--only", type=int, help="send only this one of the attacks (0-6)")
     parser.add_argument("--limited", action="store_true",
                         help="keep the default per-address rate limit on (the attackers meet it)")
     parser.add_argument("--attacker-nice", type=int, default=0,

@@ -148,7 +148,7 @@ class Settings:
     together; past it, the subscription holding the most is ended with an error frame."""
 
     yaml_workers: int = 2
-    """Worker processes that parse YAML documents over 4 KiB and JSON bodies over 64 KiB, off
+    """Worker processes that parse YAML documents over 1 KiB and JSON bodies over 64 KiB, off
     the event loop; also how many requests with a body over 64 KiB are read at a time."""
 
     yaml_parse_timeout: float = 5.0
