@@ -128,7 +128,7 @@ async def create_job(request: web.Request) -> web.Response:
                   "document's failure never fails the others, and never leaves a half-created "
                   "job. Results keep the input order.",
       responses={201: json_content(BatchResponseSchema, "Per-document results"),
-                 **error_responses(400, 413)})
+                 **error_responses(400, 413, 503)})
 @request_schema(BatchRequestSchema)
 async def create_jobs_batch(request: web.Request) -> web.Response:
     submitter = request.app[SUBMITTER]

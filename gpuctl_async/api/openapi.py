@@ -50,7 +50,8 @@ _ERROR_DESCRIPTIONS = {
     413: "Request body too large",
     429: "Too many requests from this client address; retry after `Retry-After` seconds",
     500: "Internal server error",
-    503: "Kubernetes API server unreachable, or a cache the answer needs has never synced",
+    503: "Kubernetes API server unreachable, or a cache the answer needs has never synced "
+         "(writes with a body over 64 KiB also: too many such bodies being handled)",
 }
 
 
