@@ -69,7 +69,6 @@ class DocumentParser:
         """Held while a large request body is read and handled (``large_body_middleware``)."""
         self._pool: ProcessPoolExecutor | None = None
         self._pids: multiprocessing.SimpleQueue | None = None
-        self._worker_pids: set[int] = set()
 
     async def parse(self, text: object, *, allowed_kinds: Iterable[str] = ALL_KINDS,
                     host_paths: HostPathPolicy = SYSTEM_DIRECTORIES_ONLY) -> ParsedDocument:
@@ -131,7 +130,6 @@ class DocumentParser:
         # forking a threaded process is unsafe.
         context = multiprocessing.get_context("spawn")
         self._pids = context.SimpleQueue()
-        self._worker_pids = set()
         self._pool = ProcessPoolExecutor(self.workers, mp_context=context,
                                          initializer=_worker_start, initargs=(self._pids,))
         return self._pool
@@ -141,8 +139,8 @@ class DocumentParser:
         running task (3.14 adds ``kill_workers()``; ``shutdown(cancel_futures=True)`` only
         drops queued ones), so the workers report their pids as they start and are killed as
         the live children (``multiprocessing.active_children()``) with those pids."""
-        pids = self._worker_pids
-        if self._pool is pool:
+        pids = set()
+        if self._pool is pool:  # else an older pool, killed (and its pids read) before
             self._pool = None
             queue, self._pids = self._pids, None
             while queue is not None and not queue.empty():
