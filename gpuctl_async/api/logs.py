@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import weakref
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp_apigami import docs, querystring_schema
@@ -14,6 +13,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from gpuctl_async.api.openapi import error_responses, json_content
 from gpuctl_async.api.params import RFC3339, CursorField, QueryBoolean
 from gpuctl_async.api.responses import json_response, require_websocket
+from gpuctl_async.api.sockets import close_at_shutdown
 from gpuctl_async.appkeys import CACHE, KUBE, LOG_HUB, SETTINGS
 from gpuctl_async.auth import SUBPROTOCOL
 from gpuctl_async.auth.guard import CLOSE_FORBIDDEN, read_scope
@@ -28,7 +28,8 @@ from gpuctl_async.logs.tail import job_tail
 log = logging.getLogger(__name__)
 
 TAGS = ["jobs"]
-LOG_SOCKETS = web.AppKey("log_sockets", weakref.WeakSet)
+LOG_SOCKETS = web.AppKey("log_sockets", set)
+"""Open log WebSockets (closed with 1001 at shutdown)."""
 CLOSE_NOT_FOUND = 4404
 CLOSE_AMBIGUOUS = 4409
 _CLOSE_CODES = {NotFound: CLOSE_NOT_FOUND, Conflict: CLOSE_AMBIGUOUS, Forbidden: CLOSE_FORBIDDEN}
@@ -215,13 +216,8 @@ async def _close_with_error(ws: web.WebSocketResponse, sink: Sink, message: str,
     await ws.close(code=code, message=message.encode()[:120])
 
 
-async def _close_sockets(app: web.Application) -> None:
-    await asyncio.gather(*(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
-                           for ws in list(app[LOG_SOCKETS])), return_exceptions=True)
-
-
 def setup_log_routes(app: web.Application) -> None:
-    app[LOG_SOCKETS] = weakref.WeakSet()
-    app.on_shutdown.append(_close_sockets)
+    app[LOG_SOCKETS] = set()
+    close_at_shutdown(app, LOG_SOCKETS)
     app.router.add_get("/api/v1/jobs/{jobId}/logs", get_logs)
     app.router.add_get("/api/v1/jobs/{jobId}/logs/ws", stream_logs)

@@ -340,18 +340,17 @@ class LogHub:
 
     # -- routing cache changes ------------------------------------------------------------
 
-    def watch_job(self, job_key: str, watcher: JobWatcher) -> Callable[[], None]:
-        """Tell ``watcher`` of changes to the job's pods and controller (``<ns>/<job>``)."""
+    def watch_job(self, job_key: str, watcher: JobWatcher) -> None:
+        """Tell ``watcher`` of changes to the job's pods and controller (``<ns>/<job>``)
+        until :meth:`unwatch_job`."""
         self._jobs.setdefault(job_key, set()).add(watcher)
 
-        def stop() -> None:
-            watchers = self._jobs.get(job_key)
-            if watchers is not None:
-                watchers.discard(watcher)
-                if not watchers:
-                    del self._jobs[job_key]
-
-        return stop
+    def unwatch_job(self, job_key: str, watcher: JobWatcher) -> None:
+        watchers = self._jobs.get(job_key)
+        if watchers is not None:
+            watchers.discard(watcher)
+            if not watchers:
+                del self._jobs[job_key]
 
     def _on_pod(self, kind: str, old: Obj | None, new: Obj | None) -> None:
         pod = new or old or {}

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import heapq
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -122,7 +121,7 @@ class JobLogSession:
     """Streams one job's logs into one client's sink until the job ends or fails."""
 
     __slots__ = ("hub", "job", "sink", "options", "cursor", "_subs", "_joins", "_reads",
-                 "_started", "_done", "_stop_watching")
+                 "_started", "_done", "_watching")
 
     def __init__(self, hub: LogHub, job: JobRef, sink: LogSink, options: FollowOptions):
         self.hub = hub
@@ -130,11 +129,14 @@ class JobLogSession:
         self.sink = sink
         self.options = options
         self._subs: dict[str, _Subscription] = {}
-        self._joins: set[asyncio.Task[None]] = set()
-        self._reads = asyncio.Semaphore(MAX_CONCURRENT_READS)
+        # Made when first needed, and the read slots dropped after the first tail: a set
+        # and a semaphore are ~500 bytes, times every connected client, for nothing while
+        # the session only follows.
+        self._joins: set[asyncio.Task[None]] | None = None
+        self._reads: asyncio.Semaphore | None = None
         self._started = False
         self._done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._stop_watching: Callable[[], None] = lambda: None
+        self._watching: str | None = None
         self.cursor = self._first_cursor()
 
     def _first_cursor(self) -> Cursor:
@@ -184,7 +186,8 @@ class JobLogSession:
 
     async def run(self) -> None:
         """Send the tail, follow, and return at the job's end; SessionFailed on failure."""
-        self._stop_watching = self.hub.watch_job(f"{self.job.namespace}/{self.job.name}", self)
+        self._watching = f"{self.job.namespace}/{self.job.name}"
+        self.hub.watch_job(self._watching, self)
         try:
             await self._start()
             self._check_end()
@@ -193,14 +196,17 @@ class JobLogSession:
             await self.close()
 
     async def close(self) -> None:
-        self._stop_watching()
+        if self._watching is not None:
+            self.hub.unwatch_job(self._watching, self)
+            self._watching = None
         if self._done.done() and not self._done.cancelled():
             # A failure may arrive here after run() already failed another way (the first
             # tail): it has been reported, so mark it retrieved rather than let asyncio warn.
             self._done.exception()
-        for task in self._joins:
+        joins = list(self._joins or ())
+        for task in joins:
             task.cancel()
-        await asyncio.gather(*self._joins, return_exceptions=True)
+        await asyncio.gather(*joins, return_exceptions=True)
         for sub in self._subs.values():
             if sub.stream is not None:
                 sub.stream.remove(sub)
@@ -243,6 +249,7 @@ class JobLogSession:
             merged = merged[-self.options.tail:]
         self._send(merged)
         self._started = True
+        self._reads = None  # joins make their own when they come
         self._go_live([sub for sub, _ in first])
 
     def _add(self, pod: Obj, *, join: bool) -> _Subscription | None:
@@ -261,8 +268,16 @@ class JobLogSession:
 
     def _join_later(self, sub: _Subscription, pod: Obj) -> None:
         task = asyncio.create_task(self._join(sub, pod), name=f"log join {sub.pod}")
+        if self._joins is None:
+            self._joins = set()
         self._joins.add(task)
-        task.add_done_callback(self._joins.discard)
+        task.add_done_callback(self._join_done)
+
+    def _join_done(self, task: asyncio.Task[None]) -> None:
+        if self._joins is not None:
+            self._joins.discard(task)
+            if not self._joins:
+                self._joins = None
 
     async def _join(self, sub: _Subscription, pod: Obj) -> None:
         try:
@@ -274,7 +289,7 @@ class JobLogSession:
             return
         sub.deliver(lines)
         self._go_live([sub])
-        self._joins.discard(asyncio.current_task())  # so that the end check counts it done
+        self._join_done(asyncio.current_task())  # so that the end check counts it done
         self._check_end()
 
     async def _read(self, sub: _Subscription, pod: Obj, *, first: bool) -> list[Line]:
@@ -283,6 +298,8 @@ class JobLogSession:
         if container is None or not podinfo.on_node(pod):
             return []
         options = self.options
+        if self._reads is None:
+            self._reads = asyncio.Semaphore(MAX_CONCURRENT_READS)
         async with self._reads:
             try:
                 position = sub.position

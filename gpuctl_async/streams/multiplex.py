@@ -35,7 +35,7 @@ from gpuctl_async.jobs.feed import FeedStats, JobFeed
 from gpuctl_async.jobs.listing import JobListing
 from gpuctl_async.jobs.lookup import JobRef, find_job
 from gpuctl_async.k8s.cache import ClusterCache
-from gpuctl_async.logs.frames import control_frame
+from gpuctl_async.logs.frames import compact, control_frame
 from gpuctl_async.logs.hub import LogHub
 from gpuctl_async.logs.session import FollowOptions, JobLogSession, SessionFailed
 from gpuctl_async.logs.sink import Channel, Outbox
@@ -195,7 +195,7 @@ class Multiplexer:
         fields: dict[str, object] = {"id": sub_id, "code": code, "data": message}
         if details:
             fields["details"] = details
-        self._control.frame(orjson.dumps({"type": "error", **fields}))
+        self._control.frame(compact(orjson.dumps({"type": "error", **fields})))
 
     # -- ending subscriptions ---------------------------------------------------------------
 
