@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -163,7 +162,8 @@ async def stream_logs(request: web.Request) -> web.WebSocketResponse:
     sink = Sink(ws, request, timestamps=query["timestamps"],
                 max_lines=settings.log_queue_lines, stall_timeout=settings.log_stall_timeout,
                 stats=request.app[LOG_HUB].stats)
-    follower: asyncio.Task[None] | None = None
+    session: JobLogSession | None = None
+    ending: list[asyncio.Task[None]] = []
     try:
         try:
             namespace = query.get("namespace")
@@ -179,34 +179,48 @@ async def stream_logs(request: web.Request) -> web.WebSocketResponse:
             await _close_with_error(ws, sink, exc.message, code)
             return ws
         session = JobLogSession(request.app[LOG_HUB], job, sink, FollowOptions.from_params(query))
-        follower = asyncio.create_task(_follow(ws, sink, session), name="log session")
+        try:
+            await session.start()  # the tail; the client's messages wait meanwhile
+        except Exception as exc:
+            await _end(ws, sink, session, exc)
+            return ws
+
+        def ended(done: asyncio.Future[None], session: JobLogSession = session) -> None:
+            if not done.cancelled():
+                ending.append(asyncio.create_task(_end(ws, sink, session, done.exception()),
+                                                  name="log session end"))
+
+        # Following takes no task of its own (~1 KiB a client): the session's end closes.
+        session.done.add_done_callback(ended)
         async for message in ws:
             if message.type == WSMsgType.ERROR:
                 break
     finally:
-        if follower is not None:
-            follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await follower
+        for task in ending:
+            task.cancel()
+        await asyncio.gather(*ending, return_exceptions=True)
+        if session is not None:
+            await session.close()
         await sink.close()
         sockets.discard(ws)
     return ws
 
 
-async def _follow(ws: web.WebSocketResponse, sink: Sink, session: JobLogSession) -> None:
-    try:
-        await session.run()
-    except TooManyStreams as exc:
-        await _close_with_error(ws, sink, exc.message, WSCloseCode.TRY_AGAIN_LATER)
-    except (SessionFailed, GpuctlError) as exc:
-        await _close_with_error(ws, sink, str(exc), WSCloseCode.INTERNAL_ERROR)
-    except Exception:
-        log.exception("log stream of %s failed", session.job.name)
-        await _close_with_error(ws, sink, "internal error while streaming logs",
-                                WSCloseCode.INTERNAL_ERROR)
-    else:
+async def _end(ws: web.WebSocketResponse, sink: Sink, session: JobLogSession,
+               exc: BaseException | None) -> None:
+    """Close the socket once its session is over: normally after ``end``, or with the error
+    frame and code of what ended it."""
+    if exc is None:
         await sink.flush()
         await ws.close()
+    elif isinstance(exc, TooManyStreams):
+        await _close_with_error(ws, sink, exc.message, WSCloseCode.TRY_AGAIN_LATER)
+    elif isinstance(exc, (SessionFailed, GpuctlError)):
+        await _close_with_error(ws, sink, str(exc), WSCloseCode.INTERNAL_ERROR)
+    else:
+        log.error("log stream of %s failed", session.job.name, exc_info=exc)
+        await _close_with_error(ws, sink, "internal error while streaming logs",
+                                WSCloseCode.INTERNAL_ERROR)
 
 
 async def _close_with_error(ws: web.WebSocketResponse, sink: Sink, message: str,

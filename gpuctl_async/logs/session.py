@@ -186,14 +186,25 @@ class JobLogSession:
 
     async def run(self) -> None:
         """Send the tail, follow, and return at the job's end; SessionFailed on failure."""
-        self._watching = f"{self.job.namespace}/{self.job.name}"
-        self.hub.watch_job(self._watching, self)
         try:
-            await self._start()
-            self._check_end()
+            await self.start()
             await self._done
         finally:
             await self.close()
+
+    async def start(self) -> None:
+        """Send the tail and go live; from then on the session follows without a task of its
+        own (the hub's callbacks drive it: a task and its frames are ~1 KiB, times every
+        client) until :attr:`done`. The caller calls :meth:`close` in every case."""
+        self._watching = f"{self.job.namespace}/{self.job.name}"
+        self.hub.watch_job(self._watching, self)
+        await self._start()
+        self._check_end()
+
+    @property
+    def done(self) -> asyncio.Future[None]:
+        """Resolved at the job's end (``end`` was sent); SessionFailed on failure."""
+        return self._done
 
     async def close(self) -> None:
         if self._watching is not None:
