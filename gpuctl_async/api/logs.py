@@ -164,6 +164,7 @@ async def stream_logs(request: web.Request) -> web.WebSocketResponse:
                 stats=request.app[LOG_HUB].stats)
     session: JobLogSession | None = None
     ending: list[asyncio.Task[None]] = []
+    leaving = False  # the handler is past its loop: an end now needs no closing task
     try:
         try:
             namespace = query.get("namespace")
@@ -186,8 +187,11 @@ async def stream_logs(request: web.Request) -> web.WebSocketResponse:
             return ws
 
         def ended(done: asyncio.Future[None], session: JobLogSession = session) -> None:
-            if not done.cancelled():
-                ending.append(asyncio.create_task(_end(ws, sink, session, done.exception()),
+            if done.cancelled():
+                return
+            exc = done.exception()  # retrieved either way
+            if not leaving:
+                ending.append(asyncio.create_task(_end(ws, sink, session, exc),
                                                   name="log session end"))
 
         # Following takes no task of its own (~1 KiB a client): the session's end closes.
@@ -196,6 +200,7 @@ async def stream_logs(request: web.Request) -> web.WebSocketResponse:
             if message.type == WSMsgType.ERROR:
                 break
     finally:
+        leaving = True
         for task in ending:
             task.cancel()
         await asyncio.gather(*ending, return_exceptions=True)
