@@ -38,7 +38,7 @@ READY_TIMEOUT = 5.0
 MAX_CONCURRENT_READS = 16
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per client: no instance dict
 class FollowOptions:
     pod: str | None = None
     container: str | None = None
