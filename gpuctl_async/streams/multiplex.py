@@ -60,7 +60,10 @@ class Subscription:
         self.outbox = Outbox(mux.channel, timestamps=self.params.get("timestamps", True),
                              max_lines=mux.settings.log_queue_lines, sub_id=message.id)
         self.session: JobLogSession | None = None
-        self.task = asyncio.create_task(self._run(), name=f"subscription {message.id}")
+        self.task: asyncio.Task[None] | None = asyncio.create_task(
+            self._run(), name=f"subscription {message.id}")
+        """None once a log subscription follows: a finished task keeps its coroutine (and
+        a place in asyncio's task set), ~700 bytes a subscription."""
 
     async def _run(self) -> None:
         following = False
@@ -104,6 +107,7 @@ class Subscription:
             await session.close()
             raise
         session.done.add_done_callback(self._logs_done)
+        self.task = None  # this task ends now, and is not kept
         return True
 
     def _logs_done(self, done: asyncio.Future[None]) -> None:
@@ -227,7 +231,7 @@ class Multiplexer:
         if self._subs.get(sub.id) is sub:
             del self._subs[sub.id]
         sub.outbox.discard()
-        if not sub.task.done():
+        if sub.task is not None and not sub.task.done():
             sub.task.cancel()  # a session it was starting is closed by the task
             self._ending.add(sub.task)
             sub.task.add_done_callback(self._ending.discard)
