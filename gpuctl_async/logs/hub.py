@@ -44,6 +44,11 @@ log = logging.getLogger(__name__)
 StreamKey = tuple[str, str, str]  # namespace, pod, container
 BACKOFF_INITIAL = 0.05
 BACKOFF_MAX = 5.0
+MAX_CONCURRENT_READS = 32
+"""Clients' own log reads (tails, resumes, pods joining) in flight at once, over all clients.
+A burst of subscriptions (a dashboard reconnecting 500 sockets) would otherwise send that
+many log requests to the API server at once, and the service's memory would grow to hold
+them all in flight: freed afterwards, but the process keeps that high-water mark."""
 
 
 class TooManyStreams(GpuctlError):
@@ -278,6 +283,8 @@ class LogHub:
         self._unsubscribe: list[Callable[[], None]] = []
         self.stats = LogStats()
         """Counted by streams and clients' sinks; read by the metrics collector."""
+        self.reads = asyncio.Semaphore(MAX_CONCURRENT_READS)
+        """Taken by sessions for each of their own reads (:data:`MAX_CONCURRENT_READS`)."""
 
     def start(self) -> None:
         self._unsubscribe = [self.cache.pods.subscribe(self._on_pod)]

@@ -35,7 +35,6 @@ from gpuctl_async.logs.sink import MAX_FRAME_LINES
 # How long the first tail waits for a running container's stream to open before going on
 # without it (it then joins like a new pod).
 READY_TIMEOUT = 5.0
-MAX_CONCURRENT_READS = 16
 
 
 @dataclass(frozen=True, slots=True)  # one per client: no instance dict
@@ -120,7 +119,7 @@ class _Subscription:
 class JobLogSession:
     """Streams one job's logs into one client's sink until the job ends or fails."""
 
-    __slots__ = ("hub", "job", "sink", "options", "cursor", "_subs", "_joins", "_reads",
+    __slots__ = ("hub", "job", "sink", "options", "cursor", "_subs", "_joins",
                  "_started", "_done", "_watching")
 
     def __init__(self, hub: LogHub, job: JobRef, sink: LogSink, options: FollowOptions):
@@ -129,11 +128,8 @@ class JobLogSession:
         self.sink = sink
         self.options = options
         self._subs: dict[str, _Subscription] = {}
-        # Made when first needed, and the read slots dropped after the first tail: a set
-        # and a semaphore are ~500 bytes, times every connected client, for nothing while
-        # the session only follows.
+        # Made when first needed: an empty set is 216 bytes, times every connected client.
         self._joins: set[asyncio.Task[None]] | None = None
-        self._reads: asyncio.Semaphore | None = None
         self._started = False
         self._done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._watching: str | None = None
@@ -260,7 +256,6 @@ class JobLogSession:
             merged = merged[-self.options.tail:]
         self._send(merged)
         self._started = True
-        self._reads = None  # joins make their own when they come
         self._go_live([sub for sub, _ in first])
 
     def _add(self, pod: Obj, *, join: bool) -> _Subscription | None:
@@ -309,9 +304,7 @@ class JobLogSession:
         if container is None or not podinfo.on_node(pod):
             return []
         options = self.options
-        if self._reads is None:
-            self._reads = asyncio.Semaphore(MAX_CONCURRENT_READS)
-        async with self._reads:
+        async with self.hub.reads:
             try:
                 position = sub.position
                 if options.resume is not None and position is not None:
