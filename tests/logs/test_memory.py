@@ -4,11 +4,13 @@ no task while following, no over-allocated encoded frames kept."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import tracemalloc
 
 import orjson
 
 from gpuctl_async.logs.frames import compact, control_frame
+from gpuctl_async.streams.protocol import parse_message
 from tests.logs.helpers import LogSocket, MuxSocket, add_pod, complete, create_job, finish
 
 
@@ -56,3 +58,18 @@ def test_kept_encodings_are_right_sized():
     assert kept == raw and frames[0] == b'{"type":"end"}'
     # orjson's own result holds its whole write buffer (~4 KiB), however short the JSON.
     assert right < 200 * 100 and controls < 200 * 100, (over, right, controls)
+
+
+def test_parsing_a_subscribe_message_leaves_no_cyclic_garbage():
+    text = '{"op": "subscribe", "id": "s", "logs": {"jobId": "train", "tail": 1}}'
+    parse_message(text)  # the first use may build what is kept
+    gc.collect()
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(50):
+            parse_message(text)
+        assert gc.collect() < 50  # a schema per message left 59 objects each in cycles
+    finally:
+        if was:
+            gc.enable()
