@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 import aiohttp
-from measure import free_port, percentile, rss_mib, start_sim, wait_ready
+from measure import free_port, percentile, rss_mib, start_sim, stop_all, wait_ready
 
 JOB = ("kind: training\njob: {{name: {name}}}\nenvironment:\n  image: busybox:1.36\n"
        "  command: [sleep, '3600']\n{extra}resources: {{pool: training-pool, cpu: 1, "
@@ -230,10 +230,7 @@ async def main(options: argparse.Namespace) -> None:
             if options.only is None:
                 await memory(session, url, service.pid)
     finally:
-        for process in reversed(processes):
-            if process.returncode is None:
-                process.terminate()
-                await process.wait()
+        await stop_all(processes)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,8 @@ from pathlib import Path
 
 import aiohttp
 import orjson
-from measure import cpu_seconds, free_port, load, percentile, rss_mib, start_sim, wait_ready
+from measure import (cpu_seconds, free_port, load, percentile, rss_mib, start_sim, stop_all,
+                     wait_ready)
 from wrkload import WrkResult, require_wrk, run_wrk
 
 BARE_SERVER = """
@@ -333,10 +334,7 @@ async def main(args: argparse.Namespace) -> None:
                 await bare.wait()
                 await metrics_cost_phase(args, session, kubeconfig, env, pages, processes)
     finally:
-        for process in reversed(processes):
-            if process.returncode is None:
-                process.terminate()
-                await process.wait()
+        await stop_all(processes)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

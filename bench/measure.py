@@ -59,6 +59,14 @@ async def start_sim(*flags: str) -> tuple[asyncio.subprocess.Process, str]:
     return process, match.group(1)
 
 
+async def stop_all(processes: list[asyncio.subprocess.Process]) -> None:
+    """Terminate the processes still running, the last started first, and wait for each."""
+    for process in reversed(processes):
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()
+
+
 async def wait_ready(session: aiohttp.ClientSession, url: str, timeout: float = 60) -> float:
     """Poll ``url``/ready until it answers 200; the seconds that took."""
     started = time.perf_counter()

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import aiohttp
 import orjson
-from measure import free_port, load, percentile, rss_mib, start_sim, wait_ready
+from measure import free_port, load, percentile, rss_mib, start_sim, stop_all, wait_ready
 from wrkload import INSTALL_HINT, run_wrk, wrk_available
 
 MIB = 1.0
@@ -346,10 +346,7 @@ async def main(args: argparse.Namespace) -> None:
                 figures.add("service: RSS after churn", rss_mib(service.pid), "MiB", GIB,
                             fmt="{:,.0f}")
     finally:
-        for process in reversed(processes):
-            if process.returncode is None:
-                process.terminate()
-                await process.wait()
+        await stop_all(processes)
         shutil.rmtree(workdir, ignore_errors=True)
     figures.print()
     print(f"\nload average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")

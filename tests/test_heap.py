@@ -23,3 +23,20 @@ async def test_without_the_setting_nothing_is_frozen(sim, aiohttp_client, tmp_pa
     assert await client.app[CACHE].wait_synced(timeout=10)
     assert (await client.get("/api/v1/jobs")).status == 200
     assert gc.get_freeze_count() == 0
+
+
+async def test_young_passes_are_spaced_while_the_app_runs_and_restored_after(
+        sim, aiohttp_client, tmp_path):
+    before = gc.get_threshold()
+    client = await aiohttp_client(create_app(sim_settings(sim, tmp_path,
+                                                          gc_young_threshold=12345)))
+    assert gc.get_threshold() == (12345, *before[1:])
+    await client.close()
+    assert gc.get_threshold() == before
+
+
+async def test_a_zero_threshold_leaves_the_collector_alone(sim, aiohttp_client, tmp_path):
+    before = gc.get_threshold()
+    client = await aiohttp_client(create_app(sim_settings(sim, tmp_path, gc_young_threshold=0)))
+    assert gc.get_threshold() == before
+    await client.close()
