@@ -91,9 +91,10 @@ async def kubernetes_ctx(app: web.Application) -> AsyncIterator[None]:
     listing.start()
     ledger = start_usage_ledger(cache)
     hub.start()
-    cache.start()
+    # Before the caches start: it pauses the collector while they fill.
     freezer = (asyncio.create_task(freeze_when_synced(cache), name="heap freezer")
                if settings.freeze_heap else None)
+    cache.start()
     try:
         yield
     finally:
