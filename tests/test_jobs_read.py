@@ -287,6 +287,32 @@ async def test_feed_sends_snapshot_then_coalesced_changes(sim, api, node):
         assert listed == {"fed-aaaaa": "Succeeded"}
 
 
+async def test_a_namespace_feed_hears_only_its_namespace_and_lets_go_when_closed(sim, api, node):
+    from gpuctl_async.appkeys import LISTING
+
+    sim.ensure_namespace("team-a")
+    mine = await create(api, sim, "training", "mine", namespace="team-a")
+    other = await create(api, sim, "training", "other")
+    async with api.ws_connect("/api/v1/jobs-feed/ws", params={"namespace": "team-a"}) as ws, \
+            api.ws_connect("/api/v1/jobs-feed/ws") as everything:
+        assert (await ws.receive_json(timeout=5))["type"] == "snapshot"
+        assert (await everything.receive_json(timeout=5))["type"] == "snapshot"
+        await add_pod(api, sim, other, "ooooo", {"phase": "Pending"}, node="gpu-1")
+        await add_pod(api, sim, mine, "mmmmm", {"phase": "Pending"}, node="gpu-1")
+        seen: set[tuple[str, str]] = set()
+        while not seen >= {("default", "other-ooooo"), ("team-a", "mine-mmmmm")}:
+            item = (await everything.receive_json(timeout=5))["item"]
+            seen.add((item["namespace"], item["jobId"]))
+        heard = set()
+        while ("team-a", "mine-mmmmm") not in heard:
+            item = (await ws.receive_json(timeout=5))["item"]
+            heard.add((item["namespace"], item["jobId"]))
+        assert {namespace for namespace, _ in heard} == {"team-a"}
+    listing = api.app[LISTING]
+    await eventually(lambda: (listing._listeners, listing._namespace_listeners),
+                     lambda listeners: listeners == ([], {}))
+
+
 async def test_feed_closes_with_1001_on_shutdown(sim, aiohttp_server, tmp_path):
     import aiohttp
 
