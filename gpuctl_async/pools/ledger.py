@@ -36,6 +36,9 @@ class UsageLedger:
         self._cpu, self._memory, self._gpu = resources
         self._shares: dict[Key, Share] = {}
         self._used: dict[str, list] = {}  # node -> [cpu, memory, gpus]
+        self.version = 0
+        """Moves whenever some node's usage changes: answers made from it can be reused
+        while it stays."""
         self._unsubscribe: Callable[[], None] | None = None
 
     def start(self) -> None:
@@ -56,17 +59,23 @@ class UsageLedger:
 
     def _on_pod(self, event: str, old: Obj | None, new: Obj | None) -> None:
         key = object_key(new or old or {})
-        before = self._shares.pop(key, None)
-        if before is not None:
-            self._add(before, -1)
+        share = None
         if event != DELETED and new is not None and holds_node_resources(new):
             requests = self._requests(new)
             share = (new["spec"]["nodeName"], requests.get(self._cpu, Decimal(0)),
                      requests.get(self._memory, Decimal(0)), int(requests.get(self._gpu, 0)))
+        before = self._shares.get(key)
+        if share == before:
+            return  # e.g. a status change: the node's usage is what it was
+        if before is not None:
+            del self._shares[key]
+            self._add(before, -1)
+        if share is not None:
             self._shares[key] = share
             self._add(share, 1)
 
     def _add(self, share: Share, sign: int) -> None:
+        self.version += 1
         node, cpu, memory, gpus = share
         used = self._used.setdefault(node, [Decimal(0), Decimal(0), 0])
         used[0] += sign * cpu
