@@ -313,6 +313,23 @@ async def test_a_namespace_feed_hears_only_its_namespace_and_lets_go_when_closed
                      lambda listeners: listeners == ([], {}))
 
 
+async def test_a_namespace_filter_lists_what_filtering_every_row_would(sim, api, node):
+    sim.ensure_namespace("team-a")
+    made = [await create(api, sim, "training", f"j{i}", namespace=("team-a", "default")[i % 2])
+            for i in range(4)]
+    pods = [await add_pod(api, sim, job, f"p{i:04d}", {"phase": "Running"}, node="gpu-1")
+            for i, job in enumerate(made)]
+    sim.store.delete("pods", pods[0]["metadata"]["name"], namespace="team-a",
+                     grace_period_seconds=0)
+    await settle(api, sim)
+    everything = (await jobs(api, pageSize=100))["items"]
+    for namespace in ("team-a", "default", "nowhere"):
+        listed = await jobs(api, namespace=namespace, pageSize=100)
+        expected = [i for i in everything if i["namespace"] == namespace]
+        assert [i["jobId"] for i in listed["items"]] == [i["jobId"] for i in expected]
+        assert listed["total"] == len(expected)
+
+
 async def test_feed_closes_with_1001_on_shutdown(sim, aiohttp_server, tmp_path):
     import aiohttp
 
