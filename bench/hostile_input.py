@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import aiohttp
-from measure import free_port, percentile, rss_mib, start_sim
+from measure import free_port, percentile, rss_mib, start_sim, stop_all, wait_ready
 
 JOB = ("kind: training\njob: {{name: {name}}}\nenvironment:\n  image: busybox:1.36\n"
        "  command: [sleep, '3600']\n{extra}resources: {{pool: training-pool, cpu: 1, "
@@ -52,19 +52,6 @@ def attacks() -> list[tuple[str, bytes]]:
         ("/api/v1/jobs/batch", orjson.dumps({"yamlContents": [BIG_YAML] * 4})),
         ("/api/v1/jobs/batch", b'{"yamlContents": [' + b",".join([b"1"] * 400_000) + b"]}"),
     ]
-
-
-async def wait_ready(session: aiohttp.ClientSession, url: str, timeout: float = 60) -> None:
-    deadline = time.perf_counter() + timeout
-    while time.perf_counter() < deadline:
-        try:
-            async with session.get(f"{url}/ready") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientConnectionError:
-            pass
-        await asyncio.sleep(0.05)
-    raise TimeoutError(f"{url}/ready did not answer 200 within {timeout} s")
 
 
 async def probe(session: aiohttp.ClientSession, url: str, seconds: float) -> dict[str, list]:
@@ -175,10 +162,7 @@ async def main(options: argparse.Namespace) -> None:
             if options.only is None:
                 await memory(session, url, service.pid)
     finally:
-        for process in reversed(processes):
-            if process.returncode is None:
-                process.terminate()
-                await process.wait()
+        await stop_all(processes)
 
 
 if __name__ == "__main__":

@@ -41,12 +41,12 @@ import random
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import aiohttp
 import orjson
-from measure import cpu_seconds, free_port, percentile, rss_mib, start_sim
+from measure import (cpu_seconds, free_port, load, percentile, rss_mib, start_sim, stop_all,
+                     wait_ready)
 from wrkload import WrkResult, require_wrk, run_wrk
 
 BARE_SERVER = """
@@ -103,45 +103,10 @@ async def bind_reader(session: aiohttp.ClientSession, sim_url: str, namespaces: 
                 raise RuntimeError(f"binding reader in {namespace}: {await response.text()}")
 
 
-async def load(session: aiohttp.ClientSession, make_url, connections: int, seconds: float):
-    """``connections`` workers requesting ``make_url()`` until time is up: (count, latencies)."""
-    latencies: list[float] = []
-    errors = 0
-    deadline = time.perf_counter() + seconds
-
-    async def worker() -> None:
-        nonlocal errors
-        while time.perf_counter() < deadline:
-            started = time.perf_counter()
-            async with session.get(make_url()) as response:
-                await response.read()
-                if response.status != 200:
-                    errors += 1
-            latencies.append(time.perf_counter() - started)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(connections)))
-    elapsed = time.perf_counter() - started
-    return len(latencies) / elapsed, latencies, errors
-
-
 def report(name: str, rate: float, latencies: list[float], errors: int) -> None:
     print(f"{name}: {rate:,.0f} req/s, p50 {1000 * percentile(latencies, 0.5):.1f} ms, "
           f"p99 {1000 * percentile(latencies, 0.99):.1f} ms"
           + (f", {errors} non-200 answers" if errors else ""))
-
-
-async def wait_ready(session: aiohttp.ClientSession, url: str, timeout: float) -> float:
-    started = time.perf_counter()
-    while time.perf_counter() - started < timeout:
-        try:
-            async with session.get(f"{url}/ready") as response:
-                if response.status == 200:
-                    return time.perf_counter() - started
-        except aiohttp.ClientConnectionError:
-            pass
-        await asyncio.sleep(0.05)
-    raise TimeoutError(f"{url}/ready did not answer 200 within {timeout} s")
 
 
 def report_wrk(name: str, result: WrkResult) -> None:
@@ -338,10 +303,7 @@ async def main(args: argparse.Namespace) -> None:
                       f"{per_request['off']:.0f} us without ({100 * cpu_cost:+.1f}%; steadier "
                       f"than the rates on a shared machine)")
     finally:
-        for process in reversed(processes):
-            if process.returncode is None:
-                process.terminate()
-                await process.wait()
+        await stop_all(processes)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -84,6 +84,16 @@ class Client:
         if self.measuring:
             self.delays.append((now_ns - parse_ts(line["ts"])) / 1e6)
 
+    def handle(self, frame: dict, now_ns: int) -> None:
+        """Account one log socket frame (``log``, ``logs`` or ``dropped``)."""
+        if frame["type"] == "log":
+            self.take(frame, now_ns)
+        elif frame["type"] == "logs":
+            for line in frame["lines"]:
+                self.take(line, now_ns)
+        elif frame["type"] == "dropped":
+            self.dropped += frame["count"]
+
     async def run(self, session: aiohttp.ClientSession, url: str, ready: asyncio.Event,
                   connected: list) -> None:
         async with session.ws_connect(url, params={"tail": "1", "timestamps": "false"},
@@ -91,15 +101,7 @@ class Client:
             connected.append(self)
             ready.set()
             async for message in ws:
-                frame = orjson.loads(message.data)
-                now = time.time_ns()
-                if frame["type"] == "log":
-                    self.take(frame, now)
-                elif frame["type"] == "logs":
-                    for line in frame["lines"]:
-                        self.take(line, now)
-                elif frame["type"] == "dropped":
-                    self.dropped += frame["count"]
+                self.handle(orjson.loads(message.data), time.time_ns())
 
 
 async def mux_socket(session: aiohttp.ClientSession, url: str, pods: list[str],
@@ -121,16 +123,10 @@ async def mux_socket(session: aiohttp.ClientSession, url: str, pods: list[str],
             client = clients.get(frame.get("id"))
             if client is None:
                 continue
-            now = time.time_ns()
-            if frame["type"] == "log":
-                client.take(frame, now)
-            elif frame["type"] == "logs":
-                for line in frame["lines"]:
-                    client.take(line, now)
-            elif frame["type"] == "dropped":
-                client.dropped += frame["count"]
-            elif frame["type"] == "error":
+            if frame["type"] == "error":
                 client.disorder += 1  # counted as not lossless
+            else:
+                client.handle(frame, time.time_ns())
 
 
 async def connect_mux(session, url: str, pods: list[str], sockets: int, subscriptions: int,

@@ -8,7 +8,10 @@ import os
 import re
 import socket
 import sys
+import time
 from pathlib import Path
+
+import aiohttp
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -54,3 +57,46 @@ async def start_sim(*flags: str) -> tuple[asyncio.subprocess.Process, str]:
         await process.wait()
         raise RuntimeError(f"the simulated cluster did not start: {line!r}")
     return process, match.group(1)
+
+
+async def stop_all(processes: list[asyncio.subprocess.Process]) -> None:
+    """Terminate the processes still running, the last started first, and wait for each."""
+    for process in reversed(processes):
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()
+
+
+async def wait_ready(session: aiohttp.ClientSession, url: str, timeout: float = 60) -> float:
+    """Poll ``url``/ready until it answers 200; the seconds that took."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        try:
+            async with session.get(f"{url}/ready") as response:
+                if response.status == 200:
+                    return time.perf_counter() - started
+        except aiohttp.ClientConnectionError:
+            pass
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"{url}/ready did not answer 200 within {timeout} s")
+
+
+async def load(session: aiohttp.ClientSession, make_url, connections: int, seconds: float):
+    """``connections`` workers requesting ``make_url()`` for ``seconds``: (rate, latencies in
+    seconds, non-200 answers)."""
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal errors
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            async with session.get(make_url()) as response:
+                await response.read()
+                errors += response.status != 200
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    return len(latencies) / (time.perf_counter() - started), latencies, errors

@@ -43,7 +43,8 @@ from pathlib import Path
 
 import aiohttp
 import orjson
-from measure import cpu_seconds, free_port, percentile, rss_mib, start_sim
+from measure import (cpu_seconds, free_port, load, percentile, rss_mib, start_sim, stop_all,
+                     wait_ready)
 from wrkload import INSTALL_HINT, run_wrk, wrk_available
 
 MIB = 1.0
@@ -73,40 +74,6 @@ class Figures:
         for name, value, target, met in self.rows:
             verdict = "-" if met is None else ("yes" if met else "NO")
             print(f"{name.ljust(width)}  {value:>16}  {target:>16}  {verdict}")
-
-
-async def load(session: aiohttp.ClientSession, make_url, connections: int, seconds: float):
-    """``connections`` workers requesting ``make_url()`` for ``seconds``: (rate, latencies,
-    errors)."""
-    latencies: list[float] = []
-    errors = 0
-    deadline = time.perf_counter() + seconds
-
-    async def worker() -> None:
-        nonlocal errors
-        while time.perf_counter() < deadline:
-            started = time.perf_counter()
-            async with session.get(make_url()) as response:
-                await response.read()
-                errors += response.status != 200
-            latencies.append(time.perf_counter() - started)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(connections)))
-    return len(latencies) / (time.perf_counter() - started), latencies, errors
-
-
-async def wait_ready(session: aiohttp.ClientSession, url: str, timeout: float) -> None:
-    deadline = time.perf_counter() + timeout
-    while time.perf_counter() < deadline:
-        try:
-            async with session.get(f"{url}/ready") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientConnectionError:
-            pass
-        await asyncio.sleep(0.05)
-    raise TimeoutError(f"{url}/ready did not answer 200 within {timeout} s")
 
 
 async def seed(session: aiohttp.ClientSession, sim_url: str, args) -> dict:
@@ -391,10 +358,7 @@ async def main(args: argparse.Namespace) -> None:
                 figures.add("service: RSS after churn", rss_mib(service.pid), "MiB", GIB,
                             fmt="{:,.0f}")
     finally:
-        for process in reversed(processes):
-            if process.returncode is None:
-                process.terminate()
-                await process.wait()
+        await stop_all(processes)
         shutil.rmtree(workdir, ignore_errors=True)
     figures.print()
     print(f"\nload average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")

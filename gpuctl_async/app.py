@@ -47,13 +47,12 @@ from gpuctl_async.logs.hub import LogHub
 from gpuctl_async.metrics import kube_observer, setup_metrics
 from gpuctl_async.middleware import error_middleware
 from gpuctl_async.parsing import DOCUMENT_PARSER, setup_document_parsing
-from gpuctl_async.pools.accounting import start_usage_ledger
 from gpuctl_async.ratelimit import setup_rate_limit
 from gpuctl_async.readiness import Readiness
 from gpuctl_async.requestids import setup_request_ids
 from gpuctl_async.settings import Settings
 from gpuctl_async.simulate import simulated_cluster_ctx
-from gpuctl_async.spec.hostpaths import HostPathPolicy
+from gpuctl_async.documents.hostpaths import HostPathPolicy
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +86,8 @@ async def kubernetes_ctx(app: web.Application) -> AsyncIterator[None]:
     hub = app[LOG_HUB] = LogHub(kube, cache, max_streams=settings.log_max_streams,
                                 linger=settings.log_stream_linger,
                                 batch_window=settings.log_batch_window)
-    explainer.start()  # before the listing: it reads what the explainer keeps
+    explainer.start()  # before the listing: it reads what the explainer keeps (node usage too)
     listing.start()
-    ledger = start_usage_ledger(cache)
     hub.start()
     # Before the caches start: it pauses the collector while they fill.
     freezer = (asyncio.create_task(freeze_when_synced(cache), name="heap freezer")
@@ -104,7 +102,6 @@ async def kubernetes_ctx(app: web.Application) -> AsyncIterator[None]:
                 await freezer
             thaw()
         await hub.close()
-        ledger.stop()
         listing.stop()
         explainer.stop()
         await cache.stop()

@@ -55,12 +55,6 @@ class Conflict(GpuctlError):
     status = 409
 
 
-class PayloadTooLarge(GpuctlError):
-    """The request body is over the configured limit (413)."""
-
-    status = 413
-
-
 class Unavailable(GpuctlError):
     """The Kubernetes API server cannot be reached or is not ready (503)."""
 

@@ -24,7 +24,6 @@ from aiohttp.web import BaseRequest, StreamResponse
 from gpuctl_async.requestids import REQUEST_CONTEXT, current
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
-ACCESS_LOGGER = "aiohttp.access"
 
 
 class RequestContextFilter(logging.Filter):

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from gpuctl_async.cors.origins import OriginError, normalise_origin
-from gpuctl_async.spec.hostpaths import HostPathError, HostPathPolicy
+from gpuctl_async.documents.hostpaths import HostPathError, HostPathPolicy
 
 ENV_PREFIX = "GPUCTL_"
 DEFAULT_CONFIG_FILE = Path("config/gpuctl.yaml")

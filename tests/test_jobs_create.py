@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from gpuctl_async.sim.status import StatusError
-from gpuctl_async.spec.examples import JOB_EXAMPLES
+from gpuctl_async.documents.examples import JOB_EXAMPLES
 from tests.helpers import job_yaml, node_manifest, without_request_id
 
 

@@ -208,8 +208,8 @@ async def test_detail_of_an_inference_job(sim, api, node):
 
 
 async def test_yaml_content_round_trips(sim, api):
-    from gpuctl_async.spec import parse_document
-    from gpuctl_async.spec.examples import JOB_EXAMPLES
+    from gpuctl_async.documents import parse_document
+    from gpuctl_async.documents.examples import JOB_EXAMPLES
 
     sim.store.create("nodes", node_manifest("pooled", pool="training-pool"))
     await eventually(lambda: len(api.app[CACHE].nodes), lambda n: n == 1)

@@ -173,3 +173,23 @@ async def test_the_consistency_token_is_documented(offline_client):
     assert "X-Consistency-Token" in [p["name"] for p in listing["parameters"]]
     assert "headers" not in listing["responses"]["200"]
     assert "X-Consistency-Token" in spec["info"]["description"]
+
+
+async def test_a_document_built_once_per_route_table_is_the_same_as_a_fresh_build(
+        aiohttp_client, unreachable_settings):
+    from gpuctl_async.api import openapi
+    from gpuctl_async.app import create_app
+
+    async def document(**changes) -> dict:
+        client = await aiohttp_client(create_app(unreachable_settings.replace(**changes)))
+        return await (await client.get(SPEC_PATH)).json()
+
+    openapi._BUILT.clear()
+    fresh = await document()
+    assert len(openapi._BUILT) == 1
+    assert await document() == fresh  # from the memo, and a copy: the first app's edits stay
+    assert len(openapi._BUILT) == 1
+    # Another route table is another document, never the memo of the first one.
+    without_metrics = await document(metrics=False)
+    assert "/metrics" in fresh["paths"] and "/metrics" not in without_metrics["paths"]
+    assert len(openapi._BUILT) == 2

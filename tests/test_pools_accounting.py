@@ -33,8 +33,7 @@ def test_effective_request_is_the_larger_of_containers_and_any_init_container():
 
 
 def test_a_malformed_quantity_counts_as_nothing():
-    assert pod_requests(pod({"nvidia.com/gpu": "lots", "cpu": "1"})) == {
-        "nvidia.com/gpu": Decimal(0), "cpu": Decimal(1)}
+    assert pod_requests(pod({"nvidia.com/gpu": "lots", "cpu": "1"})) == {"cpu": Decimal(1)}
 
 
 @pytest.mark.parametrize("node, phase, held", [
@@ -94,6 +93,7 @@ def test_pod_cache_keeps_gpuctl_pods_for_their_readers_and_others_slim_while_the
 async def test_the_usage_ledger_follows_pods_as_they_come_change_finish_and_go(sim, api):
     """node_usage reads the ledger; it must equal the sum recomputed from the cached pods."""
     from gpuctl_async.appkeys import CACHE
+    from gpuctl_async.pools.accounting import NodeUsage, node_usage
     from gpuctl_async.pools.ledger import ledger_of
     from tests.helpers import add_nodes, node_manifest, settle
 
@@ -102,7 +102,7 @@ async def test_the_usage_ledger_follows_pods_as_they_come_change_finish_and_go(s
     ledger = ledger_of(cache)
     assert ledger is not None
 
-    def recomputed(node: str) -> tuple:
+    def recomputed(node: str) -> NodeUsage:
         cpu = memory = Decimal(0)
         gpus = 0
         for p in cache.pods.by_index("node", node):
@@ -111,7 +111,7 @@ async def test_the_usage_ledger_follows_pods_as_they_come_change_finish_and_go(s
                 cpu += requests.get("cpu", Decimal(0))
                 memory += requests.get("memory", Decimal(0))
                 gpus += int(requests.get("nvidia.com/gpu", 0))
-        return cpu, memory, gpus
+        return NodeUsage(cpu, memory, gpus)
 
     def manifest(name: str, node: str, gpu: str) -> dict:
         requests = {"cpu": "250m", "memory": "1Gi", "nvidia.com/gpu": gpu}
@@ -123,14 +123,15 @@ async def test_the_usage_ledger_follows_pods_as_they_come_change_finish_and_go(s
         sim.store.create("pods", manifest(f"p{index}", "n1" if index % 2 else "n2", "1"),
                          namespace="default")
     await settle(api, sim)
-    assert ledger.used("n1") == recomputed("n1") == (Decimal("0.5"), Decimal(2 * 2**30), 2)
+    assert node_usage(cache, "n1") == recomputed("n1") == NodeUsage(Decimal("0.5"),
+                                                                    Decimal(2 * 2**30), 2)
     sim.store.patch("pods", "p1", {"status": {"phase": "Succeeded"}}, namespace="default",
                     patch_type="application/merge-patch+json", subresource="status")
     sim.store.delete("pods", "p2", namespace="default", grace_period_seconds=0)
     await settle(api, sim)
     for node in ("n1", "n2"):
-        assert ledger.used(node) == recomputed(node)
-    assert ledger.used("n1")[2] == 1 and ledger.used("n2")[2] == 1
+        assert node_usage(cache, node) == recomputed(node)
+    assert node_usage(cache, "n1").gpu == 1 and node_usage(cache, "n2").gpu == 1
     resp = await api.get("/api/v1/nodes/n1")
     assert resp.status == 200
 

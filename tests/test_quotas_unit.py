@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from gpuctl_async.quotas.limits import quota_targets
 from gpuctl_async.quotas.usage import quota_info
-from gpuctl_async.spec import parse_document
-from gpuctl_async.spec.examples import EXAMPLES
+from gpuctl_async.documents import parse_document
+from gpuctl_async.documents.examples import EXAMPLES
 
 
 def test_document_becomes_one_enforceable_quota_per_namespace():

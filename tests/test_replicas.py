@@ -228,7 +228,7 @@ async def test_an_abandoned_claim_is_taken_over_and_a_held_one_is_not(sim, repli
 def pre_claims_quota(sim, name: str, namespace: str = "team-a") -> dict:
     """A gpuctl quota as the service wrote it before claims existed: no claim guards it."""
     from gpuctl_async.quotas.limits import quota_targets
-    from gpuctl_async.spec import parse_document
+    from gpuctl_async.documents import parse_document
 
     target = quota_targets(parse_document(quota_doc(name, namespace)).spec)[0]
     return sim.store.create("resourcequotas", target.manifest(), namespace=namespace)

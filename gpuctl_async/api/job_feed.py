@@ -34,7 +34,7 @@ from gpuctl_async.auth.guard import CLOSE_FORBIDDEN, read_scope
 from gpuctl_async.auth.permissions import LIST_PODS
 from gpuctl_async.errors import Forbidden, GpuctlError
 from gpuctl_async.jobs.feed import FeedStats, JobFeed
-from gpuctl_async.spec import JOB_KINDS
+from gpuctl_async.documents import JOB_KINDS
 
 HEARTBEAT_SECONDS = 25.0
 FEED_SOCKETS = web.AppKey("job_feed_sockets", weakref.WeakSet)

@@ -19,7 +19,7 @@ from gpuctl_async.jobs.lookup import find_job
 from gpuctl_async.jobs.views import job_detail
 from gpuctl_async.k8s.cache import ClusterCache
 from gpuctl_async.k8s.memo import memoized
-from gpuctl_async.spec import JOB_KINDS
+from gpuctl_async.documents import JOB_KINDS
 
 TAGS = ["jobs"]
 

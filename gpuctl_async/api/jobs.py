@@ -19,7 +19,7 @@ from gpuctl_async.auth.permissions import DELETE_PODS, GET_PODS, controller_perm
 from gpuctl_async.errors import GpuctlError
 from gpuctl_async.jobs.delete import delete_job
 from gpuctl_async.jobs.lookup import JobRef
-from gpuctl_async.spec.examples import JOB_EXAMPLES
+from gpuctl_async.documents.examples import JOB_EXAMPLES
 
 log = logging.getLogger(__name__)
 

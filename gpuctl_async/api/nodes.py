@@ -15,11 +15,11 @@ from gpuctl_async.api.pools import node_writer
 from gpuctl_async.api.responses import dumps, json_response
 from gpuctl_async.api.pagination import PageQuerySchema, paginate
 from gpuctl_async.appkeys import CACHE
+from gpuctl_async.documents.fields import selectable_label_value
 from gpuctl_async.k8s.memo import memoized
 from gpuctl_async.pools import membership, node_views
 from gpuctl_async.pools.accounting import ACTIVE, NOT_READY
 from gpuctl_async.pools.ledger import ledger_of
-from gpuctl_async.spec.fields import selectable_label_value
 
 TAGS = ["nodes"]
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gpuctl_async.k8s.naming import DNS1123_LABEL_MAX
+from gpuctl_async.kuberules.naming import DNS1123_LABEL_MAX
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -163,8 +163,8 @@ for _schema in ("CreatePoolRequest", "UpdatePoolRequest"):
 def _dry_run_example() -> dict[str, Any]:
     """A real dry-run answer for the training example (its manifests are built, not typed)."""
     from gpuctl_async.k8s.manifests import build_manifests
-    from gpuctl_async.spec import parse_document
-    from gpuctl_async.spec.examples import JOB_EXAMPLES
+    from gpuctl_async.documents import parse_document
+    from gpuctl_async.documents.examples import JOB_EXAMPLES
 
     document = parse_document(JOB_EXAMPLES["training"])
     return {**CREATED_JOB, "dryRun": True, "manifests": build_manifests(document.spec),

@@ -6,7 +6,7 @@ spec refuses it) and ``{jobId}`` does not match it: GET/DELETE there answer 405 
 name (``ws`` included) reaches its job.
 """
 
-from gpuctl_async.spec.jobs import RESERVED_JOB_NAMES
+from gpuctl_async.documents.jobs import RESERVED_JOB_NAMES
 
 JOB_PATH = "/api/v1/jobs/{jobId:(?!(?:%s)$)[^{}/]+}" % "|".join(RESERVED_JOB_NAMES)
 JOB_FEED_PATH = "/api/v1/jobs-feed/ws"

@@ -17,7 +17,7 @@ from gpuctl_async.api.responses import json_response
 from gpuctl_async.appkeys import CACHE, KUBE, SETTINGS
 from gpuctl_async.pools import membership, pool_views
 from gpuctl_async.pools.patching import NodeWriter
-from gpuctl_async.spec.fields import selectable_label_value
+from gpuctl_async.documents.fields import selectable_label_value
 
 TAGS = ["pools"]
 MAX_DESCRIPTION = 1024

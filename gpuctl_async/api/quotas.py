@@ -19,7 +19,7 @@ from gpuctl_async.parsing import DOCUMENT_PARSER
 from gpuctl_async.quotas.create import QuotaCreator
 from gpuctl_async.quotas.delete import delete_namespace_quota, not_found
 from gpuctl_async.quotas.usage import gpuctl_quotas, quota_info
-from gpuctl_async.spec.examples import EXAMPLES
+from gpuctl_async.documents.examples import EXAMPLES
 
 TAGS = ["quotas"]
 QUOTA_WRITES = web.AppKey("quota_writes", asyncio.Lock)

@@ -99,20 +99,11 @@ async def namespaces_allowed(request: web.Request, permission: Permission,
     return frozenset(granted)
 
 
-async def search_scope(request: web.Request, permission: Permission, namespace: str | None,
-                       candidates: Iterable[str]) -> frozenset[str] | None:
-    """Where a read may look: the named namespace (403 when denied), else every namespace
-    where the caller holds ``permission`` (None: all)."""
-    if namespace is not None:
-        await authorize(request, permission, namespace)
-        return None
-    return await namespaces_allowed(request, permission, candidates)
-
-
 async def read_scope(request: web.Request, permission: Permission,
                      namespace: str | None = None) -> frozenset[str] | None:
-    """:func:`search_scope` over the cluster's namespaces (from the cache): where a read of
-    ``permission`` may look. None: everywhere (or auth off)."""
+    """Where a read of ``permission`` may look: the named namespace (403 when denied), else
+    every namespace of the cluster (from the cache) where the caller holds it. None:
+    everywhere (or auth off)."""
     identity = caller(request)
     if identity is None:
         return None

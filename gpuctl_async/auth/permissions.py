@@ -12,7 +12,7 @@ the namespace of the check comes from.
   caller holds the permission.
 
 Routes that act on a job's controller need the verb on the job kind's resource
-(:data:`CONTROLLER_RESOURCES`): their permission here is the ``pods`` one only for reads.
+(Job, Deployment, StatefulSet): their permission here is the ``pods`` one only for reads.
 README's permission table and each OpenAPI operation's description are generated from here.
 """
 
@@ -71,9 +71,6 @@ class Rule:
         scope = {"cluster": "cluster-wide",
                  "path": "in the namespace of the path"}.get(self.where, self.scope)
         return f"`{self.permission}` {scope}"
-
-
-CONTROLLER_RESOURCES = ("Job", "Deployment", "StatefulSet")
 
 
 def controller_permission(verb: str, kind: str) -> Permission:

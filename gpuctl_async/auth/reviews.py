@@ -32,6 +32,16 @@ def identity_from_review(user: Mapping[str, Any]) -> Identity:
                     extra={key: tuple(values or ()) for key, values in extra.items()})
 
 
+async def _post_review(kube: KubeClient, path: str, body: dict, failure: str) -> dict:
+    """POST a review with the service's own rights. A failure is a 503 saying ``failure``:
+    the service's rights are missing (create tokenreviews / subjectaccessreviews) or the API
+    server failed; not the caller's fault, and not a verdict on the caller."""
+    try:
+        with as_service():
+            return await kube.request("POST", path, body=body)
+    except KubeApiError as exc:
+        raise Unavailable(f"{failure}: {exc.message}") from None
+
 class TokenReviewer:
     """Token → Identity (None: not authenticated), cached by the token's SHA-256."""
 
@@ -52,13 +62,8 @@ class TokenReviewer:
         body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
                 "spec": {"token": token}}
         self.reviews += 1
-        try:
-            with as_service():
-                answer = await self.kube.request("POST", TOKEN_REVIEWS, body=body)
-        except KubeApiError as exc:
-            # The service's own rights are missing (create tokenreviews), or the API server
-            # failed: not the caller's fault, and not a verdict on the token.
-            raise Unavailable(f"Cannot check the token with Kubernetes: {exc.message}") from None
+        answer = await _post_review(self.kube, TOKEN_REVIEWS, body,
+                                    "Cannot check the token with Kubernetes")
         status = answer.get("status") or {}
         if not status.get("authenticated"):
             self.rejected += 1
@@ -116,11 +121,8 @@ class AccessReviewer:
         body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
                 "spec": spec}
         self.reviews += 1
-        try:
-            with as_service():
-                answer = await self.kube.request("POST", ACCESS_REVIEWS, body=body)
-        except KubeApiError as exc:
-            raise Unavailable(f"Cannot check permissions with Kubernetes: {exc.message}") from None
+        answer = await _post_review(self.kube, ACCESS_REVIEWS, body,
+                                    "Cannot check permissions with Kubernetes")
         allowed = bool((answer.get("status") or {}).get("allowed"))
         if not allowed:
             self.denied += 1

@@ -19,8 +19,8 @@ from gpuctl_async.k8s.impersonation import as_service
 from gpuctl_async.k8s.manifests import build_manifests
 from gpuctl_async.k8s.namespaces import create_marked_namespace
 from gpuctl_async.k8s.resources import PRIORITY_CLASSES, resource_for
-from gpuctl_async.spec import JOB_KINDS, ParsedDocument, parse_document
-from gpuctl_async.spec.hostpaths import SYSTEM_DIRECTORIES_ONLY, HostPathPolicy
+from gpuctl_async.documents import JOB_KINDS, ParsedDocument, parse_document
+from gpuctl_async.documents.hostpaths import SYSTEM_DIRECTORIES_ONLY, HostPathPolicy
 
 if TYPE_CHECKING:
     from gpuctl_async.parsing import DocumentParser

@@ -31,7 +31,8 @@ from gpuctl_async.jobs.placement import (
     amount_phrase,
     show_amount,
 )
-from gpuctl_async.jobs.quota_fit import QuotaBlock, pod_usage, quota_blocks
+from gpuctl_async.jobs.quota_fit import QuotaBlock, quota_blocks
+from gpuctl_async.kuberules.quota import quota_usage
 from gpuctl_async.jobs.reasons import Explainer, explain_placement
 from gpuctl_async.k8s import labels
 from gpuctl_async.k8s.informer import Obj
@@ -117,7 +118,7 @@ def assess(explainer: Explainer, controller: Obj, pool: str) -> Feasibility:
         why = explain_placement(fit)
         if why.reason in _WAITS:
             result.warnings.append(f"{why.message}: the job will wait ({why.reason})")
-    usage = pod_usage(pod_spec)
+    usage = quota_usage(pod_spec)
     for block in quota_blocks(explainer.cache, namespace, usage):
         if block.never:
             result.refusals.append(_quota_refusal(block, namespace))

@@ -36,9 +36,6 @@ import orjson
 from gpuctl_async.k8s.cache import INVOLVED_INDEX, OWNER_INDEX, ClusterCache, event_time
 from gpuctl_async.k8s.informer import Obj
 from gpuctl_async.jobs.placement import (
-    GPU,
-    RESOURCES,
-    NodeLedger,
     PoolFit,
     amount_phrase,
     pool_fit,
@@ -46,7 +43,9 @@ from gpuctl_async.jobs.placement import (
     show_amount,
 )
 from gpuctl_async.jobs.queue import WaitingQueue, pod_pool
-from gpuctl_async.jobs.quota_fit import QuotaBlock, pod_usage, quota_blocks
+from gpuctl_async.jobs.quota_fit import QuotaBlock, quota_blocks
+from gpuctl_async.kuberules.quota import quota_usage
+from gpuctl_async.pools.ledger import GPU, RESOURCES, NodeLedger
 
 PULL_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName",
                            "ErrImageNeverPull", "RegistryUnavailable"})
@@ -269,7 +268,7 @@ def _explain_controller(cache: ClusterCache, controller: Obj, status: str,
         return Explanation("Terminating", "being deleted")
     namespace = meta.get("namespace", "")
     template_spec = controller.get("spec", {}).get("template", {}).get("spec", {})
-    blocks = quota_blocks(cache, namespace, pod_usage(template_spec))
+    blocks = quota_blocks(cache, namespace, quota_usage(template_spec))
     event = _latest_create_event(cache, [controller, *related])
     refused = event is not None and event.get("reason") == "FailedCreate"
     blockers: dict[str, Any] = {"quota": [b.as_dict() for b in blocks]}
@@ -288,7 +287,8 @@ def _explain_controller(cache: ClusterCache, controller: Obj, status: str,
 
 class Explainer:
     """Explanations from the caches, with what they keep up to date: per-node usage
-    (:class:`NodeLedger`) and the pools' waiting queues (:class:`WaitingQueue`). One per app;
+    (:class:`NodeLedger`, which the node and pool views read too) and the pools' waiting
+    queues (:class:`WaitingQueue`). One per app;
     ``start()`` it before anything else subscribes to the pod cache, so both are current
     when another subscriber asks about the same change."""
 

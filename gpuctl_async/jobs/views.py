@@ -21,7 +21,7 @@ from gpuctl_async.k8s.cache import (
 from gpuctl_async.k8s.informer import Obj
 from gpuctl_async.k8s.manifests import CONTAINER_NAME, SERVED_KINDS, service_name
 from gpuctl_async.k8s.reverse import reverse_map
-from gpuctl_async.quantity import QuantityError, parse_quantity
+from gpuctl_async.kuberules.quantity import QuantityError, parse_quantity
 
 MAX_EVENTS = 50
 # Controller events that explain why a job has no pods (e.g. refused by a quota).

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from gpuctl_async.k8s import labels
 from gpuctl_async.k8s.manifests import CONTAINER_NAME, NOTEBOOK_PORT
-from gpuctl_async.spec.jobs import (
+from gpuctl_async.documents.jobs import (
     DEFAULT_PRIORITY,
     DEFAULT_SERVICE_PORT,
     DEFAULT_VERSION,

@@ -1,7 +1,7 @@
 """Parsing gpuctl YAML documents and large JSON bodies without holding the event loop.
 
 Small documents (every real job document) and bodies are parsed in line: the bounds in
-``gpuctl_async.spec.parser`` and ``gpuctl_async.api.json_body`` cap what they can cost at a few
+``gpuctl_async.documents.parser`` and ``gpuctl_async.api.json_body`` cap what they can cost at a few
 milliseconds. Larger ones go to a small process pool (a process, not a thread: parsing is
 CPU work under the GIL), at most ``yaml_workers`` at a time; one that runs past
 ``yaml_parse_timeout`` has its worker killed and the pool is built afresh for the next one.
@@ -23,9 +23,9 @@ from aiohttp import web
 from gpuctl_async.appkeys import SETTINGS
 from gpuctl_async.api.json_body import decode_json_body, decode_outcome
 from gpuctl_async.errors import BadRequest, Unavailable, ValidationFailed
-from gpuctl_async.spec import ALL_KINDS, ParsedDocument, parse_document
-from gpuctl_async.spec.hostpaths import SYSTEM_DIRECTORIES_ONLY, HostPathPolicy
-from gpuctl_async.spec.parser import TEXT_FIELD, parse_outcome
+from gpuctl_async.documents import ALL_KINDS, ParsedDocument, parse_document
+from gpuctl_async.documents.hostpaths import SYSTEM_DIRECTORIES_ONLY, HostPathPolicy
+from gpuctl_async.documents.parser import TEXT_FIELD, parse_outcome
 
 log = logging.getLogger(__name__)
 

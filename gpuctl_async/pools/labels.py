@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from gpuctl_async.errors import Conflict, GpuctlError, NotFound, ValidationFailed
 from gpuctl_async.k8s.cache import ClusterCache
 from gpuctl_async.k8s.informer import Obj
-from gpuctl_async.k8s.naming import label_key_errors, label_value_errors
+from gpuctl_async.kuberules.naming import label_key_errors, label_value_errors
 from gpuctl_async.pools.accounting import node_labels, node_name, node_pool
 from gpuctl_async.pools.patching import NodeChange, NodeWriter, node_not_found
 from gpuctl_async.pools.serialize import one_at_a_time

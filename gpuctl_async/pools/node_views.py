@@ -14,7 +14,7 @@ from gpuctl_async.pools.accounting import (
     node_status, node_usage, pod_gpus)
 from gpuctl_async.pools.labels import get_node
 from gpuctl_async.pools.pool_views import sorted_nodes
-from gpuctl_async.quantity import format_bytes
+from gpuctl_async.kuberules.quantity import format_bytes
 
 UNKNOWN = "unknown"
 

@@ -39,11 +39,11 @@ from gpuctl_async.k8s.client import KubeApiError, KubeClient
 from gpuctl_async.k8s.informer import Obj
 from gpuctl_async.k8s.namespaces import create_marked_namespace
 from gpuctl_async.k8s.resources import NAMESPACES, RESOURCE_QUOTAS
-from gpuctl_async.quantity import parse_quantity
+from gpuctl_async.kuberules.quantity import parse_quantity
 from gpuctl_async.quotas.limits import QuotaTarget, quota_targets
 from gpuctl_async.quotas.usage import is_gpuctl_quota
-from gpuctl_async.spec import parse_document
-from gpuctl_async.spec.jobs import DEFAULT_NAMESPACE
+from gpuctl_async.documents import parse_document
+from gpuctl_async.documents.jobs import DEFAULT_NAMESPACE
 
 if TYPE_CHECKING:
     from gpuctl_async.parsing import DocumentParser

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gpuctl_async.k8s import labels
-from gpuctl_async.spec.jobs import DEFAULT_NAMESPACE
+from gpuctl_async.documents.jobs import DEFAULT_NAMESPACE
 
 UNLIMITED = "unlimited"
 # Document field → the spec.hard keys written for it.

@@ -22,7 +22,7 @@ from gpuctl_async.k8s.client import KubeClient
 from gpuctl_async.k8s.informer import Obj
 from gpuctl_async.k8s.resources import NAMESPACES
 from gpuctl_async.quotas.usage import gpuctl_quotas, quota_info
-from gpuctl_async.spec.jobs import DEFAULT_NAMESPACE
+from gpuctl_async.documents.jobs import DEFAULT_NAMESPACE
 
 log = logging.getLogger(__name__)
 

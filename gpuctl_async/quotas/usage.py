@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from gpuctl_async.jobs.status import format_age
 from gpuctl_async.k8s import labels
-from gpuctl_async.quantity import parse_quantity
+from gpuctl_async.kuberules.quantity import parse_quantity
 from gpuctl_async.quotas.limits import UNLIMITED
 
 SOURCE_KEYS: dict[str, tuple[str, ...]] = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 
-from gpuctl_async.quantity import QuantityError, parse_quantity
+from gpuctl_async.kuberules.quantity import QuantityError, parse_quantity
 from gpuctl_async.sim import quantities
 from gpuctl_async.sim.resources import ResourceType
 

@@ -24,23 +24,16 @@ import asyncio
 from collections.abc import Callable
 from decimal import Decimal
 
-from gpuctl_async.quantity import QuantityError, parse_quantity
+from gpuctl_async.kuberules.quota import quota_usage
+from gpuctl_async.kuberules.resources import Amounts, parse_amounts
 from gpuctl_async.sim import status as st
 from gpuctl_async.sim.history import DELETED, WatchEvent
 from gpuctl_async.sim.resources import BY_KEY
 from gpuctl_async.sim.status import StatusError
 from gpuctl_async.sim.store import AdmissionRequest, Store
-from gpuctl_async.sim.usage import (
-    Amounts,
-    format_quantity,
-    is_terminal,
-    missing_amounts,
-    pod_limits,
-    pod_requests,
-)
+from gpuctl_async.sim.usage import format_quantity, is_terminal, missing_amounts
 
 _QUOTAS = BY_KEY["resourcequotas"]
-_SHORTHANDS = ("cpu", "memory", "ephemeral-storage")
 # Keys whose presence in a quota obliges pods to state the amount: (key, resource, pick).
 _CONSTRAINED = {"cpu": ("cpu", 0), "requests.cpu": ("cpu", 0),
                 "memory": ("memory", 0), "requests.memory": ("memory", 0),
@@ -49,26 +42,11 @@ _CONSTRAINED = {"cpu": ("cpu", 0), "requests.cpu": ("cpu", 0),
 
 def pod_usage(pod: dict) -> Amounts:
     """What one pod counts against quota (nothing once it is terminal)."""
-    if is_terminal(pod):
-        return {}
-    usage: Amounts = {"pods": Decimal(1), "count/pods": Decimal(1)}
-    for name, amount in pod_requests(pod).items():
-        usage[f"requests.{name}"] = amount
-        if name in _SHORTHANDS:
-            usage[name] = amount
-    for name, amount in pod_limits(pod).items():
-        usage[f"limits.{name}"] = amount
-    return usage
+    return {} if is_terminal(pod) else quota_usage(pod.get("spec") or {})
 
 
 def _hard(quota: dict) -> Amounts:
-    hard: Amounts = {}
-    for name, value in ((quota.get("spec") or {}).get("hard") or {}).items():
-        try:
-            hard[name] = parse_quantity(value)
-        except QuantityError:
-            continue
-    return hard
+    return parse_amounts((quota.get("spec") or {}).get("hard"))
 
 
 def _pretty(amounts: Amounts) -> str:

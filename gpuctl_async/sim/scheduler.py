@@ -33,13 +33,21 @@ from decimal import Decimal
 
 import orjson
 
-from gpuctl_async.quantity import QuantityError, parse_quantity
+from gpuctl_async.kuberules.resources import Amounts, parse_amounts, pod_requests
+from gpuctl_async.kuberules.scheduling import (
+    NOT_READY_TAINT,
+    UNSCHEDULABLE_TAINT,
+    node_ready,
+    selects_node,
+    tolerates,
+    untolerated_taint,
+)
 from gpuctl_async.sim.events import EventRecorder
 from gpuctl_async.sim.history import DELETED, WatchEvent
 from gpuctl_async.sim.resources import BY_KEY
 from gpuctl_async.sim.status import StatusError
 from gpuctl_async.sim.store import Store, timestamp
-from gpuctl_async.sim.usage import Amounts, is_terminal, pod_requests
+from gpuctl_async.sim.usage import is_terminal
 from gpuctl_async.sim.workqueue import WorkQueue
 
 COMPONENT = "default-scheduler"
@@ -51,96 +59,15 @@ _NO_VICTIMS = "No preemption victims found for incoming pod"
 Key = tuple[str, str]
 
 
-def _number(value: str) -> Decimal | None:
-    try:
-        return Decimal(value)
-    except ArithmeticError:
-        return None
-
-
-def _expression_matches(expression: dict, value: str | None) -> bool:
-    operator, values = expression.get("operator"), expression.get("values") or []
-    if operator == "In":
-        return value is not None and value in values
-    if operator == "NotIn":
-        return value is None or value not in values
-    if operator == "Exists":
-        return value is not None
-    if operator == "DoesNotExist":
-        return value is None
-    if operator in ("Gt", "Lt") and value is not None and len(values) == 1:
-        have, bound = _number(value), _number(values[0])
-        if have is None or bound is None:
-            return False
-        return have > bound if operator == "Gt" else have < bound
-    return False
-
-
-def _term_matches(term: dict, node: dict) -> bool:
-    node_labels = node["metadata"].get("labels") or {}
-    expressions = term.get("matchExpressions") or []
-    fields = term.get("matchFields") or []
-    if not expressions and not fields:
-        return False  # an empty term matches no objects
-    return (all(_expression_matches(e, node_labels.get(e.get("key"))) for e in expressions)
-            and all(_expression_matches(f, node["metadata"]["name"]
-                                        if f.get("key") == "metadata.name" else None)
-                    for f in fields))
-
-
-def matches_node_affinity(pod: dict, node: dict) -> bool:
-    spec = pod.get("spec") or {}
-    node_labels = node["metadata"].get("labels") or {}
-    for key, value in (spec.get("nodeSelector") or {}).items():
-        if node_labels.get(key) != value:
-            return False
-    required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
-                .get("requiredDuringSchedulingIgnoredDuringExecution"))
-    if required:
-        return any(_term_matches(term, node) for term in required.get("nodeSelectorTerms") or [])
-    return True
-
-
-def _tolerates(tolerations: list, taint: dict) -> bool:
-    for toleration in tolerations:
-        effect = toleration.get("effect")
-        if effect and effect != taint.get("effect"):
-            continue
-        key = toleration.get("key")
-        if toleration.get("operator") == "Exists":
-            if not key or key == taint.get("key"):
-                return True
-        elif key == taint.get("key") and (toleration.get("value") or "") == (
-                taint.get("value") or ""):
-            return True
-    return False
-
-
-def _is_ready(node: dict) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (node.get("status") or {}).get("conditions") or [])
-
-
-def untolerated_taint(pod: dict, node: dict) -> dict | None:
+def _blocking_taint(pod: dict, node: dict) -> dict | None:
     taints = list((node.get("spec") or {}).get("taints") or [])
-    if not _is_ready(node):
-        taints.append({"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"})
-    tolerations = (pod.get("spec") or {}).get("tolerations") or []
-    for taint in taints:
-        if taint.get("effect") in ("NoSchedule", "NoExecute") and not _tolerates(
-                tolerations, taint):
-            return taint
-    return None
+    if not node_ready(node):
+        taints.append(NOT_READY_TAINT)
+    return untolerated_taint((pod.get("spec") or {}).get("tolerations") or [], taints)
 
 
 def _allocatable(node: dict) -> Amounts:
-    amounts: Amounts = {}
-    for name, value in ((node.get("status") or {}).get("allocatable") or {}).items():
-        try:
-            amounts[name] = parse_quantity(value)
-        except QuantityError:
-            continue
-    return amounts
+    return parse_amounts((node.get("status") or {}).get("allocatable"))
 
 
 def _queue_order(pod: dict) -> tuple:
@@ -169,10 +96,6 @@ class Scheduler:
     async def stop(self) -> None:
         await self._queue.stop()
 
-    def allocated(self, node: str) -> Amounts:
-        """Requests of the pods bound to ``node`` (plus ``pods``: how many)."""
-        return dict(self._allocated.get(node, {}))
-
     # -- change notifications -------------------------------------------------------------
 
     def _on_pod(self, event: WatchEvent) -> None:
@@ -181,7 +104,7 @@ class Scheduler:
         node = spec.get("nodeName")
         placed = None
         if event.type != DELETED and node and not is_terminal(pod):
-            placed = (node, {**pod_requests(pod), "pods": Decimal(1)})
+            placed = (node, {**pod_requests(spec), "pods": Decimal(1)})
         before = self._placed.pop(event.key, None)
         if placed is not None:
             self._placed[event.key] = placed
@@ -220,15 +143,13 @@ class Scheduler:
         """Why ``pod`` cannot go to ``node`` (empty: it fits)."""
         spec = node.get("spec") or {}
         tolerations = (pod.get("spec") or {}).get("tolerations") or []
-        if spec.get("unschedulable") and not _tolerates(
-                tolerations, {"key": "node.kubernetes.io/unschedulable",
-                              "effect": "NoSchedule"}):
+        if spec.get("unschedulable") and not tolerates(tolerations, UNSCHEDULABLE_TAINT):
             return [_UNSCHEDULABLE]
-        taint = untolerated_taint(pod, node)
+        taint = _blocking_taint(pod, node)
         if taint is not None:
             return [f"node(s) had untolerated taint {{{taint.get('key')}: "
                     f"{taint.get('value') or ''}}}"]
-        if not matches_node_affinity(pod, node):
+        if not selects_node(pod.get("spec") or {}, node):
             return [_AFFINITY]
         allocatable = _allocatable(node)
         used = self._allocated.get(node["metadata"]["name"], {})
@@ -259,7 +180,7 @@ class Scheduler:
         pod = entry.obj
         if (pod.get("spec") or {}).get("nodeName") or pod["metadata"].get("deletionTimestamp"):
             return
-        requests = pod_requests(pod)
+        requests = pod_requests(pod.get("spec") or {})
         nodes = [e.obj for e in self._store.table(_NODES).values()]
         feasible, reasons = [], Counter()
         unhelpful = victims = 0

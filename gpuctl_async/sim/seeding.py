@@ -2,7 +2,7 @@
 
 ``seed_running_jobs(store, kubelet, jobs=1000, pods_per_job=10, namespaces=10)`` creates
 namespaces ``<prefix>-<n>``, gpuctl's PriorityClasses if missing, and per job the Job gpuctl
-would create for a training job (``gpuctl_async.k8s.manifests``: labels
+would create for a training job (the sim's copy, ``sim.gpuctl_objects``: labels
 ``runwhere.ai/job-type``, ``runwhere.ai/job-name``, ``runwhere.ai/pool``, ...), with
 ``parallelism`` = ``completions`` = ``pods_per_job`` so the Job controller keeps them all,
 and its pods bound round-robin to the nodes that match their pool and shown Running and
@@ -16,23 +16,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from gpuctl_async.k8s import labels
-from gpuctl_async.k8s.manifests import build_controller
+from gpuctl_async.kuberules.scheduling import selects_node
 from gpuctl_async.sim.controller import pod_from_template
+from gpuctl_async.sim.gpuctl_objects import PRIORITY_CLASSES, training_job
 from gpuctl_async.sim.kubelet import Kubelet
-from gpuctl_async.sim.scheduler import matches_node_affinity
 from gpuctl_async.sim.status import StatusError
 from gpuctl_async.sim.store import Store
-
-
-def _training_spec(name: str, namespace: str, pool: str, gpus: int) -> dict:
-    return {"kind": "training",
-            "job": {"name": name, "namespace": namespace, "priority": "medium",
-                    "description": "seeded for benchmarks"},
-            "resources": {"pool": pool, "gpu": gpus, "cpu": "1", "memory": "2Gi"},
-            "environment": {"image": "pytorch/pytorch:2.4.0-cuda12.1-cudnn9-runtime",
-                            "command": ["python", "train.py"], "args": [], "env": []},
-            "storage": {"workdirs": []}}
 
 
 def seed_running_jobs(store: Store, kubelet: Kubelet, *, jobs: int = 1000,
@@ -57,7 +46,7 @@ def running_job_steps(store: Store, kubelet: Kubelet, *, jobs: int, pods_per_job
     between any two (chunked seeding); never between a Job and its pods, or the Job
     controller would create pods of its own. ``nodes``: the cluster's nodes, if the caller
     has them (listing 5,000 nodes is itself a long step)."""
-    for priority_class in labels.PRIORITY_CLASSES:
+    for priority_class in PRIORITY_CLASSES:
         try:
             store.create("priorityclasses", priority_class)
         except StatusError:
@@ -73,8 +62,7 @@ def running_job_steps(store: Store, kubelet: Kubelet, *, jobs: int, pods_per_job
     fitting_by_pool: dict[str, list[str]] = {}
     for index in range(jobs):
         namespace = f"{prefix}-{index % namespaces}"
-        manifest = build_controller(_training_spec(f"{prefix}-job-{index:05d}", namespace,
-                                                   pool, gpus_per_pod))
+        manifest = training_job(f"{prefix}-job-{index:05d}", namespace, pool, gpus_per_pod)
         manifest["spec"].update(parallelism=pods_per_job, completions=pods_per_job)
         job = store.create("jobs", manifest, namespace=namespace)
         template = job["spec"]["template"]
@@ -82,7 +70,7 @@ def running_job_steps(store: Store, kubelet: Kubelet, *, jobs: int, pods_per_job
             fitting = []
             for start in range(0, len(nodes), 500):
                 fitting.extend(n["metadata"]["name"] for n in nodes[start:start + 500]
-                               if matches_node_affinity(template, n))
+                               if selects_node(template["spec"], n))
             fitting_by_pool[pool] = fitting or [n["metadata"]["name"] for n in nodes]
         fitting = fitting_by_pool[pool]
         for replica in range(pods_per_job):

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gpuctl_async.k8s.naming import label_key_errors, label_value_errors
+from gpuctl_async.kuberules.naming import label_key_errors, label_value_errors
 from gpuctl_async.sim.resources import ResourceType
 from gpuctl_async.sim.status import StatusError, bad_request
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from gpuctl_async.k8s import labels
+from gpuctl_async.sim.gpuctl_objects import GPU_RESOURCE, GPU_TYPE, POOL
 
 GPU_PRODUCTS = {"a100": "NVIDIA-A100-SXM4-80GB", "h100": "NVIDIA-H100-80GB-HBM3",
                 "t4": "Tesla-T4", "l4": "NVIDIA-L4", "a10": "NVIDIA-A10G"}
@@ -89,14 +89,14 @@ def build_node(spec: dict, index: int) -> dict:
                    "kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
                    "beta.kubernetes.io/arch": "amd64"}
     if spec["gpus"]:
-        capacity[labels.GPU_RESOURCE] = allocatable[labels.GPU_RESOURCE] = str(spec["gpus"])
+        capacity[GPU_RESOURCE] = allocatable[GPU_RESOURCE] = str(spec["gpus"])
         node_labels["nvidia.com/gpu.count"] = str(spec["gpus"])
         if spec["gpuProduct"]:
             node_labels["nvidia.com/gpu.product"] = spec["gpuProduct"]
     if spec["gpuType"]:
-        node_labels[labels.GPU_TYPE] = spec["gpuType"]
+        node_labels[GPU_TYPE] = spec["gpuType"]
     if spec["pool"]:
-        node_labels[labels.POOL] = spec["pool"]
+        node_labels[POOL] = spec["pool"]
     node_labels.update(spec["labels"])
     address = str(_NODE_NETWORK.network_address + 10 + index)
     condition = {"lastHeartbeatTime": None, "lastTransitionTime": None}

@@ -10,13 +10,13 @@ quantities, PriorityClass value, and immutable fields on update. ``unknown_field
 
 from __future__ import annotations
 
-from gpuctl_async.k8s.naming import (
+from gpuctl_async.kuberules.naming import (
     dns1123_label_errors,
     dns1123_subdomain_errors,
     label_key_errors,
     label_value_errors,
 )
-from gpuctl_async.quantity import QuantityError, parse_quantity
+from gpuctl_async.kuberules.quantity import QuantityError, parse_quantity
 from gpuctl_async.sim.resources import ResourceType
 from gpuctl_async.sim.selectors import from_label_selector
 from gpuctl_async.sim.status import FieldError

@@ -15,7 +15,7 @@ import orjson
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from gpuctl_async.api.params import RFC3339, BodyBoolean, CursorField
-from gpuctl_async.spec import JOB_KINDS
+from gpuctl_async.documents import JOB_KINDS
 
 SUBSCRIBE, UNSUBSCRIBE = "subscribe", "unsubscribe"
 LOGS, JOBS = "logs", "jobs"

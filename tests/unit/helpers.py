@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from gpuctl_async.errors import ValidationFailed
-from gpuctl_async.spec import parse_document
+from gpuctl_async.documents import parse_document
 
 BASE = {
     "job": {"name": "demo"},

@@ -9,7 +9,7 @@ import yaml
 
 from gpuctl_async.k8s.manifests import build_manifests
 from gpuctl_async.k8s.reverse import reverse_map
-from gpuctl_async.spec.examples import JOB_EXAMPLES
+from gpuctl_async.documents.examples import JOB_EXAMPLES
 
 from .helpers import parse
 

@@ -1,6 +1,6 @@
 """gpuctl YAML documents: marshmallow schemas and the parsing entry point."""
 
-from gpuctl_async.spec.parser import (
+from gpuctl_async.documents.parser import (
     ALL_KINDS,
     JOB_KINDS,
     MAX_DOCUMENT_BYTES,

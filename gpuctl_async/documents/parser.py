@@ -16,10 +16,10 @@ import yaml
 from marshmallow import Schema, ValidationError
 
 from gpuctl_async.errors import ValidationFailed
-from gpuctl_async.spec.hostpaths import SYSTEM_DIRECTORIES_ONLY, HostPathPolicy
-from gpuctl_async.spec.jobs import JOB_SCHEMAS
-from gpuctl_async.spec.pool import PoolDocumentSchema
-from gpuctl_async.spec.quota import QuotaDocumentSchema
+from gpuctl_async.documents.hostpaths import SYSTEM_DIRECTORIES_ONLY, HostPathPolicy
+from gpuctl_async.documents.jobs import JOB_SCHEMAS
+from gpuctl_async.documents.pool import PoolDocumentSchema
+from gpuctl_async.documents.quota import QuotaDocumentSchema
 
 TEXT_FIELD = "yamlContent"
 MAX_DOCUMENT_BYTES = 256 * 1024

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gpuctl_async.k8s.naming import DNS1123_LABEL_MESSAGE
-from gpuctl_async.spec.fields import ENV_NAME_MESSAGE
+from gpuctl_async.kuberules.naming import DNS1123_LABEL_MESSAGE
+from gpuctl_async.documents.fields import ENV_NAME_MESSAGE
 
 from .helpers import details, document, parse
 

@@ -10,15 +10,15 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from gpuctl_async.k8s.naming import DNS1123_LABEL_MAX, dns1123_label_errors
-from gpuctl_async.spec.base import StrictSchema, defaults_of
-from gpuctl_async.spec.hostpaths import (
+from gpuctl_async.kuberules.naming import DNS1123_LABEL_MAX, dns1123_label_errors
+from gpuctl_async.documents.base import StrictSchema, defaults_of
+from gpuctl_async.documents.hostpaths import (
     SYSTEM_DIRECTORIES_ONLY,
     HostPathError,
     HostPathPolicy,
     normalise_host_path,
 )
-from gpuctl_async.spec.fields import (
+from gpuctl_async.documents.fields import (
     BoundedList,
     CpuQuantity,
     EnvVars,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gpuctl_async.errors import ValidationFailed
-from gpuctl_async.spec import JOB_KINDS, parse_document
+from gpuctl_async.documents import JOB_KINDS, parse_document
 
 from .helpers import details, failure
 

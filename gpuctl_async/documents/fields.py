@@ -13,12 +13,12 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields
 
-from gpuctl_async.k8s.naming import (
+from gpuctl_async.kuberules.naming import (
     dns1123_label_errors,
     dns1123_subdomain_errors,
     label_value_errors,
 )
-from gpuctl_async.quantity import QuantityError, format_bytes, format_cpu, parse_quantity
+from gpuctl_async.kuberules.quantity import QuantityError, format_bytes, format_cpu, parse_quantity
 
 # Kubernetes' own rule and message for environment variable names.
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
@@ -100,7 +100,27 @@ def _quantity(value: Any) -> Decimal:
     return parse_quantity(value)
 
 
-class CpuQuantity(fields.Field):
+class _Quantity(fields.Field):
+    """A quantity field: ``invalid``, ``negative`` and (unless ``allow_zero``) ``zero`` are
+    refused here, the unit's own rules by the subclass."""
+
+    def __init__(self, *, allow_zero: bool = False, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.allow_zero = allow_zero
+
+    def _amount(self, value: Any) -> Decimal:
+        try:
+            amount = _quantity(value)
+        except QuantityError:
+            raise self.make_error("invalid") from None
+        if amount < 0:
+            raise self.make_error("negative")
+        if amount == 0 and not self.allow_zero:
+            raise self.make_error("zero")
+        return amount
+
+
+class CpuQuantity(_Quantity):
     """Cores as a number or a quantity (``2``, ``1.5``, ``"500m"``), loaded in Kubernetes'
     canonical text (``"2"``, ``"1500m"``) so a value read back from the cluster compares equal."""
 
@@ -111,25 +131,14 @@ class CpuQuantity(fields.Field):
         "zero": "CPU must be greater than 0",
     }
 
-    def __init__(self, *, allow_zero: bool = False, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.allow_zero = allow_zero
-
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        try:
-            cores = _quantity(value)
-        except QuantityError:
-            raise self.make_error("invalid") from None
-        if cores < 0:
-            raise self.make_error("negative")
-        if cores == 0 and not self.allow_zero:
-            raise self.make_error("zero")
+        cores = self._amount(value)
         if (cores * 1000) != (cores * 1000).to_integral_value():
             raise self.make_error("precision")
         return format_cpu(cores)
 
 
-class MemoryQuantity(fields.Field):
+class MemoryQuantity(_Quantity):
     """Bytes as a Kubernetes quantity (``512Mi``, ``32Gi``, ``1G``).
 
     A bare number means bytes, as it does in Kubernetes. Binary-suffixed values are loaded in
@@ -143,19 +152,8 @@ class MemoryQuantity(fields.Field):
         "zero": "Memory must be greater than 0",
     }
 
-    def __init__(self, *, allow_zero: bool = False, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.allow_zero = allow_zero
-
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        try:
-            amount = _quantity(value)
-        except QuantityError:
-            raise self.make_error("invalid") from None
-        if amount < 0:
-            raise self.make_error("negative")
-        if amount == 0 and not self.allow_zero:
-            raise self.make_error("zero")
+        amount = self._amount(value)
         if amount != amount.to_integral_value():
             raise self.make_error("fraction")
         text = str(value).strip()

@@ -6,9 +6,9 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from gpuctl_async.k8s.naming import dns1123_label_errors
-from gpuctl_async.spec.base import StrictSchema
-from gpuctl_async.spec.fields import (
+from gpuctl_async.kuberules.naming import dns1123_label_errors
+from gpuctl_async.documents.base import StrictSchema
+from gpuctl_async.documents.fields import (
     CpuQuantity,
     MemoryQuantity,
     NamedEntries,
@@ -16,7 +16,7 @@ from gpuctl_async.spec.fields import (
     WholeNumber,
     dns_label,
 )
-from gpuctl_async.spec.jobs import DEFAULT_NAMESPACE, DEFAULT_VERSION
+from gpuctl_async.documents.jobs import DEFAULT_NAMESPACE, DEFAULT_VERSION
 
 
 class QuotaSchema(StrictSchema):

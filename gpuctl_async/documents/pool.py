@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from marshmallow import fields
 
-from gpuctl_async.k8s.naming import dns1123_subdomain_errors
-from gpuctl_async.spec.base import StrictSchema
-from gpuctl_async.spec.fields import NamedEntries, Text, selectable_label_value
-from gpuctl_async.spec.jobs import DEFAULT_VERSION
+from gpuctl_async.kuberules.naming import dns1123_subdomain_errors
+from gpuctl_async.documents.base import StrictSchema
+from gpuctl_async.documents.fields import NamedEntries, Text, selectable_label_value
+from gpuctl_async.documents.jobs import DEFAULT_VERSION
 
 
 class PoolSchema(StrictSchema):
