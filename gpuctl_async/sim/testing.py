@@ -159,8 +159,11 @@ class SimCluster:
             self.workloads.start()
         elif self._nodes:
             seed_nodes(self.store, self._nodes)
+        # Watches and log streams are ended on shutdown (server.py); what is left are idle
+        # keep-alive connections, and one accepted just before the listener closed waits out
+        # the whole timeout in aiohttp before its handler is cancelled: keep it short.
         self._runner = web.AppRunner(self.app, handler_cancellation=True, access_log=None,
-                                     shutdown_timeout=5.0)
+                                     shutdown_timeout=0.5)
         await self._runner.setup()
         context = None
         if self._tls:
