@@ -36,7 +36,7 @@ from gpuctl_async.appkeys import (
 from gpuctl_async.auth import auth_middleware, setup_auth
 from gpuctl_async.consistency import setup_consistency
 from gpuctl_async.cors import setup_cors
-from gpuctl_async.heap import freeze_when_synced, thaw
+from gpuctl_async.heap import freeze_when_synced, restore_thresholds, thaw, young_threshold
 from gpuctl_async.jobs.create import JobSubmitter
 from gpuctl_async.jobs.listing import JobListing
 from gpuctl_async.jobs.reasons import Explainer
@@ -92,10 +92,12 @@ async def kubernetes_ctx(app: web.Application) -> AsyncIterator[None]:
     # Before the caches start: it pauses the collector while they fill.
     freezer = (asyncio.create_task(freeze_when_synced(cache), name="heap freezer")
                if settings.freeze_heap else None)
+    thresholds = young_threshold(settings.gc_young_threshold)
     cache.start()
     try:
         yield
     finally:
+        restore_thresholds(thresholds)
         if freezer is not None:
             freezer.cancel()
             with contextlib.suppress(asyncio.CancelledError):

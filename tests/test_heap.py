@@ -50,3 +50,20 @@ async def test_a_shutdown_before_the_first_sync_lets_the_collector_run_again(
     assert not gc.isenabled()
     await client.close()
     assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+async def test_young_passes_are_spaced_while_the_app_runs_and_restored_after(
+        sim, aiohttp_client, tmp_path):
+    before = gc.get_threshold()
+    client = await aiohttp_client(create_app(sim_settings(sim, tmp_path,
+                                                          gc_young_threshold=12345)))
+    assert gc.get_threshold() == (12345, *before[1:])
+    await client.close()
+    assert gc.get_threshold() == before
+
+
+async def test_a_zero_threshold_leaves_the_collector_alone(sim, aiohttp_client, tmp_path):
+    before = gc.get_threshold()
+    client = await aiohttp_client(create_app(sim_settings(sim, tmp_path, gc_young_threshold=0)))
+    assert gc.get_threshold() == before
+    await client.close()

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import weakref
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp_apigami import docs, querystring_schema
@@ -14,6 +12,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from gpuctl_async.api.openapi import error_responses, json_content
 from gpuctl_async.api.params import RFC3339, CursorField, QueryBoolean
 from gpuctl_async.api.responses import json_response, require_websocket
+from gpuctl_async.api.sockets import close_at_shutdown
 from gpuctl_async.appkeys import CACHE, KUBE, LOG_HUB, SETTINGS
 from gpuctl_async.auth import SUBPROTOCOL
 from gpuctl_async.auth.guard import CLOSE_FORBIDDEN, read_scope
@@ -28,7 +27,8 @@ from gpuctl_async.logs.tail import job_tail
 log = logging.getLogger(__name__)
 
 TAGS = ["jobs"]
-LOG_SOCKETS = web.AppKey("log_sockets", weakref.WeakSet)
+LOG_SOCKETS = web.AppKey("log_sockets", set)
+"""Open log WebSockets (closed with 1001 at shutdown)."""
 CLOSE_NOT_FOUND = 4404
 CLOSE_AMBIGUOUS = 4409
 _CLOSE_CODES = {NotFound: CLOSE_NOT_FOUND, Conflict: CLOSE_AMBIGUOUS, Forbidden: CLOSE_FORBIDDEN}
@@ -162,7 +162,9 @@ async def stream_logs(request: web.Request) -> web.WebSocketResponse:
     sink = Sink(ws, request, timestamps=query["timestamps"],
                 max_lines=settings.log_queue_lines, stall_timeout=settings.log_stall_timeout,
                 stats=request.app[LOG_HUB].stats)
-    follower: asyncio.Task[None] | None = None
+    session: JobLogSession | None = None
+    ending: list[asyncio.Task[None]] = []
+    leaving = False  # the handler is past its loop: an end now needs no closing task
     try:
         try:
             namespace = query.get("namespace")
@@ -178,34 +180,52 @@ async def stream_logs(request: web.Request) -> web.WebSocketResponse:
             await _close_with_error(ws, sink, exc.message, code)
             return ws
         session = JobLogSession(request.app[LOG_HUB], job, sink, FollowOptions.from_params(query))
-        follower = asyncio.create_task(_follow(ws, sink, session), name="log session")
+        try:
+            await session.start()  # the tail; the client's messages wait meanwhile
+        except Exception as exc:
+            await _end(ws, sink, session, exc)
+            return ws
+
+        def ended(done: asyncio.Future[None], session: JobLogSession = session) -> None:
+            if done.cancelled():
+                return
+            exc = done.exception()  # retrieved either way
+            if not leaving:
+                ending.append(asyncio.create_task(_end(ws, sink, session, exc),
+                                                  name="log session end"))
+
+        # Following takes no task of its own (~1 KiB a client): the session's end closes.
+        session.done.add_done_callback(ended)
         async for message in ws:
             if message.type == WSMsgType.ERROR:
                 break
     finally:
-        if follower is not None:
-            follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await follower
+        leaving = True
+        for task in ending:
+            task.cancel()
+        await asyncio.gather(*ending, return_exceptions=True)
+        if session is not None:
+            await session.close()
         await sink.close()
         sockets.discard(ws)
     return ws
 
 
-async def _follow(ws: web.WebSocketResponse, sink: Sink, session: JobLogSession) -> None:
-    try:
-        await session.run()
-    except TooManyStreams as exc:
-        await _close_with_error(ws, sink, exc.message, WSCloseCode.TRY_AGAIN_LATER)
-    except (SessionFailed, GpuctlError) as exc:
-        await _close_with_error(ws, sink, str(exc), WSCloseCode.INTERNAL_ERROR)
-    except Exception:
-        log.exception("log stream of %s failed", session.job.name)
-        await _close_with_error(ws, sink, "internal error while streaming logs",
-                                WSCloseCode.INTERNAL_ERROR)
-    else:
+async def _end(ws: web.WebSocketResponse, sink: Sink, session: JobLogSession,
+               exc: BaseException | None) -> None:
+    """Close the socket once its session is over: normally after ``end``, or with the error
+    frame and code of what ended it."""
+    if exc is None:
         await sink.flush()
         await ws.close()
+    elif isinstance(exc, TooManyStreams):
+        await _close_with_error(ws, sink, exc.message, WSCloseCode.TRY_AGAIN_LATER)
+    elif isinstance(exc, (SessionFailed, GpuctlError)):
+        await _close_with_error(ws, sink, str(exc), WSCloseCode.INTERNAL_ERROR)
+    else:
+        log.error("log stream of %s failed", session.job.name, exc_info=exc)
+        await _close_with_error(ws, sink, "internal error while streaming logs",
+                                WSCloseCode.INTERNAL_ERROR)
 
 
 async def _close_with_error(ws: web.WebSocketResponse, sink: Sink, message: str,
@@ -215,13 +235,8 @@ async def _close_with_error(ws: web.WebSocketResponse, sink: Sink, message: str,
     await ws.close(code=code, message=message.encode()[:120])
 
 
-async def _close_sockets(app: web.Application) -> None:
-    await asyncio.gather(*(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
-                           for ws in list(app[LOG_SOCKETS])), return_exceptions=True)
-
-
 def setup_log_routes(app: web.Application) -> None:
-    app[LOG_SOCKETS] = weakref.WeakSet()
-    app.on_shutdown.append(_close_sockets)
+    app[LOG_SOCKETS] = set()
+    close_at_shutdown(app, LOG_SOCKETS)
     app.router.add_get("/api/v1/jobs/{jobId}/logs", get_logs)
     app.router.add_get("/api/v1/jobs/{jobId}/logs/ws", stream_logs)

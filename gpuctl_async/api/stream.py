@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import weakref
-
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSMsgType, web
 from aiohttp_apigami import docs
 from marshmallow import Schema, fields
 
 from gpuctl_async.api.job_feed import FEED_STATS
 from gpuctl_async.api.openapi import error_responses, json_content
 from gpuctl_async.api.responses import require_websocket
-
+from gpuctl_async.api.sockets import close_at_shutdown
 from gpuctl_async.appkeys import CACHE, LISTING, LOG_HUB, SETTINGS
 from gpuctl_async.auth import SUBPROTOCOL
 from gpuctl_async.streams.multiplex import Multiplexer
 
-STREAM_SOCKETS = web.AppKey("stream_sockets", weakref.WeakKeyDictionary)
+STREAM_SOCKETS = web.AppKey("stream_sockets", dict)
 """Open multiplexed sockets and their :class:`Multiplexer`."""
 MAX_MESSAGE_BYTES = 1024 * 1024
 """Largest client message (a resume cursor of a job with many pods is long)."""
@@ -132,12 +129,7 @@ async def stream(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-async def _close_sockets(app: web.Application) -> None:
-    await asyncio.gather(*(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
-                           for ws in list(app[STREAM_SOCKETS])), return_exceptions=True)
-
-
 def setup_stream_routes(app: web.Application) -> None:
-    app[STREAM_SOCKETS] = weakref.WeakKeyDictionary()
-    app.on_shutdown.append(_close_sockets)
+    app[STREAM_SOCKETS] = {}
+    close_at_shutdown(app, STREAM_SOCKETS)
     app.router.add_get("/api/v1/stream", stream)

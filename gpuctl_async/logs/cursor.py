@@ -69,9 +69,6 @@ class Cursor:
         known = self._pods.get(pod)
         return known[0] if known is not None else self.floor
 
-    def knows(self, pod: str) -> bool:
-        return pod in self._pods
-
     def set(self, pod: str, position: Position, segment: str | None = None) -> None:
         """``segment``: :func:`segment` of these, when the caller has it already."""
         self._pods[pod] = (position, segment or token_segment(self.job, pod, position))

@@ -21,6 +21,14 @@ _ONE = b'"type":"log",'
 _MANY = b'"type":"logs","lines":['
 
 
+def compact(data: bytes) -> bytes:
+    """A right-sized copy of an ``orjson.dumps`` result. orjson hands back its whole write
+    buffer (~4 KiB allocated, however short the JSON), so anything kept for long (a
+    subscription's encoded id, a queued control frame) is copied; what is written at once, or
+    only sliced and joined into a new frame, need not be."""
+    return bytes(memoryview(data))
+
+
 def _item(line: Line, timestamps: bool) -> bytes:
     return orjson.dumps({"data": line.data(timestamps), "pod": line.pod, "ts": line.ts})
 
@@ -47,7 +55,7 @@ def lines_frame(lines: Sequence[Line], timestamps: bool, cursor: str | None = No
 
 def control_frame(kind: str, sub_id: bytes | None = None, **fields: object) -> bytes:
     frame = orjson.dumps({"type": kind, **fields})
-    return frame if sub_id is None else b'{"id":' + sub_id + b"," + frame[1:]
+    return compact(frame) if sub_id is None else b'{"id":' + sub_id + b"," + frame[1:]
 
 
 class Batch:

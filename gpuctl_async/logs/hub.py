@@ -44,6 +44,11 @@ log = logging.getLogger(__name__)
 StreamKey = tuple[str, str, str]  # namespace, pod, container
 BACKOFF_INITIAL = 0.05
 BACKOFF_MAX = 5.0
+MAX_CONCURRENT_READS = 32
+"""Clients' own log reads (tails, resumes, pods joining) in flight at once, over all clients.
+A burst of subscriptions (a dashboard reconnecting 500 sockets) would otherwise send that
+many log requests to the API server at once, and the service's memory would grow to hold
+them all in flight: freed afterwards, but the process keeps that high-water mark."""
 
 
 class TooManyStreams(GpuctlError):
@@ -278,6 +283,8 @@ class LogHub:
         self._unsubscribe: list[Callable[[], None]] = []
         self.stats = LogStats()
         """Counted by streams and clients' sinks; read by the metrics collector."""
+        self.reads = asyncio.Semaphore(MAX_CONCURRENT_READS)
+        """Taken by sessions for each of their own reads (:data:`MAX_CONCURRENT_READS`)."""
 
     def start(self) -> None:
         self._unsubscribe = [self.cache.pods.subscribe(self._on_pod)]
@@ -340,18 +347,17 @@ class LogHub:
 
     # -- routing cache changes ------------------------------------------------------------
 
-    def watch_job(self, job_key: str, watcher: JobWatcher) -> Callable[[], None]:
-        """Tell ``watcher`` of changes to the job's pods and controller (``<ns>/<job>``)."""
+    def watch_job(self, job_key: str, watcher: JobWatcher) -> None:
+        """Tell ``watcher`` of changes to the job's pods and controller (``<ns>/<job>``)
+        until :meth:`unwatch_job`."""
         self._jobs.setdefault(job_key, set()).add(watcher)
 
-        def stop() -> None:
-            watchers = self._jobs.get(job_key)
-            if watchers is not None:
-                watchers.discard(watcher)
-                if not watchers:
-                    del self._jobs[job_key]
-
-        return stop
+    def unwatch_job(self, job_key: str, watcher: JobWatcher) -> None:
+        watchers = self._jobs.get(job_key)
+        if watchers is not None:
+            watchers.discard(watcher)
+            if not watchers:
+                del self._jobs[job_key]
 
     def _on_pod(self, kind: str, old: Obj | None, new: Obj | None) -> None:
         pod = new or old or {}

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import heapq
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -36,10 +35,9 @@ from gpuctl_async.logs.sink import MAX_FRAME_LINES
 # How long the first tail waits for a running container's stream to open before going on
 # without it (it then joins like a new pod).
 READY_TIMEOUT = 5.0
-MAX_CONCURRENT_READS = 16
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per client: no instance dict
 class FollowOptions:
     pod: str | None = None
     container: str | None = None
@@ -121,8 +119,8 @@ class _Subscription:
 class JobLogSession:
     """Streams one job's logs into one client's sink until the job ends or fails."""
 
-    __slots__ = ("hub", "job", "sink", "options", "cursor", "_subs", "_joins", "_reads",
-                 "_started", "_done", "_stop_watching")
+    __slots__ = ("hub", "job", "sink", "options", "cursor", "_subs", "_joins",
+                 "_started", "_done", "_watching")
 
     def __init__(self, hub: LogHub, job: JobRef, sink: LogSink, options: FollowOptions):
         self.hub = hub
@@ -130,11 +128,11 @@ class JobLogSession:
         self.sink = sink
         self.options = options
         self._subs: dict[str, _Subscription] = {}
-        self._joins: set[asyncio.Task[None]] = set()
-        self._reads = asyncio.Semaphore(MAX_CONCURRENT_READS)
+        # Made when first needed: an empty set is 216 bytes, times every connected client.
+        self._joins: set[asyncio.Task[None]] | None = None
         self._started = False
         self._done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._stop_watching: Callable[[], None] = lambda: None
+        self._watching: str | None = None
         self.cursor = self._first_cursor()
 
     def _first_cursor(self) -> Cursor:
@@ -184,23 +182,38 @@ class JobLogSession:
 
     async def run(self) -> None:
         """Send the tail, follow, and return at the job's end; SessionFailed on failure."""
-        self._stop_watching = self.hub.watch_job(f"{self.job.namespace}/{self.job.name}", self)
         try:
-            await self._start()
-            self._check_end()
+            await self.start()
             await self._done
         finally:
             await self.close()
 
+    async def start(self) -> None:
+        """Send the tail and go live; from then on the session follows without a task of its
+        own (the hub's callbacks drive it: a task and its frames are ~1 KiB, times every
+        client) until :attr:`done`. The caller calls :meth:`close` in every case."""
+        self._watching = f"{self.job.namespace}/{self.job.name}"
+        self.hub.watch_job(self._watching, self)
+        await self._start()
+        self._check_end()
+
+    @property
+    def done(self) -> asyncio.Future[None]:
+        """Resolved at the job's end (``end`` was sent); SessionFailed on failure."""
+        return self._done
+
     async def close(self) -> None:
-        self._stop_watching()
+        if self._watching is not None:
+            self.hub.unwatch_job(self._watching, self)
+            self._watching = None
         if self._done.done() and not self._done.cancelled():
             # A failure may arrive here after run() already failed another way (the first
             # tail): it has been reported, so mark it retrieved rather than let asyncio warn.
             self._done.exception()
-        for task in self._joins:
+        joins = list(self._joins or ())
+        for task in joins:
             task.cancel()
-        await asyncio.gather(*self._joins, return_exceptions=True)
+        await asyncio.gather(*joins, return_exceptions=True)
         for sub in self._subs.values():
             if sub.stream is not None:
                 sub.stream.remove(sub)
@@ -261,8 +274,16 @@ class JobLogSession:
 
     def _join_later(self, sub: _Subscription, pod: Obj) -> None:
         task = asyncio.create_task(self._join(sub, pod), name=f"log join {sub.pod}")
+        if self._joins is None:
+            self._joins = set()
         self._joins.add(task)
-        task.add_done_callback(self._joins.discard)
+        task.add_done_callback(self._join_done)
+
+    def _join_done(self, task: asyncio.Task[None]) -> None:
+        if self._joins is not None:
+            self._joins.discard(task)
+            if not self._joins:
+                self._joins = None
 
     async def _join(self, sub: _Subscription, pod: Obj) -> None:
         try:
@@ -274,7 +295,7 @@ class JobLogSession:
             return
         sub.deliver(lines)
         self._go_live([sub])
-        self._joins.discard(asyncio.current_task())  # so that the end check counts it done
+        self._join_done(asyncio.current_task())  # so that the end check counts it done
         self._check_end()
 
     async def _read(self, sub: _Subscription, pod: Obj, *, first: bool) -> list[Line]:
@@ -283,7 +304,7 @@ class JobLogSession:
         if container is None or not podinfo.on_node(pod):
             return []
         options = self.options
-        async with self._reads:
+        async with self.hub.reads:
             try:
                 position = sub.position
                 if options.resume is not None and position is not None:

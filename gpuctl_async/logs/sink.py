@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 import orjson
 from aiohttp import WSMsgType, web
 
-from gpuctl_async.logs.frames import Batch, control_frame, lines_frame, log_frame
+from gpuctl_async.logs.frames import Batch, compact, control_frame, lines_frame, log_frame
 from gpuctl_async.logs.lines import Line
 from gpuctl_async.logs.stats import LogStats
 
@@ -72,16 +72,18 @@ class Channel:
         self.max_pending_bytes = max_pending_bytes
         self.on_overflow = on_overflow
         self.pending_bytes = 0
-        self._outboxes: set[Outbox] = set()
+        # A list: a plain log socket has one outbox, and an empty set alone is 216 bytes.
+        self._outboxes: list[Outbox] = []
         self._turns: deque[Outbox] | None = None  # outboxes with frames waiting, in turn
         self._writer: asyncio.Task[None] | None = None
         self.closed = False
 
     def attach(self, outbox: Outbox) -> None:
-        self._outboxes.add(outbox)
+        self._outboxes.append(outbox)
 
     def detach(self, outbox: Outbox) -> None:
-        self._outboxes.discard(outbox)
+        with contextlib.suppress(ValueError):
+            self._outboxes.remove(outbox)
         if self._turns:
             with contextlib.suppress(ValueError):
                 self._turns.remove(outbox)
@@ -177,7 +179,7 @@ class Outbox:
         self.channel = channel
         self.timestamps = timestamps
         self.max_lines = max_lines
-        self.sub_id = orjson.dumps(sub_id) if sub_id is not None else None
+        self.sub_id = compact(orjson.dumps(sub_id)) if sub_id is not None else None
         # None while nothing waits: an empty deque costs ~600 bytes, times every client.
         self._queue: deque[tuple[list[Line], Cursors] | bytes] | None = None
         self._queued_lines = 0

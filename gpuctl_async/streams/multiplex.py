@@ -35,7 +35,7 @@ from gpuctl_async.jobs.feed import FeedStats, JobFeed
 from gpuctl_async.jobs.listing import JobListing
 from gpuctl_async.jobs.lookup import JobRef, find_job
 from gpuctl_async.k8s.cache import ClusterCache
-from gpuctl_async.logs.frames import control_frame
+from gpuctl_async.logs.frames import compact, control_frame
 from gpuctl_async.logs.hub import LogHub
 from gpuctl_async.logs.session import FollowOptions, JobLogSession, SessionFailed
 from gpuctl_async.logs.sink import Channel, Outbox
@@ -47,9 +47,10 @@ log = logging.getLogger(__name__)
 
 
 class Subscription:
-    """One subscription: its outbox and the task that feeds it."""
+    """One subscription: its outbox, and the task that starts it (a job feed's runs on; a
+    log subscription's ends once its session follows: the hub's callbacks drive it)."""
 
-    __slots__ = ("mux", "id", "kind", "params", "outbox", "task")
+    __slots__ = ("mux", "id", "kind", "params", "outbox", "task", "session")
 
     def __init__(self, mux: Multiplexer, message: Message):
         self.mux = mux
@@ -58,28 +59,37 @@ class Subscription:
         self.params = message.params or {}
         self.outbox = Outbox(mux.channel, timestamps=self.params.get("timestamps", True),
                              max_lines=mux.settings.log_queue_lines, sub_id=message.id)
-        self.task = asyncio.create_task(self._run(), name=f"subscription {message.id}")
+        self.session: JobLogSession | None = None
+        self.task: asyncio.Task[None] | None = asyncio.create_task(
+            self._run(), name=f"subscription {message.id}")
+        """None once a log subscription follows: a finished task keeps its coroutine (and
+        a place in asyncio's task set), ~700 bytes a subscription."""
 
     async def _run(self) -> None:
-        outbox = self.outbox
+        following = False
         try:
             if self.kind == LOGS:
-                await self._follow_logs()
+                following = await self._start_logs()
             else:
                 await self._follow_jobs()
         except asyncio.CancelledError:
             raise
-        except SessionFailed as exc:
-            outbox.control("error", code=502, data=str(exc))  # Kubernetes failed the stream
-        except GpuctlError as exc:
-            outbox.control("error", code=exc.status, data=exc.message)
-        except Exception:
-            log.exception("subscription %s failed", self.id)
-            outbox.control("error", code=500, data="internal error in this subscription")
+        except Exception as exc:
+            self._report(exc)
         finally:
-            self.mux._ended(self)
+            if not following:
+                self.mux._ended(self)
 
-    async def _follow_logs(self) -> None:
+    def _report(self, exc: BaseException) -> None:
+        if isinstance(exc, SessionFailed):
+            self.outbox.control("error", code=502, data=str(exc))  # Kubernetes failed it
+        elif isinstance(exc, GpuctlError):
+            self.outbox.control("error", code=exc.status, data=exc.message)
+        else:
+            log.error("subscription %s failed", self.id, exc_info=exc)
+            self.outbox.control("error", code=500, data="internal error in this subscription")
+
+    async def _start_logs(self) -> bool:
         mux, params = self.mux, self.params
         namespace = params.get("namespace")
         within = await read_scope(mux.request, GET_LOGS, namespace)
@@ -88,7 +98,24 @@ class Subscription:
         if pod is not None and all(p["metadata"]["name"] != pod for p in job.pods):
             raise NotFound(f"Pod '{pod}' not found in job '{job.name}'")
         self.outbox.control("subscribed", logs={"job": job.name, "namespace": job.namespace})
-        await JobLogSession(mux.hub, job, self.outbox, FollowOptions.from_params(params)).run()
+        session = self.session = JobLogSession(mux.hub, job, self.outbox,
+                                               FollowOptions.from_params(params))
+        try:
+            await session.start()
+        except BaseException:
+            self.session = None
+            await session.close()
+            raise
+        session.done.add_done_callback(self._logs_done)
+        self.task = None  # this task ends now, and is not kept
+        return True
+
+    def _logs_done(self, done: asyncio.Future[None]) -> None:
+        if done.cancelled():
+            return
+        if (exc := done.exception()) is not None:
+            self._report(exc)
+        self.mux._ended(self)
 
     async def _follow_jobs(self) -> None:
         mux, filters = self.mux, self.params
@@ -195,7 +222,7 @@ class Multiplexer:
         fields: dict[str, object] = {"id": sub_id, "code": code, "data": message}
         if details:
             fields["details"] = details
-        self._control.frame(orjson.dumps({"type": "error", **fields}))
+        self._control.frame(compact(orjson.dumps({"type": "error", **fields})))
 
     # -- ending subscriptions ---------------------------------------------------------------
 
@@ -204,16 +231,27 @@ class Multiplexer:
         if self._subs.get(sub.id) is sub:
             del self._subs[sub.id]
         sub.outbox.discard()
-        if not sub.task.done():
-            sub.task.cancel()
+        if sub.task is not None and not sub.task.done():
+            sub.task.cancel()  # a session it was starting is closed by the task
             self._ending.add(sub.task)
             sub.task.add_done_callback(self._ending.discard)
+        else:
+            self._release(sub)
 
     def _ended(self, sub: Subscription) -> None:
         """``sub``'s task is over: its last frames (``end``, ``error``) still go out."""
         if self._subs.get(sub.id) is sub:
             del self._subs[sub.id]
         sub.outbox.finish()
+        self._release(sub)
+
+    def _release(self, sub: Subscription) -> None:
+        """Close ``sub``'s log session (it has no task that would)."""
+        session, sub.session = sub.session, None
+        if session is not None:
+            task = asyncio.create_task(session.close(), name=f"close subscription {sub.id}")
+            self._ending.add(task)
+            task.add_done_callback(self._ending.discard)
 
     def _overflow(self, outbox: Outbox) -> None:
         sub = next((s for s in self._subs.values() if s.outbox is outbox), None)

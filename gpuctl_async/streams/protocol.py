@@ -60,6 +60,11 @@ class ClientMessage(Schema):
             raise ValidationError("an unsubscribe message names only the id", given[0])
 
 
+_CLIENT_MESSAGE = ClientMessage()
+"""Loaded with again and again: a schema made per message copies its fields, which point back
+at it (cycles), so every subscribe left garbage for the collector's passes."""
+
+
 @dataclass(frozen=True)
 class Message:
     op: str
@@ -97,7 +102,7 @@ def parse_message(text: str | bytes) -> Message:
         raise ProtocolError("messages must be JSON objects")
     given_id = data.get("id") if isinstance(data.get("id"), str) else None
     try:
-        loaded = ClientMessage().load(data)
+        loaded = _CLIENT_MESSAGE.load(data)
     except ValidationError as exc:
         details = _flatten(exc.messages)
         raise ProtocolError("invalid message: " + "; ".join(

@@ -4,14 +4,19 @@ kubelet would, and a WebSocket reader for the log stream."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import time
 
 import aiohttp
 import orjson
 
+from gpuctl_async.app import create_app
+from gpuctl_async.appkeys import CACHE
 from gpuctl_async.sim.logs import RATE_ANNOTATION
 from gpuctl_async.sim.patch import MERGE_PATCH
 from gpuctl_async.sim.store import timestamp
+from tests.conftest import sim_settings
 from tests.helpers import job_pod, job_yaml, settle
 
 KINDS = {"training": "jobs", "inference": "deployments", "notebook": "statefulsets"}
@@ -273,3 +278,55 @@ class MuxSocket:
 def contiguous(lines: list[dict]) -> bool:
     numbers = [number(line) for line in lines]
     return numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+
+
+FAST = 20_000  # lines per second: fills socket buffers in a moment
+
+
+async def app_client(aiohttp_client, sim, tmp_path, **settings):
+    client = await aiohttp_client(create_app(sim_settings(sim, tmp_path, **settings)))
+    assert await client.app[CACHE].wait_synced(timeout=10)
+    return client
+
+
+def _small_buffer_socket(addr_info) -> socket.socket:
+    family, kind, proto, _, _ = addr_info
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: no autotuning
+    return sock
+
+
+@contextlib.asynccontextmanager
+async def slow_session():
+    """A client whose sockets buffer little, so that the server's buffers fill up fast."""
+    connector = aiohttp.TCPConnector(socket_factory=_small_buffer_socket)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        yield session
+
+
+async def open_slow(session, api, job: str, **params) -> LogSocket:
+    url = api.make_url(f"/api/v1/jobs/{job}/logs/ws")
+    return LogSocket(await session.ws_connect(url, params={k: str(v) for k, v in
+                                                            params.items()}))
+
+
+async def stalling_app(aiohttp_client, sim, tmp_path):
+    """An app that disconnects a log client accepting nothing for 0.3 s, and the pod of its
+    job ``train``, writing ``FAST`` lines a second."""
+    api = await app_client(aiohttp_client, sim, tmp_path, log_queue_lines=50,
+                           log_stall_timeout=0.3)
+    job = await create_job(api, sim, "train")
+    return api, await add_pod(api, sim, job, "aaaaa", rate=FAST)
+
+
+@contextlib.asynccontextmanager
+async def silent_client(api, pod: str):
+    """A log client of ``train`` that got its first line of ``pod`` and then reads nothing
+    (its transport paused); on leaving it reads again and must see the server close it."""
+    async with slow_session() as session:
+        silent = await open_slow(session, api, "train", tail=1)
+        await silent.lines_from(pod, 1)
+        silent.ws._conn.transport.pause_reading()
+        yield silent
+        silent.ws._conn.transport.resume_reading()
+        await silent.to_close(timeout=10)

@@ -3,46 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 
 import aiohttp
 
 from gpuctl_async.api.logs import LOG_SOCKETS
-from gpuctl_async.app import create_app
-from gpuctl_async.appkeys import CACHE
-from tests.conftest import sim_settings
 from tests.helpers import eventually
-from tests.logs.helpers import LogSocket, add_pod, contiguous, create_job, number
-
-FAST = 20_000  # lines per second: fills socket buffers in a moment
-
-
-async def app_client(aiohttp_client, sim, tmp_path, **settings):
-    client = await aiohttp_client(create_app(sim_settings(sim, tmp_path, **settings)))
-    assert await client.app[CACHE].wait_synced(timeout=10)
-    return client
-
-
-def _small_buffer_socket(addr_info) -> socket.socket:
-    family, kind, proto, _, _ = addr_info
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: no autotuning
-    return sock
-
-
-@contextlib.asynccontextmanager
-async def slow_session():
-    """A client whose sockets buffer little, so that the server's buffers fill up fast."""
-    connector = aiohttp.TCPConnector(socket_factory=_small_buffer_socket)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        yield session
-
-
-async def open_slow(session, api, job: str, **params) -> LogSocket:
-    url = api.make_url(f"/api/v1/jobs/{job}/logs/ws")
-    return LogSocket(await session.ws_connect(url, params={k: str(v) for k, v in
-                                                            params.items()}))
+from tests.logs.helpers import (FAST, LogSocket, add_pod, app_client, contiguous, create_job,
+                                number, open_slow, silent_client, slow_session, stalling_app)
 
 
 async def test_slow_client_gets_dropped_counts_and_fast_clients_everything(
@@ -74,18 +41,10 @@ async def test_slow_client_gets_dropped_counts_and_fast_clients_everything(
 
 
 async def test_client_that_reads_nothing_is_disconnected(aiohttp_client, sim, tmp_path):
-    api = await app_client(aiohttp_client, sim, tmp_path, log_queue_lines=50,
-                           log_stall_timeout=0.3)
-    job = await create_job(api, sim, "train")
-    pod = await add_pod(api, sim, job, "aaaaa", rate=FAST)
+    api, pod = await stalling_app(aiohttp_client, sim, tmp_path)
     fast = await LogSocket.open(api, "train", tail=1)
-    async with slow_session() as session:
-        silent = await open_slow(session, api, "train", tail=1)
-        await silent.lines_from(pod, 1)
-        silent.ws._conn.transport.pause_reading()
+    async with silent_client(api, pod):
         await eventually(lambda: len(api.app[LOG_SOCKETS]), lambda n: n == 1, timeout=10)
-        silent.ws._conn.transport.resume_reading()
-        await silent.to_close(timeout=10)
     before = len(fast.lines)
     await fast.until(lambda s: len(s.lines) > before + FAST // 10)  # unaffected
     assert contiguous(fast.of(pod))

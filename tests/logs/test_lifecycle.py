@@ -6,8 +6,7 @@ import asyncio
 
 from gpuctl_async.appkeys import LOG_HUB
 from tests.helpers import eventually
-from tests.logs.helpers import LogSocket, add_pod, contiguous, create_job
-from tests.logs.test_backpressure import app_client
+from tests.logs.helpers import LogSocket, add_pod, app_client, contiguous, create_job
 
 
 async def test_shutdown_closes_sockets_with_1001_and_every_upstream(aiohttp_client, sim,

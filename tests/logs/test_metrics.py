@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from gpuctl_async.api.paths import JOB_FEED_PATH
 from tests.helpers import eventually
-from tests.logs.helpers import LogSocket, add_pod, create_job, start, wait
-from tests.logs.test_backpressure import FAST, app_client, open_slow, slow_session
+from tests.logs.helpers import (FAST, LogSocket, add_pod, app_client, create_job, open_slow,
+                                silent_client, slow_session, stalling_app, start, wait)
 from tests.metrics_helpers import scrape
 
 LOGS = {"kind": "logs"}
@@ -72,19 +72,11 @@ async def test_a_slow_clients_drops_are_counted(aiohttp_client, sim, tmp_path):
 
 
 async def test_a_stalled_client_is_counted(aiohttp_client, sim, tmp_path):
-    api = await app_client(aiohttp_client, sim, tmp_path, log_queue_lines=50,
-                           log_stall_timeout=0.3)
-    job = await create_job(api, sim, "train")
-    pod = await add_pod(api, sim, job, "aaaaa", rate=FAST)
-    async with slow_session() as session:
-        silent = await open_slow(session, api, "train", tail=1)
-        await silent.lines_from(pod, 1)
-        silent.ws._conn.transport.pause_reading()
+    api, pod = await stalling_app(aiohttp_client, sim, tmp_path)
+    async with silent_client(api, pod):
         await eventually(lambda: scrape(api),
                          lambda s: s.get_value("gpuctl_log_clients_stalled_total") == 1,
                          timeout=10)
-        silent.ws._conn.transport.resume_reading()
-        await silent.to_close(timeout=10)
 
 
 async def test_the_job_feed_counts_sockets_frames_and_coalesced_updates(api, sim):

@@ -16,9 +16,8 @@ from gpuctl_async.sim.logs import LAG_ANNOTATION
 from tests.conftest import sim_settings
 from tests.helpers import eventually
 from tests.logs.helpers import (
-    LogSocket, MuxSocket, add_pod, contiguous, create_job, finish, number,
+    FAST, LogSocket, MuxSocket, add_pod, contiguous, create_job, finish, number, slow_session,
 )
-from tests.logs.test_backpressure import FAST, slow_session
 
 SLOW = 10  # lines per second: 40 pods of it stay cheap on a busy machine
 
