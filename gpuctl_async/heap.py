@@ -34,9 +34,11 @@ from gpuctl_async.k8s.cache import ClusterCache
 log = logging.getLogger(__name__)
 
 
-async def freeze_when_synced(cache: ClusterCache, timeout: float = 3600.0) -> None:
+async def freeze_when_synced(cache: ClusterCache, timeout: float = 600.0) -> None:
     """Pause automatic collection until every cache has synced, then freeze the heap. Start
-    it before the caches; cancelling it (shutdown) lets the collector run again."""
+    it before the caches; cancelling it (shutdown) lets the collector run again, and so does
+    a cluster that keeps the caches from syncing for ``timeout`` seconds (its retries'
+    exceptions are cyclic garbage: it must not pile up for good)."""
     paused = gc.isenabled()
     gc.disable()
     try:
