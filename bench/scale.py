@@ -43,7 +43,8 @@ from pathlib import Path
 
 import aiohttp
 import orjson
-from measure import free_port, load, percentile, rss_mib, start_sim, stop_all, wait_ready
+from measure import (cpu_seconds, free_port, load, percentile, rss_mib, start_sim, stop_all,
+                     wait_ready)
 from wrkload import INSTALL_HINT, run_wrk, wrk_available
 
 MIB = 1.0
@@ -145,7 +146,8 @@ class FeedSocket:
 
 
 async def churn_phase(session, url: str, sim_url: str, args, pods: list[tuple[str, str]],
-                      pages: int, figures: Figures, quiet_list_p99: float) -> dict:
+                      pages: int, figures: Figures, quiet_list_p99: float,
+                      service_pid: int) -> dict:
     sockets = [FeedSocket(f"bench-{i % args.namespaces}") for i in range(args.sockets)]
     probes: list[bytes] = []
     opened = [asyncio.Event() for _ in sockets]
@@ -211,7 +213,9 @@ async def churn_phase(session, url: str, sim_url: str, args, pods: list[tuple[st
         else:
             list_load = load(session, lambda: f"{url}/api/v1/jobs?pageSize=50&page="
                              f"{random.randint(1, pages)}", args.connections, seconds)
+        cpu_before = cpu_seconds(service_pid)
         listed, _ = await asyncio.gather(list_load, probe_loop())
+        churn_cpu = cpu_seconds(service_pid) - cpu_before
         async with session.delete(f"{sim_url}/_sim/churn") as response:
             report = await response.json()
     finally:
@@ -240,6 +244,8 @@ async def churn_phase(session, url: str, sim_url: str, args, pods: list[tuple[st
         list_p99 = 1000 * percentile(latencies, 0.99)
     figures.add("churn: job list p99 under churn", list_p99, "ms", 2 * quiet_list_p99)
     figures.add("churn: job list rate under churn", rate, "req/s", fmt="{:,.0f}")
+    figures.add("churn: service CPU, share of one core", 100 * churn_cpu / seconds, "%",
+                fmt="{:,.0f}")
     if errors:
         figures.add("churn: job list non-200 answers", errors, "", 0, fmt="{:,.0f}")
     for index, lags in enumerate(watch_lags):
@@ -294,6 +300,8 @@ async def main(args: argparse.Namespace) -> None:
             url = f"http://127.0.0.1:{port}"
             await wait_ready(session, url, timeout=180)
             figures.add("service: ready after start", time.perf_counter() - started, "s", 20)
+            # CPU time is what a loaded machine does not inflate: compare runs by it.
+            figures.add("service: CPU time until ready", cpu_seconds(service.pid), "s")
             figures.add("service: RSS when ready", rss_mib(service.pid), "MiB", GIB,
                         fmt="{:,.0f}")
 
@@ -324,6 +332,7 @@ async def main(args: argparse.Namespace) -> None:
             }
             quiet_list_p99 = 0.0
             for name, (paths, target) in routes.items():
+                cpu_before = cpu_seconds(service.pid)
                 if args.load == "wrk":
                     result = await run_wrk(url, paths, connections=args.connections,
                                            seconds=args.seconds)
@@ -336,13 +345,16 @@ async def main(args: argparse.Namespace) -> None:
                 quiet_list_p99 = quiet_list_p99 or p99
                 figures.add(f"quiet: {name} p99 at {args.connections} conn.", p99, "ms", target)
                 figures.add(f"quiet: {name} rate", rate, "req/s", fmt="{:,.0f}")
+                figures.add(f"quiet: {name} service CPU per request",
+                            1e6 * (cpu_seconds(service.pid) - cpu_before)
+                            / max(1.0, rate * args.seconds), "µs", fmt="{:,.0f}")
                 if errors:
                     figures.add(f"quiet: {name} non-200 answers", errors, "", 0, fmt="{:,.0f}")
             figures.add("service: RSS after the quiet load", rss_mib(service.pid), "MiB", GIB,
                         fmt="{:,.0f}")
             if args.churn_seconds > 0:
                 await churn_phase(session, url, sim_url, args, pods, pages, figures,
-                                  quiet_list_p99)
+                                  quiet_list_p99, service.pid)
                 figures.add("service: RSS after churn", rss_mib(service.pid), "MiB", GIB,
                             fmt="{:,.0f}")
     finally:

@@ -89,10 +89,11 @@ async def kubernetes_ctx(app: web.Application) -> AsyncIterator[None]:
     explainer.start()  # before the listing: it reads what the explainer keeps (node usage too)
     listing.start()
     hub.start()
-    cache.start()
+    # Before the caches start: it pauses the collector while they fill.
     freezer = (asyncio.create_task(freeze_when_synced(cache), name="heap freezer")
                if settings.freeze_heap else None)
     thresholds = young_threshold(settings.gc_young_threshold)
+    cache.start()
     try:
         yield
     finally:

@@ -75,9 +75,9 @@ class Settings:
     faster sockets and timers) or ``asyncio`` (the standard library's)."""
 
     freeze_heap: bool = True
-    """Once every cache has synced, move the process's objects out of the cyclic garbage
-    collector's passes (``gc.freeze``), so full passes over millions of cached objects never
-    hold the loop. It is process-wide: turn it off when the app shares its process with
+    """Pause automatic garbage collection while the caches fill, and once every cache has
+    synced, move the process's objects out of the cyclic garbage collector's passes
+    (``gc.freeze``), so full passes over millions of cached objects never hold the loop. It is process-wide: turn it off when the app shares its process with
     others (tests, embedding), where the full collection it starts with costs more than it
     saves."""
 

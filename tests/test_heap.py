@@ -25,6 +25,33 @@ async def test_without_the_setting_nothing_is_frozen(sim, aiohttp_client, tmp_pa
     assert gc.get_freeze_count() == 0
 
 
+async def test_the_collector_is_paused_while_the_caches_fill_and_runs_again_after(
+        sim, aiohttp_client, tmp_path):
+    assert gc.isenabled()
+    sim.refuse("list", "nodes")  # the node cache cannot fill until this is lifted
+    client = await aiohttp_client(create_app(sim_settings(sim, tmp_path, freeze_heap=True)))
+    cache = client.app[CACHE]
+    await eventually(lambda: cache.nodes.last_error, lambda error: error is not None)
+    # Each growth of the heap by a quarter would start a full pass over all of it.
+    assert not gc.isenabled() and not cache.nodes.synced
+    sim.refuse(None)
+    assert await cache.wait_synced(timeout=10)
+    await eventually(gc.get_freeze_count, lambda frozen: frozen > 0)
+    assert gc.isenabled()
+    await client.close()
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+async def test_a_shutdown_before_the_first_sync_lets_the_collector_run_again(
+        sim, aiohttp_client, tmp_path):
+    sim.refuse("list", "nodes")
+    client = await aiohttp_client(create_app(sim_settings(sim, tmp_path, freeze_heap=True)))
+    await eventually(lambda: client.app[CACHE].nodes.last_error, lambda e: e is not None)
+    assert not gc.isenabled()
+    await client.close()
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
 async def test_young_passes_are_spaced_while_the_app_runs_and_restored_after(
         sim, aiohttp_client, tmp_path):
     before = gc.get_threshold()

@@ -287,6 +287,49 @@ async def test_feed_sends_snapshot_then_coalesced_changes(sim, api, node):
         assert listed == {"fed-aaaaa": "Succeeded"}
 
 
+async def test_a_namespace_feed_hears_only_its_namespace_and_lets_go_when_closed(sim, api, node):
+    from gpuctl_async.appkeys import LISTING
+
+    sim.ensure_namespace("team-a")
+    mine = await create(api, sim, "training", "mine", namespace="team-a")
+    other = await create(api, sim, "training", "other")
+    async with api.ws_connect("/api/v1/jobs-feed/ws", params={"namespace": "team-a"}) as ws, \
+            api.ws_connect("/api/v1/jobs-feed/ws") as everything:
+        assert (await ws.receive_json(timeout=5))["type"] == "snapshot"
+        assert (await everything.receive_json(timeout=5))["type"] == "snapshot"
+        await add_pod(api, sim, other, "ooooo", {"phase": "Pending"}, node="gpu-1")
+        await add_pod(api, sim, mine, "mmmmm", {"phase": "Pending"}, node="gpu-1")
+        seen: set[tuple[str, str]] = set()
+        while not seen >= {("default", "other-ooooo"), ("team-a", "mine-mmmmm")}:
+            item = (await everything.receive_json(timeout=5))["item"]
+            seen.add((item["namespace"], item["jobId"]))
+        heard = set()
+        while ("team-a", "mine-mmmmm") not in heard:
+            item = (await ws.receive_json(timeout=5))["item"]
+            heard.add((item["namespace"], item["jobId"]))
+        assert {namespace for namespace, _ in heard} == {"team-a"}
+    listing = api.app[LISTING]
+    await eventually(lambda: (listing._listeners, listing._namespace_listeners),
+                     lambda listeners: listeners == ([], {}))
+
+
+async def test_a_namespace_filter_lists_what_filtering_every_row_would(sim, api, node):
+    sim.ensure_namespace("team-a")
+    made = [await create(api, sim, "training", f"j{i}", namespace=("team-a", "default")[i % 2])
+            for i in range(4)]
+    pods = [await add_pod(api, sim, job, f"p{i:04d}", {"phase": "Running"}, node="gpu-1")
+            for i, job in enumerate(made)]
+    sim.store.delete("pods", pods[0]["metadata"]["name"], namespace="team-a",
+                     grace_period_seconds=0)
+    await settle(api, sim)
+    everything = (await jobs(api, pageSize=100))["items"]
+    for namespace in ("team-a", "default", "nowhere"):
+        listed = await jobs(api, namespace=namespace, pageSize=100)
+        expected = [i for i in everything if i["namespace"] == namespace]
+        assert [i["jobId"] for i in listed["items"]] == [i["jobId"] for i in expected]
+        assert listed["total"] == len(expected)
+
+
 async def test_feed_closes_with_1001_on_shutdown(sim, aiohttp_server, tmp_path):
     import aiohttp
 

@@ -134,3 +134,29 @@ async def test_the_usage_ledger_follows_pods_as_they_come_change_finish_and_go(s
     assert node_usage(cache, "n1").gpu == 1 and node_usage(cache, "n2").gpu == 1
     resp = await api.get("/api/v1/nodes/n1")
     assert resp.status == 200
+
+
+async def test_node_list_entries_follow_their_node_and_its_gpu_use(sim, api):
+    """The node list reuses an entry until its node or the GPUs used on it change."""
+    from tests.helpers import add_nodes, node_manifest, settle
+
+    await add_nodes(api, sim, node_manifest("n1"))
+
+    async def entry() -> dict:
+        resp = await api.get("/api/v1/nodes", params={"pageSize": 10})
+        assert resp.status == 200
+        return next(i for i in (await resp.json())["items"] if i["nodeName"] == "n1")
+
+    first = await entry()
+    assert first["gpuUsed"] == 0 and first["status"] == "active"
+    requests = {"nvidia.com/gpu": "2"}
+    sim.store.create("pods", {"metadata": {"name": "p"}, "spec": {"nodeName": "n1", "containers": [
+        {"name": "c", "image": "x", "resources": {"requests": requests, "limits": requests}}]}},
+        namespace="default")
+    await settle(api, sim)
+    assert (await entry())["gpuUsed"] == 2
+    sim.store.patch("nodes", "n1", {"status": {"conditions": [
+        {"type": "Ready", "status": "False", "reason": "KubeletNotReady"}]}},
+        patch_type="application/merge-patch+json", subresource="status")
+    await settle(api, sim, "nodes")
+    assert (await entry())["status"] != first["status"]

@@ -223,3 +223,59 @@ async def test_an_abandoned_claim_is_taken_over_and_a_held_one_is_not(sim, repli
     assert (await a.post("/api/v1/jobs",
                          json={"yamlContent": job_yaml("training", "held")})).status == 201
     assert await impatient.take("default", "held") is None  # bound to its Job
+
+
+def pre_claims_quota(sim, name: str, namespace: str = "team-a") -> dict:
+    """A gpuctl quota as the service wrote it before claims existed: no claim guards it."""
+    from gpuctl_async.quotas.limits import quota_targets
+    from gpuctl_async.documents import parse_document
+
+    target = quota_targets(parse_document(quota_doc(name, namespace)).spec)[0]
+    return sim.store.create("resourcequotas", target.manifest(), namespace=namespace)
+
+
+async def test_a_quota_older_than_claims_refuses_a_second_one_through_a_stale_cache(
+        sim, replicas):
+    a, _ = replicas
+    sim.ensure_namespace("team-a")
+    await eventually(lambda: a.app[CACHE].namespaces.peek("", "team-a"), bool)
+    sim.set_watch_delay(30)  # the replica's cache will not hear of the old quota
+    try:
+        pre_claims_quota(sim, "old")
+        resp = await a.post("/api/v1/quotas", json={"yamlContent": quota_doc("new")})
+        assert resp.status == 409, await resp.text()
+        assert "already has a quota 'old'" in (await resp.json())["error"]
+        assert gpuctl_quotas_in(sim, "team-a") == ["old-team-a"]
+        assert stored(sim, "configmaps", "gpuctl-quota", "team-a") is None  # released
+        # Replacing it takes the unseen quota over, as if the cache had shown it.
+        resp = await a.post("/api/v1/quotas", json={"yamlContent": quota_doc("new"),
+                                                     "replace": True})
+        assert resp.status == 201, await resp.text()
+        assert gpuctl_quotas_in(sim, "team-a") == ["new-team-a"]
+    finally:
+        sim.set_watch_delay(0)
+
+
+async def test_a_rolled_back_replace_leaves_the_restored_quota_claimed(sim, replicas):
+    a, b = replicas
+    assert (await a.post("/api/v1/quotas", json={"yamlContent": quota_doc("old")})).status == 201
+    both = ("kind: quota\nquota: {name: new}\nnamespace:\n  team-a: {gpu: 4}\n"
+            "  team-z: {gpu: 4}\n")
+    sim.refuse("create", "namespaces")  # team-a is replaced, then team-z cannot be made
+    try:
+        resp = await a.post("/api/v1/quotas", json={"yamlContent": both, "replace": True})
+        assert resp.status == 403, await resp.text()
+    finally:
+        sim.refuse(None)
+    assert gpuctl_quotas_in(sim, "team-a") == ["old-team-a"]
+    restored = stored(sim, "resourcequotas", "old-team-a", "team-a")
+
+    def claim_owners() -> list[str]:
+        claim = stored(sim, "configmaps", "gpuctl-quota", "team-a")
+        return [ref["uid"] for ref in (claim or {}).get("metadata", {}).get(
+            "ownerReferences") or ()]
+
+    # The claim guards the restored quota (a new uid), and outlives the new one's deletion.
+    await eventually(claim_owners, lambda owners: owners == [restored["metadata"]["uid"]])
+    resp = await b.post("/api/v1/quotas", json={"yamlContent": quota_doc("other")})
+    assert resp.status == 409, await resp.text()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import time
 from datetime import datetime, timezone
 
 from aiohttp import web
@@ -10,7 +12,7 @@ from marshmallow import Schema, fields
 
 from gpuctl_async import __version__
 from gpuctl_async.api.openapi import error_responses, json_content
-from gpuctl_async.api.responses import json_response
+from gpuctl_async.api.responses import dumps, json_response
 from gpuctl_async.appkeys import READINESS
 
 
@@ -50,8 +52,15 @@ async def service_info(request: web.Request) -> web.Response:
       responses={200: json_content(HealthSchema, "Alive"),
                  **error_responses(rate_limited=False)})
 async def health(request: web.Request) -> web.Response:
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    return json_response({"status": "healthy", "timestamp": now})
+    return web.Response(body=_health_body(int(time.time())), content_type="application/json")
+
+
+@functools.lru_cache(maxsize=2)
+def _health_body(second: int) -> bytes:
+    """The answer of one second (the timestamp shows whole seconds): probes and load
+    balancers ask often, and each answer cost a clock read, formatting and encoding."""
+    now = datetime.fromtimestamp(second, timezone.utc).isoformat(timespec="seconds")
+    return dumps({"status": "healthy", "timestamp": now})
 
 
 @docs(tags=["meta"], summary="Readiness check",

@@ -12,12 +12,14 @@ from marshmallow import Schema, fields, validate
 from gpuctl_async.api.openapi import error_responses, json_content
 from gpuctl_async.api.params import BodyBoolean
 from gpuctl_async.api.pools import node_writer
-from gpuctl_async.api.responses import json_response
+from gpuctl_async.api.responses import dumps, json_response
 from gpuctl_async.api.pagination import PageQuerySchema, paginate
 from gpuctl_async.appkeys import CACHE
+from gpuctl_async.documents.fields import selectable_label_value
+from gpuctl_async.k8s.memo import memoized
 from gpuctl_async.pools import membership, node_views
 from gpuctl_async.pools.accounting import ACTIVE, NOT_READY
-from gpuctl_async.documents.fields import selectable_label_value
+from gpuctl_async.pools.ledger import ledger_of
 
 TAGS = ["nodes"]
 
@@ -151,11 +153,23 @@ class NodePoolResponseSchema(Schema):
 async def list_nodes(request: web.Request) -> web.Response:
     query = request["querystring"]
     cache = request.app[CACHE]
-    nodes = node_views.list_nodes(cache, pool=query.get("pool"),
-                                  gpu_type=query.get("gpuType"), status=query.get("status"))
-    page = paginate(nodes, query)
-    page["items"] = [node_views.node_summary(cache, node) for node in page["items"]]
-    return json_response(page)
+
+    def page() -> bytes:
+        nodes = node_views.list_nodes(cache, pool=query.get("pool"),
+                                      gpu_type=query.get("gpuType"), status=query.get("status"))
+        answer = paginate(nodes, query)
+        answer["items"] = [node_views.node_summary(cache, node) for node in answer["items"]]
+        return dumps(answer)
+
+    # Reused until a node changes or some node's use does (the usage ledger's version).
+    ledger = ledger_of(cache)
+    if ledger is None:
+        body = page()
+    else:
+        key = ("node page", *(query.get(k) for k in ("page", "pageSize", "pool", "gpuType",
+                                                     "status")))
+        body = memoized(cache, key, (cache.nodes,), page, also=ledger.version)
+    return web.Response(body=body, content_type="application/json")
 
 
 @docs(tags=TAGS, summary="GPU occupancy of every node",

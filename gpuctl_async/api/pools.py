@@ -13,8 +13,9 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from gpuctl_async.api.openapi import error_responses, json_content
 from gpuctl_async.api.params import BodyBoolean
-from gpuctl_async.api.responses import json_response
+from gpuctl_async.api.responses import dumps, json_response
 from gpuctl_async.appkeys import CACHE, KUBE, SETTINGS
+from gpuctl_async.k8s.memo import memoized
 from gpuctl_async.pools import membership, pool_views
 from gpuctl_async.pools.patching import NodeWriter
 from gpuctl_async.documents.fields import selectable_label_value
@@ -121,14 +122,23 @@ class PoolWriteResponseSchema(Schema):
       responses={200: json_content(PoolSummarySchema(many=True), "The pools"),
                  **error_responses(503)})
 async def list_pools(request: web.Request) -> web.Response:
-    return json_response(pool_views.list_pools(request.app[CACHE]))
+    cache = request.app[CACHE]
+    return _json_bytes(memoized(cache, "pool list bytes", (cache.nodes, cache.pods),
+                                lambda: dumps(pool_views.list_pools(cache))))
 
 
 @docs(tags=TAGS, summary="Get a resource pool",
       description="`default` is the pool of nodes without a pool label.",
       responses={200: json_content(PoolDetailSchema, "The pool"), **error_responses(404, 503)})
 async def get_pool(request: web.Request) -> web.Response:
-    return json_response(pool_views.pool_detail(request.app[CACHE], request.match_info["poolName"]))
+    cache, name = request.app[CACHE], request.match_info["poolName"]
+    # Encoded once per change, as the answer itself: a pool's detail names all its nodes.
+    return _json_bytes(memoized(cache, ("pool bytes", name), (cache.nodes, cache.pods),
+                                lambda: dumps(pool_views.pool_detail(cache, name))))
+
+
+def _json_bytes(body: bytes) -> web.Response:
+    return web.Response(body=body, content_type="application/json")
 
 
 @docs(tags=TAGS, summary="Create a resource pool",

@@ -101,6 +101,8 @@ async def consistency_middleware(request: web.Request, handler: Handler) -> web.
             raise web.HTTPServiceUnavailable(
                 reason=f"This replica's caches have not reached the {HEADER} yet; retry",
                 headers={"Retry-After": RETRY_AFTER_SECONDS})
+    if request.method in ("GET", "HEAD"):
+        return await handler(request)  # a read writes nothing: no token to give back
     with consistency.recording() as written:
         response = await handler(request)
     if written and not response.prepared and response.status < 400:

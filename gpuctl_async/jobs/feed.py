@@ -65,7 +65,8 @@ class JobFeed:
     async def run(self, send: Send) -> None:
         """Send the snapshot, then changes, until cancelled or refused (GpuctlError)."""
         within = await self.scope()
-        stop_listening = self.listing.listen(self._on_change)  # before the snapshot: no gap
+        # Before the snapshot: no gap. A namespace filter is applied by the listing itself.
+        stop_listening = self.listing.listen(self._on_change, self.filters.get("namespace"))
         try:
             await send({"type": "snapshot",
                         "items": self.listing.items(within=within, **self.filters)})

@@ -17,9 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.request import getproxies, proxy_bypass
 
 import aiohttp
 import orjson
+from yarl import URL
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.config.config_exception import ConfigException
 
@@ -119,7 +121,41 @@ async def build_api_client(settings: Settings) -> tuple[client.ApiClient, Cluste
             "create ~/.kube/config), run inside a cluster, or use --simulate to try "
             "gpuctl-async against the built-in simulated cluster"
         )
-    return client.ApiClient(configuration=cfg), ClusterTarget(source=source, host=cfg.host)
+    _proxy_from_environment(cfg)
+    api_client = client.ApiClient(configuration=cfg)
+    _stop_reading_the_environment(api_client.rest_client)
+    return api_client, ClusterTarget(source=source, host=cfg.host)
+
+
+# kubernetes_asyncio's session trusts the environment (``trust_env=True``), which makes aiohttp
+# look up proxies and ~/.netrc in a worker thread on every request: two thread hops per
+# Kubernetes call, and file reads off the loop. The environment does not change while the
+# service runs, so the proxy is read once here (HTTPS_PROXY/HTTP_PROXY/NO_PROXY, as
+# client-go's ProxyFromEnvironment) and the session never looks again.
+
+def _proxy_from_environment(cfg: client.Configuration) -> None:
+    """Set ``cfg.proxy`` (and its credentials) from the environment, unless the kubeconfig
+    named one (``proxy-url``)."""
+    host = URL(cfg.host)
+    if cfg.proxy or not host.host or proxy_bypass(host.host):
+        return
+    proxy = getproxies().get(host.scheme)
+    if not proxy:
+        return
+    url = URL(proxy)
+    if url.user is not None:
+        cfg.proxy_headers = {
+            "Proxy-Authorization": aiohttp.encode_basic_auth(url.user, url.password or "")}
+        url = url.with_user(None)
+    cfg.proxy = str(url)
+
+
+def _stop_reading_the_environment(rest: Any) -> None:
+    """The same connector (TLS, pool size) in a session that does not trust the environment."""
+    trusting = rest.pool_manager
+    rest.pool_manager = aiohttp.ClientSession(connector=trusting.connector, trust_env=False,
+                                              read_bufsize=2**21)  # kubernetes_asyncio's
+    trusting.detach()
 
 
 class RequestObserver(Protocol):

@@ -25,9 +25,10 @@ MAX_ENTRIES = 2048  # per kind of answer (the first part of a tuple key)
 
 
 def memoized(cache: ClusterCache, key: Hashable, reads: Sequence[Informer],
-             compute: Callable[[], T]) -> T:
-    """``compute()``, or its earlier result if none of ``reads`` changed since."""
-    versions = tuple((informer.synced, informer.resource_version) for informer in reads)
+             compute: Callable[[], T], *, also: Hashable = None) -> T:
+    """``compute()``, or its earlier result if none of ``reads`` changed since, nor ``also``
+    (the version of some other state the answer reads, e.g. a ledger's)."""
+    versions = (*((informer.synced, informer.resource_version) for informer in reads), also)
     kind = key[0] if isinstance(key, tuple) else key
     memo = _MEMOS.setdefault(cache, {}).setdefault(kind, {})
     known = memo.get(key)

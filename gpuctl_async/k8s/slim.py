@@ -44,25 +44,46 @@ _UNIQUE_VALUES = frozenset({"uid", "resourceVersion", "containerID", "imageID"})
 _MAX_INTERNED = 256
 
 
+_sys_intern = sys.intern
+
+
 def shared(value: Any, key: str = "") -> Any:
     """``value`` with every string in it interned (dict keys too), except unique ones. A
-    recursive walk: for the few objects of the other types; pods intern field by field."""
-    if isinstance(value, str):
-        return _intern(value) if key not in _UNIQUE_VALUES else value
-    if isinstance(value, dict):
-        return {_intern(k): shared(v, k) for k, v in value.items()}
-    if isinstance(value, list):
+    recursive walk: for the few objects of the other types; pods intern field by field.
+    Written with ``type() is`` tests and C calls: 5,000 nodes go through it at start-up."""
+    kind = type(value)
+    if kind is dict:
+        out = {}
+        for name, item in value.items():
+            name = _sys_intern(name) if type(name) is str else name
+            kind = type(item)
+            if kind is str:
+                out[name] = (item if name in _UNIQUE_VALUES or len(item) > _MAX_INTERNED
+                             else _sys_intern(item))
+            elif kind is dict or kind is list:
+                out[name] = shared(item, name)
+            else:
+                out[name] = item
+        return out
+    if kind is list:
         return [shared(item, key) for item in value]
+    if kind is str:
+        return _intern(value) if key not in _UNIQUE_VALUES else value
     return value
 
 
 def _intern(text: Any) -> Any:
-    return sys.intern(text) if isinstance(text, str) and len(text) <= _MAX_INTERNED else text
+    return _sys_intern(text) if type(text) is str and len(text) <= _MAX_INTERNED else text
 
 
 def _strings(mapping: Mapping[str, Any] | None) -> Obj:
     """Labels, annotations, selectors, requests: a string map with both sides shared."""
-    return {_intern(k): _intern(v) for k, v in (mapping or {}).items()}
+    if not mapping:
+        return {}
+    try:  # string to string, as the API defines them: interned by C calls only
+        return dict(zip(map(_sys_intern, mapping), map(_sys_intern, mapping.values())))
+    except TypeError:  # a value that is not a string: kept as it is
+        return {_intern(k): _intern(v) for k, v in mapping.items()}
 
 
 def _metadata(meta: Mapping[str, Any]) -> Obj:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 _DECIMAL = {"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
@@ -31,7 +32,19 @@ def parse_quantity(value: str | int | float | Decimal) -> Decimal:
         return Decimal(value)
     if isinstance(value, float):
         return Decimal(repr(value))
-    match = _QUANTITY.match(value.strip()) if isinstance(value, str) else None
+    if not isinstance(value, str):
+        raise QuantityError(
+            f"quantities must match the regular expression "
+            f"'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$': {value!r}"
+        )
+    return _parse_text(value)
+
+
+@lru_cache(maxsize=4096)
+def _parse_text(value: str) -> Decimal:
+    """A quantity string's value. Remembered: a cluster's pods repeat a few request strings
+    (``100m``, ``2Gi``) hundreds of thousands of times, and Decimals are immutable."""
+    match = _QUANTITY.match(value.strip())
     if match is None:
         raise QuantityError(
             f"quantities must match the regular expression "

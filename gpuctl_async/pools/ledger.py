@@ -54,6 +54,9 @@ class NodeLedger:
         self._gpu_holders: dict[str, Counter[str]] = {}
         self._allocatable: dict[str, tuple[str, Amounts]] = {}
         self._unsubscribe: list[Callable[[], None]] = []
+        self.version = 0
+        """Moves whenever some node's usage changes: answers made from it can be reused
+        while it stays."""
 
     def start(self) -> None:
         self._unsubscribe = [self._cache.pods.subscribe(self._on_pod),
@@ -95,9 +98,7 @@ class NodeLedger:
 
     def _on_pod(self, event: str, old: Obj | None, new: Obj | None) -> None:
         key = object_key(new or old or {})
-        before = self._pods.pop(key, None)
-        if before is not None:
-            self._account(*before, sign=-1)
+        entry = None
         if event != DELETED and new is not None and holds_node_resources(new):
             meta = new["metadata"]
             requests = pod_requests(new)
@@ -106,6 +107,14 @@ class NodeLedger:
                 job = (meta.get("labels") or {}).get(labels.JOB_NAME)
                 holder = f"job:{key[0]}/{job}" if job else f"pod:{key[0]}/{key[1]}"
             entry = (new["spec"]["nodeName"], requests, holder)
+        before = self._pods.get(key)
+        if entry == before:
+            return  # e.g. a status change: the node's usage is what it was
+        self.version += 1
+        if before is not None:
+            del self._pods[key]
+            self._account(*before, sign=-1)
+        if entry is not None:
             self._pods[key] = entry
             self._account(*entry, sign=1)
 

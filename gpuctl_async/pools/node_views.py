@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from decimal import Decimal
 
 from gpuctl_async.jobs.status import pod_is_finished, pod_status
@@ -26,8 +27,31 @@ def _created(node: Obj) -> str | None:
     return node["metadata"].get("creationTimestamp")
 
 
+# Node list entries, per cache and node name: (node resourceVersion, GPUs used) → entry. A
+# node list page is then 50 lookups; the entry changes only with its node or its GPU use.
+_SUMMARIES: weakref.WeakKeyDictionary[ClusterCache, dict[str, tuple[tuple, dict]]] = \
+    weakref.WeakKeyDictionary()
+_MAX_SUMMARIES = 50_000
+
+
 def node_summary(cache: ClusterCache, node: Obj) -> dict:
-    total, used = gpu_total(node), node_usage(cache, node_name(node)).gpu
+    """A node's list entry (shared: do not mutate)."""
+    name = node_name(node)
+    used = node_usage(cache, name).gpu
+    version = (node["metadata"].get("resourceVersion"), used)
+    memo = _SUMMARIES.setdefault(cache, {})
+    known = memo.get(name)
+    if known is not None and known[0] == version and version[0] is not None:
+        return known[1]
+    summary = _summary(node, used)
+    if len(memo) >= _MAX_SUMMARIES:
+        memo.clear()  # nodes come and go: start again rather than grow
+    memo[name] = (version, summary)
+    return summary
+
+
+def _summary(node: Obj, used: int) -> dict:
+    total = gpu_total(node)
     capacity = node.get("status", {}).get("capacity", {})
     return {"nodeName": node_name(node), "status": node_status(node), "gpuTotal": total,
             "gpuUsed": used, "gpuFree": max(total - used, 0), "boundPools": [node_pool(node)],

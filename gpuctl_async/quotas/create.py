@@ -18,7 +18,10 @@ each namespace's gpuctl quota is guarded by a ``gpuctl-quota`` claim (:mod:`gpuc
 claims`), created before a first quota (``AlreadyExists``: another request's quota won, 409)
 and owned by the quota it guards, so it goes when that quota goes. A ``replace`` first
 rewrites the claim with its resourceVersion as precondition, so of two racing replaces one
-gets 409 before writing anything, then makes the new quota the claim's owner.
+gets 409 before writing anything, then makes the new quota the claim's owner (a rollback binds
+it to the quotas it restored). A claim taken just now is followed by a live list of the
+namespace's gpuctl quotas: one the cache does not show yet, or one older than claims (no claim
+guards it), still refuses a second quota, and is taken over by a replace.
 """
 
 from __future__ import annotations
@@ -180,8 +183,26 @@ class QuotaCreator:
     async def _apply(self, target: QuotaTarget, existing: list[Obj], journal: _Journal, *,
                      replace: bool) -> dict:
         await self._prepare_namespace(target.namespace, journal)
-        claim = await self._claim(target, replacing=replace, journal=journal)
+        claim, taken = await self._claim(target, replacing=replace, journal=journal)
         existing = existing + await self._unseen_owners(claim, existing)
+        if taken:
+            # A claim taken just now guards nothing yet, but the namespace may hold a gpuctl
+            # quota this replica's cache does not show: one written before claims existed (no
+            # claim guards it) or a moment ago. The API server's own list decides.
+            unseen = await self._unseen_quotas(target.namespace, existing)
+            if unseen and not replace:
+                current = unseen[0]["metadata"]["labels"][labels.QUOTA]
+                message = (f"Namespace {target.namespace} already has a quota '{current}'. "
+                           "Only one quota is allowed per namespace; send replace: true to "
+                           "replace it.")
+                raise Conflict(message, details={target.field: [message]})
+            existing = existing + unseen
+        elif replace:
+            # Should a later write fail, the rollback restores the quotas replaced here; the
+            # claim, bound below to the new quota, would go with it and leave them unguarded.
+            marker = (claim.get("data") or {}).get("marker")
+            journal.record(f"claim of namespace {target.namespace}'s quota",
+                           lambda: self._reclaim(target, marker))
         same = next((q for q in existing if q["metadata"]["name"] == target.object_name), None)
         if same is not None:
             await self._set_hard(same, target.hard(), journal)
@@ -220,9 +241,11 @@ class QuotaCreator:
                 unseen.append(quota)
         return unseen
 
-    async def _claim(self, target: QuotaTarget, *, replacing: bool, journal: _Journal) -> Obj:
-        """The namespace's claim, ours for this request: taken (a first quota), or rewritten
-        under a resourceVersion precondition (a replace); 409 when another request got it."""
+    async def _claim(self, target: QuotaTarget, *, replacing: bool,
+                     journal: _Journal) -> tuple[Obj, bool]:
+        """The namespace's claim, ours for this request, and whether it was taken just now
+        (a first quota, or one written before claims existed) rather than rewritten under a
+        resourceVersion precondition (a replace); 409 when another request got it."""
         namespace = target.namespace
         claim = await self.claims.get(namespace) if replacing else None
         if claim is None:  # a first quota, or one written before claims existed
@@ -231,13 +254,50 @@ class QuotaCreator:
                 raise _raced(target)
             journal.record(f"claim of namespace {namespace}'s quota",
                            lambda c=claim: self.claims.release(c))
-            return claim
+            return claim, True
         try:
-            return await self.claims.mark(claim, holder=target.quota_name)
+            return await self.claims.mark(claim, holder=target.quota_name), False
         except KubeApiError as exc:
             if exc.code == 409:
                 raise _raced(target) from None
             raise
+
+    async def _live_quotas(self, namespace: str) -> list[Obj]:
+        """The namespace's gpuctl quotas as the API server has them now."""
+        listed = await self.kube.request("GET", RESOURCE_QUOTAS.path(namespace),
+                                         query={"labelSelector": labels.QUOTA})
+        return [q for q in listed.get("items") or () if is_gpuctl_quota(q)]
+
+    async def _unseen_quotas(self, namespace: str, existing: list[Obj]) -> list[Obj]:
+        seen = {q["metadata"]["name"] for q in existing}
+        return [{"apiVersion": "v1", "kind": "ResourceQuota", **q}
+                for q in await self._live_quotas(namespace)
+                if q["metadata"]["name"] not in seen]
+
+    async def _reclaim(self, target: QuotaTarget, marker: str | None) -> None:
+        """Undo of a replace's claim, run after the rest of the rollback: bind the claim to
+        the quotas restored (it may have gone with the new quota meanwhile: then take it
+        again). A claim another request has marked since (``marker`` is this request's) is
+        that request's: left alone."""
+        namespace = target.namespace
+        quotas = [{"apiVersion": "v1", "kind": "ResourceQuota", **q}
+                  for q in await self._live_quotas(namespace)]
+        if not quotas:
+            return
+        for _ in range(2):  # once more if the garbage collector took it between our calls
+            claim = await self.claims.get(namespace)
+            if claim is not None and (claim.get("data") or {}).get("marker") != marker:
+                return
+            if claim is None or claim["metadata"].get("deletionTimestamp"):
+                claim = await self.claims.take(namespace, holder=target.quota_name)
+                if claim is None:
+                    return
+            try:
+                await self.claims.bind(claim, *quotas)
+                return
+            except KubeApiError as exc:
+                if exc.code not in (404, 409):
+                    raise
 
     async def _prepare_namespace(self, name: str, journal: _Journal) -> None:
         namespace = self.cache.namespaces.get("", name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import aiohttp
 import orjson
@@ -21,6 +22,9 @@ from .helpers import wait_for
 async def cluster():
     async with SimCluster(workloads=True, nodes=default_nodes(), timing=Timing.fast()) as sim:
         yield sim
+    # The seeder freezes the heap it filled (a sim process lives with its seeded objects);
+    # in this shared test process that would outlive the test (tests/test_heap.py sees it).
+    gc.unfreeze()
 
 
 async def test_envelope_seeding_runs_in_slices_while_the_api_answers(cluster):
