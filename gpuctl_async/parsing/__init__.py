@@ -51,10 +51,9 @@ WORKER_NICENESS = 10
 _WITH_BODY = frozenset({hdrs.METH_POST, hdrs.METH_PUT, hdrs.METH_PATCH})
 
 
-def _worker_start(pids: multiprocessing.SimpleQueue) -> None:
-    """Each worker's initializer: lower its priority and tell the pool its pid."""
+def _worker_start() -> None:
+    """Each worker's initializer: lower its priority, so the event loop wins the CPU."""
     os.nice(WORKER_NICENESS)
-    pids.put(os.getpid())
 
 
 class DocumentParser:
@@ -68,7 +67,6 @@ class DocumentParser:
         self.body_slots = asyncio.Semaphore(workers)
         """Held while a large request body is read and handled (``large_body_middleware``)."""
         self._pool: ProcessPoolExecutor | None = None
-        self._pids: multiprocessing.SimpleQueue | None = None
 
     async def parse(self, text: object, *, allowed_kinds: Iterable[str] = ALL_KINDS,
                     host_paths: HostPathPolicy = SYSTEM_DIRECTORIES_ONLY) -> ParsedDocument:
@@ -128,26 +126,21 @@ class DocumentParser:
     def _start(self) -> ProcessPoolExecutor:
         # spawn, not fork: the service has threads (the pool's own manager among them), and
         # forking a threaded process is unsafe.
-        context = multiprocessing.get_context("spawn")
-        self._pids = context.SimpleQueue()
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=context,
-                                         initializer=_worker_start, initargs=(self._pids,))
+        self._pool = ProcessPoolExecutor(self.workers,
+                                         mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_worker_start)
         return self._pool
 
     def _kill(self, pool: ProcessPoolExecutor) -> None:
-        """Stop ``pool`` now, its running tasks too. Python 3.11 has no public way to stop a
-        running task (3.14 adds ``kill_workers()``; ``shutdown(cancel_futures=True)`` only
-        drops queued ones), so the workers report their pids as they start and are killed as
-        the live children (``multiprocessing.active_children()``) with those pids."""
-        pids = set()
-        if self._pool is pool:  # else an older pool, killed (and its pids read) before
+        """Stop ``pool`` now, its running tasks too."""
+        if self._pool is pool:
             self._pool = None
-            queue, self._pids = self._pids, None
-            while queue is not None and not queue.empty():
-                pids.add(queue.get())
-        for child in multiprocessing.active_children():
-            if child.pid in pids:
-                child.kill()
+        # Python 3.11 has no public way to stop a running task (3.14 adds kill_workers();
+        # shutdown(cancel_futures=True) only drops queued ones), so the pool's private
+        # ``_processes`` is read. Workers reporting their pids through a queue instead missed
+        # workers still starting, and a test process then hung at exit in the pool's join.
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.kill()
         pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
