@@ -39,7 +39,7 @@ async def freeze_when_synced(cache: ClusterCache, timeout: float = 600.0) -> Non
     it before the caches; cancelling it (shutdown) lets the collector run again, and so does
     a cluster that keeps the caches from syncing for ``timeout`` seconds (its retries'
     exceptions are cyclic garbage: it must not pile up for good)."""
-    paused = gc.isenabled()
+    was_enabled = gc.isenabled()
     gc.disable()
     try:
         if not await cache.wait_synced(timeout):
@@ -51,7 +51,7 @@ async def freeze_when_synced(cache: ClusterCache, timeout: float = 600.0) -> Non
         gc.freeze()
         log.info("Caches synced: their objects are out of the garbage collector's passes")
     finally:
-        if paused:
+        if was_enabled:
             gc.enable()
 
 
