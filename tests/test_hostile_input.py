@@ -403,6 +403,24 @@ async def test_a_parse_past_its_time_kills_the_worker_running_it(aiohttp_client,
     assert worker.exitcode == -signal.SIGKILL
 
 
+
+async def test_two_parses_past_their_time_at_once_are_both_refused(aiohttp_client,
+                                                                   unreachable_settings):
+    """Both time out on the same pool: the second to stop it finds it stopped already
+    (it was a 500, AttributeError in the kill, seen in bench/hostile_input.py)."""
+    client = await aiohttp_client(create_app(unreachable_settings.replace(yaml_workers=2)))
+    parser = client.app[DOCUMENT_PARSER]
+    resp = await client.post("/api/v1/jobs", json={"yamlContent": BIG_YAML})  # warm the pool
+    assert resp.status == 400, await resp.text()
+    parser.timeout = 0.002
+    for _ in range(3):
+        answers = await asyncio.gather(*(client.post("/api/v1/jobs",
+                                                     json={"yamlContent": BIG_YAML})
+                                          for _ in range(2)))
+        for resp in answers:
+            assert await _error(resp) in ("Request body refused: took longer than 0.002s "
+                                          "to decode", "YAML document too complex")
+
 async def test_a_document_over_1_kib_is_parsed_in_a_worker(offline_client):
     before = {c.pid for c in multiprocessing.active_children()}
     text = job_yaml(name="list-args") + "# " + "x" * 1100 + "\n"

@@ -139,7 +139,8 @@ class DocumentParser:
         # shutdown(cancel_futures=True) only drops queued ones), so the pool's private
         # ``_processes`` is read. Workers reporting their pids through a queue instead missed
         # workers still starting, and a test process then hung at exit in the pool's join.
-        for process in list(getattr(pool, "_processes", {}).values()):
+        # A pool already shut down (two requests timing out on it at once) has None there.
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
             process.kill()
         pool.shutdown(wait=False, cancel_futures=True)
 
