@@ -406,14 +406,16 @@ async def test_a_parse_past_its_time_kills_the_worker_running_it(aiohttp_client,
 
 async def test_two_parses_past_their_time_at_once_are_both_refused(aiohttp_client,
                                                                    unreachable_settings):
-    """Both time out on the same pool: the second to stop it finds it stopped already
-    (it was a 500, AttributeError in the kill, seen in bench/hostile_input.py)."""
+    """One times out and stops the pool the other runs or waits in: the other is retried on
+    a fresh pool and refused too. Before: a 500 (AttributeError: the second kill found the
+    pool stopped already), or a dropped connection (the shutdown cancelled its future, and
+    the CancelledError ended the handler), both seen in bench/hostile_input.py."""
     client = await aiohttp_client(create_app(unreachable_settings.replace(yaml_workers=2)))
     parser = client.app[DOCUMENT_PARSER]
     resp = await client.post("/api/v1/jobs", json={"yamlContent": BIG_YAML})  # warm the pool
     assert resp.status == 400, await resp.text()
     parser.timeout = 0.002
-    for _ in range(3):
+    for _ in range(5):  # a race: each round hits it about one time in five
         answers = await asyncio.gather(*(client.post("/api/v1/jobs",
                                                      json={"yamlContent": BIG_YAML})
                                           for _ in range(2)))

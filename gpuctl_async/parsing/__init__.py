@@ -115,8 +115,13 @@ class DocumentParser:
                 raise ValidationFailed(
                     "YAML document too complex", details={TEXT_FIELD: [
                         f"took longer than {self.timeout:g}s to parse"]}) from None
-            except BrokenProcessPool:
-                # Killed for another document's timeout while this one ran: once more.
+            except (BrokenProcessPool, asyncio.CancelledError):
+                # Killed for another document's timeout while this one ran (broken) or
+                # waited in its queue (cancelled by the shutdown): once more. A cancelled
+                # request is cancelled, though; aiohttp then drops the connection.
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
                 self._kill(pool)
                 if attempt == 2:
                     log.warning("The YAML parser workers failed twice in a row")
