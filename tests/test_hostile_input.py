@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import multiprocessing
 import os
-import signal
 
 import orjson
 import pytest
@@ -368,40 +366,38 @@ async def test_large_bodies_wait_for_a_slot_while_reads_and_small_writes_go_on(
     assert (await resp.json())["details"] == {"resources": ["Missing data for required field."]}
 
 
-def _new_children(before: set) -> list:
-    return [c for c in multiprocessing.active_children() if c.pid not in before]
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
 
 
 async def test_parser_workers_run_below_the_loops_priority(aiohttp_client, unreachable_settings):
-    before = {c.pid for c in multiprocessing.active_children()}
     client = await aiohttp_client(create_app(unreachable_settings))
     resp = await client.post("/api/v1/jobs", json={"yamlContent": BIG_YAML})
     assert resp.status == 400, await resp.text()
-    workers = _new_children(before)
+    workers = client.app[DOCUMENT_PARSER].worker_pids
     assert workers
     wanted = min(19, os.getpriority(os.PRIO_PROCESS, 0) + WORKER_NICENESS)
-    # The worker that parsed is niced already; a second may still be starting.
-    await eventually(lambda: [os.getpriority(os.PRIO_PROCESS, w.pid) for w in workers],
-                     lambda nices: set(nices) == {wanted})
+    assert {os.getpriority(os.PRIO_PROCESS, pid) for pid in workers} == {wanted}
 
 
 async def test_a_parse_past_its_time_kills_the_worker_running_it(aiohttp_client,
                                                                  unreachable_settings):
-    before = {c.pid for c in multiprocessing.active_children()}
     settings = unreachable_settings.replace(yaml_workers=1)
     client = await aiohttp_client(create_app(settings))
     parser = client.app[DOCUMENT_PARSER]
     resp = await client.post("/api/v1/jobs", json={"yamlContent": BIG_YAML})  # warm the pool
     assert resp.status == 400, await resp.text()
-    [worker] = _new_children(before)
+    [worker] = parser.worker_pids
     parser.timeout = 0.002  # the 250 KB body takes longer than that to decode or parse
     resp = await client.post("/api/v1/jobs", json={"yamlContent": BIG_YAML})
     assert await _error(resp) in ("Request body refused: took longer than 0.002s to decode",
                                   "YAML document too complex")
-    # Killed (SIGKILL), not left to finish the task and exit cleanly at shutdown.
-    await eventually(lambda: worker.exitcode, lambda code: code is not None)
-    assert worker.exitcode == -signal.SIGKILL
-
+    # Killed and reaped at once, not left to finish the task.
+    assert _gone(worker) and parser.worker_pids == []
 
 
 async def test_two_parses_past_their_time_at_once_are_both_refused(aiohttp_client,
@@ -424,11 +420,10 @@ async def test_two_parses_past_their_time_at_once_are_both_refused(aiohttp_clien
                                           "to decode", "YAML document too complex")
 
 async def test_a_document_over_1_kib_is_parsed_in_a_worker(offline_client):
-    before = {c.pid for c in multiprocessing.active_children()}
     text = job_yaml(name="list-args") + "# " + "x" * 1100 + "\n"
     resp = await offline_client.post("/api/v1/jobs", json={"yamlContent": text})
     assert resp.status in (400, 503), await resp.text()  # the cluster is unreachable
-    assert _new_children(before), "no parser worker was started"
+    assert offline_client.app[DOCUMENT_PARSER].worker_pids, "no parser worker was started"
 
 
 async def test_a_batch_parses_one_document_a_loop_step(offline_client):

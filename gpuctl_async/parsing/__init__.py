@@ -2,10 +2,11 @@
 
 Small documents (most real job documents) and bodies are parsed in line: the bounds in
 ``gpuctl_async.documents.parser`` and ``gpuctl_async.api.json_body`` cap what they can cost at a few
-milliseconds. Larger ones go to a small process pool (a process, not a thread: parsing is
-CPU work under the GIL), at most ``yaml_workers`` at a time; one that runs past
-``yaml_parse_timeout`` has its worker killed and the pool is built afresh for the next one.
-A refused JSON body never travels back from the worker, only the reason.
+milliseconds. Larger ones go to worker processes (a process, not a thread: parsing is
+CPU work under the GIL), at most ``yaml_workers`` of them, each spoken to over its own pipes
+from the event loop (:class:`WorkerProcess`); one that runs past ``yaml_parse_timeout`` is
+killed, and the next call starts a fresh one. A refused JSON body never travels back from
+the worker, only the reason.
 
 Reads come first: a request with a body over :data:`LARGE_BODY_BYTES` (or of unknown length)
 is only read once one of ``yaml_workers`` body slots is free (:func:`large_body_middleware`).
@@ -17,23 +18,23 @@ lower CPU priority (:data:`WORKER_NICENESS`) than the service, for the same reas
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import multiprocessing
-import os
+import pickle
+import sys
 from typing import Any
-from collections.abc import AsyncIterator, Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import AsyncIterator, Iterable
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from gpuctl_async.appkeys import SETTINGS
-from gpuctl_async.api.json_body import decode_json_body, decode_outcome
+from gpuctl_async.api.json_body import decode_json_body
 from gpuctl_async.errors import BadRequest, Unavailable, ValidationFailed
 from gpuctl_async.documents import ALL_KINDS, ParsedDocument, parse_document
 from gpuctl_async.documents.hostpaths import SYSTEM_DIRECTORIES_ONLY, HostPathPolicy
-from gpuctl_async.documents.parser import TEXT_FIELD, parse_outcome
+from gpuctl_async.documents.parser import TEXT_FIELD
+from gpuctl_async.parser_worker import HEADER_BYTES, READY, WORKER_NICENESS, frame
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +47,58 @@ INLINE_JSON_BYTES = 64 * 1024
 orjson 6 ms, so larger ones are decoded (and checked) in a worker."""
 LARGE_BODY_BYTES = INLINE_JSON_BYTES
 """Requests with a body over this (or chunked, length unknown) take a body slot first."""
-WORKER_NICENESS = 10
-"""Added to the parser workers' nice value: the event loop wins the CPU from a parse."""
+STARTUP_TIMEOUT = 60.0
+"""Seconds a new worker may take to start (import the parser) before it is given up; not
+counted in ``yaml_parse_timeout``."""
 _WITH_BODY = frozenset({hdrs.METH_POST, hdrs.METH_PUT, hdrs.METH_PATCH})
 
 
-def _worker_start() -> None:
-    """Each worker's initializer: lower its priority, so the event loop wins the CPU."""
-    os.nice(WORKER_NICENESS)
+class WorkerProcess:
+    """One parser worker (:mod:`gpuctl_async.parser_worker`), spoken to over its own stdin
+    and stdout by the event loop: one call at a time, no threads, and killing it touches no
+    other worker. (A ``ProcessPoolExecutor`` shares one answer pipe among its workers: a
+    worker killed mid-answer left its manager thread blocked on the half-written answer
+    for good, and the interpreter hung at exit joining it. Its manager and feeder threads
+    also took the GIL from the loop for each 1 MB body they pickled.)"""
+
+    def __init__(self, process: asyncio.subprocess.Process):
+        self.process = process
+
+    @classmethod
+    async def start(cls) -> WorkerProcess:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gpuctl_async.parser_worker",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        worker = cls(process)
+        try:
+            async with asyncio.timeout(STARTUP_TIMEOUT):
+                ready = await process.stdout.readexactly(len(READY))  # type: ignore[union-attr]
+            if ready != READY:
+                raise ConnectionError("the parser worker said something else than ready")
+        except BaseException:
+            await worker.kill()
+            raise
+        return worker
+
+    async def call(self, name: str, *args: Any) -> Any:
+        """``FUNCTIONS[name](*args)`` in the worker; what it returned."""
+        stdin, stdout = self.process.stdin, self.process.stdout
+        assert stdin is not None and stdout is not None
+        stdin.write(frame((name, args)))  # a large body drains a pipe's worth a loop step
+        await stdin.drain()
+        size = int.from_bytes(await stdout.readexactly(HEADER_BYTES), "big")
+        ok, value = pickle.loads(await stdout.readexactly(size))
+        if not ok:
+            raise RuntimeError(value)  # a bug in the worker: a 500, logged
+        return value
+
+    async def kill(self) -> None:
+        """Stop it now (SIGKILL), mid-call or not, and reap it."""
+        with contextlib.suppress(ProcessLookupError):
+            self.process.kill()
+        # communicate(), not wait(): on Python 3.11 wait() returns only once every pipe is
+        # closed, and a pipe whose reader stopped mid-answer (full buffer) never reads EOF.
+        await asyncio.shield(self.process.communicate())
 
 
 class DocumentParser:
@@ -65,8 +110,14 @@ class DocumentParser:
         self._slots = asyncio.Semaphore(workers)
         self._inline_turn = asyncio.Lock()
         self.body_slots = asyncio.Semaphore(workers)
-        """Held while a large request body is read and handled (``large_body_middleware``)."""
-        self._pool: ProcessPoolExecutor | None = None
+        """Held while a large request body is read and decoded (``large_body_middleware``)."""
+        self._idle: list[WorkerProcess] = []
+        self._busy: set[WorkerProcess] = set()
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """The worker processes running now, idle or busy (started as they are needed)."""
+        return [w.process.pid for w in [*self._idle, *self._busy]]
 
     async def parse(self, text: object, *, allowed_kinds: Iterable[str] = ALL_KINDS,
                     host_paths: HostPathPolicy = SYSTEM_DIRECTORIES_ONLY) -> ParsedDocument:
@@ -79,7 +130,7 @@ class DocumentParser:
                 return parse_document(text, allowed_kinds=kinds,  # type: ignore[arg-type]
                                       host_paths=host_paths)
         async with self._slots:  # the timeout counts from when a worker takes it
-            outcome = await self._run(text, kinds, host_paths)
+            outcome = await self._call("parse", text, kinds, host_paths)
         if isinstance(outcome, ParsedDocument):
             return outcome
         summary, details = outcome
@@ -90,69 +141,64 @@ class DocumentParser:
         if len(raw) <= INLINE_JSON_BYTES:
             return decode_json_body(raw)
         async with self._slots:
-            ok, value = await self._call(decode_outcome, raw)
+            ok, value = await self._call("decode", raw)
         if not ok:
             raise BadRequest(value)
         return value
 
-    async def _run(self, text: str, kinds: tuple[str, ...], host_paths: HostPathPolicy):
-        return await self._call(parse_outcome, text, kinds, host_paths)
-
-    async def _call(self, function: Callable[..., Any], *args: Any) -> Any:
-        loop = asyncio.get_running_loop()
+    async def _call(self, name: str, *args: Any) -> Any:
+        """Run a call in an idle worker (started if none is; at most ``workers``, as each
+        caller holds one of ``_slots``); kill the worker if the call takes too long."""
         for attempt in (1, 2):
-            pool = self._pool or self._start()
+            worker = self._idle.pop() if self._idle else await self._start()
+            self._busy.add(worker)
             try:
-                return await asyncio.wait_for(
-                    loop.run_in_executor(pool, function, *args), self.timeout)
-            except asyncio.TimeoutError:
-                log.warning("A request took over %.1fs to parse; restarting the parser workers",
+                async with asyncio.timeout(self.timeout):
+                    value = await worker.call(name, *args)
+            except TimeoutError:
+                log.warning("A request took over %.1fs to parse; killing its parser worker",
                             self.timeout)
-                self._kill(pool)
-                if function is decode_outcome:
+                await self._kill(worker)
+                if name == "decode":
                     raise BadRequest(f"Request body refused: took longer than "
                                      f"{self.timeout:g}s to decode") from None
                 raise ValidationFailed(
                     "YAML document too complex", details={TEXT_FIELD: [
                         f"took longer than {self.timeout:g}s to parse"]}) from None
-            except (BrokenProcessPool, asyncio.CancelledError):
-                # Killed for another document's timeout while this one ran (broken) or
-                # waited in its queue (cancelled by the shutdown): once more. A cancelled
-                # request is cancelled, though; aiohttp then drops the connection.
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    raise
-                self._kill(pool)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                # The worker died under it (killed from outside, out of memory): once more.
+                await self._kill(worker)
                 if attempt == 2:
                     log.warning("The YAML parser workers failed twice in a row")
                     raise Unavailable("The YAML parser workers failed; try again") from None
+            except BaseException:
+                # Cancelled (or a worker bug) mid-call: what is left in its pipes is unknown.
+                await self._kill(worker)
+                raise
+            else:
+                self._busy.discard(worker)
+                self._idle.append(worker)
+                return value
         raise AssertionError("unreachable")
 
-    def _start(self) -> ProcessPoolExecutor:
-        # spawn, not fork: the service has threads (the pool's own manager among them), and
-        # forking a threaded process is unsafe.
-        self._pool = ProcessPoolExecutor(self.workers,
-                                         mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_worker_start)
-        return self._pool
+    async def _start(self) -> WorkerProcess:
+        try:
+            return await WorkerProcess.start()
+        except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            log.warning("A YAML parser worker did not start: %s", type(exc).__name__)
+            raise Unavailable("The YAML parser workers failed; try again") from None
 
-    def _kill(self, pool: ProcessPoolExecutor) -> None:
-        """Stop ``pool`` now, its running tasks too."""
-        if self._pool is pool:
-            self._pool = None
-        # Python 3.11 has no public way to stop a running task (3.14 adds kill_workers();
-        # shutdown(cancel_futures=True) only drops queued ones), so the pool's private
-        # ``_processes`` is read. Workers reporting their pids through a queue instead missed
-        # workers still starting, and a test process then hung at exit in the pool's join.
-        # A pool already shut down (two requests timing out on it at once) has None there.
-        for process in list((getattr(pool, "_processes", None) or {}).values()):
-            process.kill()
-        pool.shutdown(wait=False, cancel_futures=True)
+    async def _kill(self, worker: WorkerProcess) -> None:
+        self._busy.discard(worker)
+        await worker.kill()
 
-    def close(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            pool.shutdown(wait=False, cancel_futures=True)
+    async def close(self) -> None:
+        """Stop every worker (a call still running is killed with its worker)."""
+        workers = [*self._idle, *self._busy]
+        self._idle.clear()
+        self._busy.clear()
+        for worker in workers:
+            await worker.kill()
 
 
 DOCUMENT_PARSER = web.AppKey("document_parser", DocumentParser)
@@ -195,6 +241,6 @@ def setup_document_parsing(app: web.Application) -> None:
         try:
             yield
         finally:
-            parser.close()
+            await parser.close()
 
     app.cleanup_ctx.append(parser_ctx)
