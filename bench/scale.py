@@ -285,6 +285,9 @@ async def main(args: argparse.Namespace) -> None:
             figures.add("sim: seeding time", progress["seconds"], "s")
             figures.add("sim: longest hold of its loop while seeding",
                         progress["longestSliceMs"], "ms", 100)
+            # Wall-clock, so also whatever time other processes took the core meanwhile.
+            figures.add("sim: longest hold while seeding, CPU time of the slice",
+                        progress["longestSliceCpuMs"], "ms", 100)
             figures.add("sim: slowest /version answer while seeding", progress["slowestProbeMs"],
                         "ms", None)
             figures.add(f"sim: RSS with {total_pods:,} pods", rss_mib(sim.pid), "MiB", 4 * GIB,
