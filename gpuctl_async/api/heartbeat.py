@@ -44,7 +44,6 @@ class Heartbeat:
         self._sockets: dict[web.WebSocketResponse, asyncio.Transport] = {}
         self._owing: set[web.WebSocketResponse] = set()
         """Pinged at the last beat, nothing heard since."""
-        self.beats = 0
         self.dead = 0
         """Sockets disconnected for answering no ping, so far."""
 
@@ -71,7 +70,6 @@ class Heartbeat:
 
     def beat(self) -> None:
         """Drop the sockets that answered nothing since the last beat; ping the others."""
-        self.beats += 1
         dead = 0
         for ws in self._owing:
             transport = self._sockets.get(ws)
