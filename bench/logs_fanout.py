@@ -108,6 +108,11 @@ class Counter:
             rate = self.done / max(now - self.started, 1e-9)
             progress(f"{self.label}: {self.done}/{self.total} ({rate:.0f}/s)", self.who)
 
+    def out_of_time(self, deadline: float | None) -> None:
+        if self.done < self.total and deadline is not None:
+            progress(f"{self.label}: the connect budget ran out with {self.done} of "
+                     f"{self.total} open: measuring with those", self.who)
+
 
 async def wait_http(url: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
@@ -198,15 +203,18 @@ async def mux_socket(session: aiohttp.ClientSession, url: str, pods: list[str],
 async def connect_mux(session, url: str, pods: list[str], sockets: int, subscriptions: int,
                       connected: list, tasks: list, offset: int = 0, *,
                       label: str = "multiplexed sockets", who: str = "main",
-                      concurrency: int = 10) -> float:
+                      concurrency: int = 10, deadline: float | None = None) -> float:
     """Open ``sockets`` multiplexed sockets, ``concurrency`` at a time; each is ready once
-    every one of its subscriptions is answered. Seconds taken."""
+    every one of its subscriptions is answered. None opened past ``deadline`` (monotonic).
+    Seconds taken."""
     started = time.monotonic()
     limit = asyncio.Semaphore(concurrency)
     counter = Counter(label, sockets, who)
 
     async def one(index: int) -> None:
         async with limit:
+            if deadline is not None and time.monotonic() > deadline:
+                return
             ready = asyncio.Event()
             task = asyncio.create_task(mux_socket(
                 session, url, pods, subscriptions, offset + index * subscriptions, ready,
@@ -216,6 +224,7 @@ async def connect_mux(session, url: str, pods: list[str], sockets: int, subscrip
             counter.add()
 
     await asyncio.gather(*(one(index) for index in range(sockets)))
+    counter.out_of_time(deadline)
     return time.monotonic() - started
 
 
@@ -223,13 +232,19 @@ def _seen(clients: list[Client]) -> list[tuple]:
     return [(c.count, c.first, c.last, c.disorder, c.dropped, c.delays) for c in clients]
 
 
-def client_worker(index: int, workers: int, started: float, urls: list[str], count: int,
-                  mux: tuple, pipe) -> None:
+def _deadline(budget: float | None) -> float | None:
+    return None if budget is None else time.monotonic() + budget
+
+
+def client_worker(index: int, workers: int, started: float, budget: float | None,
+                  urls: list[str], count: int, mux: tuple, pipe) -> None:
     """A process holding ``count`` reading clients (one process cannot parse every frame of
     2,000 clients on time), then, when told ``"mux"``, its multiplexed sockets (``mux``: url,
     pods, sockets, subscriptions each, offset); it measures when told to and sends back
-    what each plain client and each subscription saw. What goes wrong is sent back as
-    ``("error", message)`` (the main process stops the run with it)."""
+    what each plain client and each subscription saw. Each connect phase stops opening
+    sockets after ``budget`` seconds (None: no limit) and answers (seconds taken, sockets or
+    subscriptions open). What goes wrong is sent back as ``("error", message)`` (the main
+    process stops the run with it)."""
     global STARTED
     STARTED = started  # progress lines count from the main process's start
     who = f"worker {index}"
@@ -242,14 +257,17 @@ def client_worker(index: int, workers: int, started: float, urls: list[str], cou
             subscribed: list[Client] = []
             # The handshakes in flight are shared out: all processes connect at once.
             took = await connect(session, urls, count, clients, tasks, who=who,
-                                 concurrency=max(1, CONNECTING // workers))
-            pipe.send(took)
+                                 concurrency=max(1, CONNECTING // workers),
+                                 deadline=_deadline(budget))
+            pipe.send((took, len(clients)))
             while (command := await loop.run_in_executor(None, pipe.recv)) != "stop":
                 if command == "mux":
                     url, pods, sockets, subscriptions, offset = mux
-                    pipe.send(await connect_mux(session, url, pods, sockets, subscriptions,
-                                                subscribed, tasks, offset, who=who,
-                                                concurrency=max(1, 10 // workers)))
+                    took = await connect_mux(session, url, pods, sockets, subscriptions,
+                                             subscribed, tasks, offset, who=who,
+                                             concurrency=max(1, 10 // workers),
+                                             deadline=_deadline(budget))
+                    pipe.send((took, len(subscribed)))
                     continue
                 progress(f"measuring {len(clients)} sockets and {len(subscribed)} "
                          f"subscriptions for {command:g} s", who)
@@ -268,15 +286,17 @@ def client_worker(index: int, workers: int, started: float, urls: list[str], cou
 
 async def connect(session, urls: list[str], count: int, connected: list, tasks: list, *,
                   label: str = "plain sockets", who: str = "main",
-                  concurrency: int = CONNECTING) -> float:
-    """Open ``count`` plain log sockets over ``urls``, ``concurrency`` at a time. Seconds
-    taken; Stopped with the first failure."""
+                  concurrency: int = CONNECTING, deadline: float | None = None) -> float:
+    """Open ``count`` plain log sockets over ``urls``, ``concurrency`` at a time, none past
+    ``deadline`` (monotonic). Seconds taken; Stopped with the first failure."""
     started = time.monotonic()
     limit = asyncio.Semaphore(concurrency)
     counter = Counter(label, count, who)
 
     async def one(index: int) -> None:
         async with limit:
+            if deadline is not None and time.monotonic() > deadline:
+                return
             ready = asyncio.Event()
             client = Client()
             task = asyncio.create_task(client.run(session, urls[index % len(urls)], ready,
@@ -286,6 +306,7 @@ async def connect(session, urls: list[str], count: int, connected: list, tasks: 
             counter.add()
 
     await asyncio.gather(*(one(index) for index in range(count)))
+    counter.out_of_time(deadline)
     return time.monotonic() - started
 
 
@@ -421,8 +442,9 @@ class Workers:
     """The client processes and their pipes; each answer is checked for a reported error
     or a dead process, so that the run stops with the reason instead of waiting."""
 
-    def __init__(self, count: int):
+    def __init__(self, count: int, budget: float | None):
         self.count = count
+        self.budget = budget
         self.pipes: list = []
         self.processes: list[multiprocessing.Process] = []
         # A thread per pipe waiting on it: the default pool has fewer than 8 threads.
@@ -434,7 +456,8 @@ class Workers:
         # open sockets (the memory sample's), and keep them open after this one closes them.
         mine, theirs = multiprocessing.Pipe()
         process = multiprocessing.get_context("spawn").Process(
-            target=client_worker, args=(len(self.processes), self.count, STARTED, *args, theirs),
+            target=client_worker, args=(len(self.processes), self.count, STARTED, self.budget,
+                                        *args, theirs),
             daemon=True)
         process.start()
         self.pipes.append(mine)
@@ -471,7 +494,7 @@ class Workers:
             with contextlib.suppress(OSError):
                 pipe.send("stop")
         for process in self.processes:
-            await loop.run_in_executor(self.executor, process.join, 30)
+            await loop.run_in_executor(self.executor, process.join, 10)
             if process.is_alive():
                 process.kill()
         self.executor.shutdown(wait=False)
@@ -493,7 +516,7 @@ async def main(args: argparse.Namespace) -> None:
     service = None
     tasks: list[asyncio.Task] = []
     silent: list = []
-    workers = Workers(args.workers)
+    workers = Workers(args.workers, args.connect_budget or None)
     service_log = workdir / "service.log"
     try:
         await wait_http(f"{sim_url}/healthz")
@@ -533,9 +556,9 @@ async def main(args: argparse.Namespace) -> None:
                        args.subscriptions, index * mux_share * args.subscriptions)
                 workers.start(urls[index::args.workers] or urls,
                               max(0, min(share, args.clients - index * share)), mux)
-            await workers.answers()
+            plain_open = sum(n for _, n in await workers.answers())
             took = time.monotonic() - started
-            progress(f"{args.clients} plain sockets open in {took:.1f} s")
+            progress(f"{plain_open} plain sockets open in {took:.1f} s")
             probes: list[Client] = []
             await connect(session, urls, args.probes, probes, tasks, label="probe sockets")
             await asyncio.sleep(1.0)  # let the tails arrive before measuring
@@ -546,12 +569,13 @@ async def main(args: argparse.Namespace) -> None:
                 progress(f"opening {mux_sockets} multiplexed sockets x {args.subscriptions} "
                          f"subscriptions")
                 workers.send("mux")
-                mux_took = max(await workers.answers())
+                answers = await workers.answers()
+                mux_took = max(took for took, _ in answers)
+                subs_open = sum(n for _, n in answers)
                 await connect_mux(session, mux_url, pods, 1, args.subscriptions, mux_probes,
                                   tasks, label="probe multiplexed socket")
                 await asyncio.sleep(1.0)
-                progress(f"{mux_sockets * args.subscriptions} subscriptions open in "
-                         f"{mux_took:.1f} s")
+                progress(f"{subs_open} subscriptions open in {mux_took:.1f} s")
             rss_mux = rss_bytes(service.pid)
             counters = await sim_counters(sim_url)
             streams = counters["logs"]["open"]
@@ -582,8 +606,10 @@ async def main(args: argparse.Namespace) -> None:
             subscribed = rebuilt(item for _, mux in results for item in mux)
             await workers.stop()
             main_report = report_clients(connected, args.seconds, args.rate)
-            print(f"== {args.clients} clients on {args.pods} pods x {args.rate:g} lines/s, "
-                  f"read for {args.seconds:g} s")
+            short = (f" (of {args.clients}: the connect budget of {args.connect_budget:g} s "
+                     f"ran out)" if plain_open < args.clients else "")
+            print(f"== {plain_open} clients{short} on {args.pods} pods x {args.rate:g} "
+                  f"lines/s, read for {args.seconds:g} s")
             print(f"connect time:              {took:.2f} s")
             print(f"upstream log streams:      {sum(streams.values())} open at the sim "
                   f"({len(streams)} pods, max {max(streams.values(), default=0)} per pod)")
@@ -601,13 +627,15 @@ async def main(args: argparse.Namespace) -> None:
                   f"from {args.memory_sample} more sockets on quiet pods, before the traffic)")
             print("  target: <= 20 KiB per plain socket, delay p99 <= 250 ms")
             print(f"  RSS growth under load:   {(rss_after - rss_before) / 1024:.0f} KiB, "
-                  f"{(rss_after - rss_before) / (args.clients + args.probes) / 1024:.1f} KiB "
+                  f"{(rss_after - rss_before) / (plain_open + args.probes) / 1024:.1f} KiB "
                   f"per connection (also output waiting for lagging clients, one-off costs)")
             if args.multiplex:
-                streams_total = mux_sockets * args.subscriptions + len(mux_probes)
+                streams_total = len(subscribed) + len(mux_probes)
                 mux_report = report_clients(subscribed, args.seconds, args.rate)
-                print(f"== beside them, {mux_sockets} multiplexed sockets x "
-                      f"{args.subscriptions} subscriptions (+1 probe socket)")
+                short = (f" (of {mux_sockets}: the connect budget ran out)"
+                         if len(subscribed) < mux_sockets * args.subscriptions else "")
+                print(f"== beside them, {len(subscribed) // args.subscriptions} multiplexed "
+                      f"sockets{short} x {args.subscriptions} subscriptions (+1 probe socket)")
                 print(f"subscribe time:            {mux_took:.2f} s")
                 print(f"lossless, in order:        {mux_report['lossless_in_order']} of "
                       f"{mux_report['clients']} subscriptions")
@@ -694,6 +722,10 @@ if __name__ == "__main__":
     parser.add_argument("--memory-sample", type=int, default=500,
                         help="plain sockets (and as many subscriptions) measured for memory "
                              "on quiet pods before the traffic")
+    parser.add_argument("--connect-budget", type=float, default=0.0, metavar="SECONDS",
+                        help="stop opening sockets after this long in each connect phase "
+                             "and measure with those open (0: open them all); a busy "
+                             "machine connects ever slower as more sockets take lines")
     parser.add_argument("--probes", type=int, default=20,
                         help="extra clients read by the main process, to time the service "
                              "apart from busy client processes")
