@@ -34,6 +34,10 @@ def _control_frame(opcode: int, payload: bytes = b"") -> bytes:
 
 
 PING = _control_frame(_PING)
+PONG_BUFFER_LIMIT = 64 * 1024
+"""A client's ping is answered only while less than this waits in the socket's send buffer:
+one that pings without reading must not make the server buffer pongs without bound (RFC
+6455 §5.5.3 lets a pong answer only the latest ping)."""
 
 
 class Heartbeat:
@@ -63,7 +67,8 @@ class Heartbeat:
         self._owing.discard(ws)
         if message.type is WSMsgType.PING:
             transport = self._sockets.get(ws)
-            if transport is not None and not ws.closed and not transport.is_closing():
+            if (transport is not None and not ws.closed and not transport.is_closing()
+                    and transport.get_write_buffer_size() < PONG_BUFFER_LIMIT):
                 transport.write(_control_frame(_PONG, message.data[:125]))
             return True
         return message.type is WSMsgType.PONG

@@ -62,9 +62,9 @@ The server closes with 1001 when it shuts down, and disconnects a client that ac
 nothing for a while. Pings go out every `log_heartbeat` seconds (25 by default); a client
 that has answered none by the next one is disconnected. To resume after a disconnect,
 reconnect with `since=<cursor of the last frame received>`: nothing is missed and nothing
-repeated, in any pod of the job. The cursor is opaque; it holds each pod's last timestamp and how many of its
-lines carry that timestamp, so a line that arrives late from one pod is not skipped (a
-plain timestamp, still accepted, would skip it). The same logs come as Server-Sent Events
+repeated, in any pod of the job. The cursor is opaque; it holds each pod's last timestamp
+and how many of its lines carry that timestamp, so a line that arrives late from one pod
+is not skipped (a plain timestamp, still accepted, would skip it). The same logs come as Server-Sent Events
 from `GET /api/v1/jobs/{jobId}/logs/stream`, and beside other streams on `WS /api/v1/stream`.
 """
 
