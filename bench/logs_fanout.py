@@ -55,7 +55,7 @@ CONNECTING = 100
 else the kernel drops SYNs and each dropped one costs its client 1, 3, 7, 15 s of TCP
 retransmits (``ListenOverflows`` in /proc/net/netstat): the slow, stalling connect of
 larger runs."""
-CONNECT_TIMEOUT = 60.0
+CONNECT_TIMEOUT = 120.0
 """Seconds one socket (or one multiplexed socket's subscriptions) may take to be ready
 before the run stops with what went wrong, instead of waiting forever."""
 PROGRESS_EVERY = 5.0
@@ -161,19 +161,26 @@ class Client:
             self.dropped += frame["count"]
 
     async def run(self, session: aiohttp.ClientSession, url: str, ready: asyncio.Event,
-                  connected: list) -> None:
+                  connected: list, live: bool = False) -> None:
+        """Read the socket; ``ready`` once open, or with ``live`` once its first line came
+        (its tail read and its stream followed: what the measuring counts on)."""
         async with session.ws_connect(url, params={"tail": "1", "timestamps": "false"},
                                       heartbeat=None) as ws:
             connected.append(self)
-            ready.set()
+            if not live:
+                ready.set()
             async for message in ws:
                 self.handle(orjson.loads(message.data), time.time_ns())
+                if self.count:
+                    ready.set()
 
 
 async def mux_socket(session: aiohttp.ClientSession, url: str, pods: list[str],
                      subscriptions: int, offset: int, ready: asyncio.Event,
-                     connected: list) -> None:
-    """One multiplexed socket with ``subscriptions`` log subscriptions, a Client each."""
+                     connected: list, live: bool = False) -> None:
+    """One multiplexed socket with ``subscriptions`` log subscriptions, a Client each;
+    ``ready`` once every subscription is answered (``subscribed`` or ``error``), or with
+    ``live`` once each has had its first line or an error."""
     async with session.ws_connect(url, heartbeat=None) as ws:
         clients: dict[str, Client] = {}
         for index in range(subscriptions):
@@ -183,30 +190,31 @@ async def mux_socket(session: aiohttp.ClientSession, url: str, pods: list[str],
                 "jobId": pods[(offset + index) % len(pods)], "tail": 1,
                 "timestamps": False}}).decode())
         connected.extend(clients.values())
-        answered = 0  # ready once every subscription is answered (subscribed or error)
+        waiting = set(clients)  # not answered yet (not live yet, with live)
         async for message in ws:
             frame = orjson.loads(message.data)
             client = clients.get(frame.get("id"))
             if client is None:
                 continue
-            if frame["type"] in ("subscribed", "error"):
-                answered += 1
-                if answered == subscriptions:
-                    ready.set()
             if frame["type"] == "error":
                 client.disorder += 1  # counted as not lossless
                 progress(f"subscription refused: {frame}")
             elif frame["type"] != "subscribed":
                 client.handle(frame, time.time_ns())
+            if waiting and (frame["type"] == "error" or client.count
+                            or (frame["type"] == "subscribed" and not live)):
+                waiting.discard(frame["id"])
+                if not waiting:
+                    ready.set()
 
 
 async def connect_mux(session, url: str, pods: list[str], sockets: int, subscriptions: int,
                       connected: list, tasks: list, offset: int = 0, *,
                       label: str = "multiplexed sockets", who: str = "main",
-                      concurrency: int = 10, deadline: float | None = None) -> float:
-    """Open ``sockets`` multiplexed sockets, ``concurrency`` at a time; each is ready once
-    every one of its subscriptions is answered. None opened past ``deadline`` (monotonic).
-    Seconds taken."""
+                      concurrency: int = 10, deadline: float | None = None,
+                      live: bool = False) -> float:
+    """Open ``sockets`` multiplexed sockets, ``concurrency`` at a time, each ready as
+    :func:`mux_socket` says. None opened past ``deadline`` (monotonic). Seconds taken."""
     started = time.monotonic()
     limit = asyncio.Semaphore(concurrency)
     counter = Counter(label, sockets, who)
@@ -218,7 +226,7 @@ async def connect_mux(session, url: str, pods: list[str], sockets: int, subscrip
             ready = asyncio.Event()
             task = asyncio.create_task(mux_socket(
                 session, url, pods, subscriptions, offset + index * subscriptions, ready,
-                connected))
+                connected, live))
             tasks.append(task)
             await until_ready(ready, task, f"multiplexed socket {index}")
             counter.add()
@@ -258,7 +266,7 @@ def client_worker(index: int, workers: int, started: float, budget: float | None
             # The handshakes in flight are shared out: all processes connect at once.
             took = await connect(session, urls, count, clients, tasks, who=who,
                                  concurrency=max(1, CONNECTING // workers),
-                                 deadline=_deadline(budget))
+                                 deadline=_deadline(budget), live=True)
             pipe.send((took, len(clients)))
             while (command := await loop.run_in_executor(None, pipe.recv)) != "stop":
                 if command == "mux":
@@ -266,7 +274,7 @@ def client_worker(index: int, workers: int, started: float, budget: float | None
                     took = await connect_mux(session, url, pods, sockets, subscriptions,
                                              subscribed, tasks, offset, who=who,
                                              concurrency=max(1, 10 // workers),
-                                             deadline=_deadline(budget))
+                                             deadline=_deadline(budget), live=True)
                     pipe.send((took, len(subscribed)))
                     continue
                 progress(f"measuring {len(clients)} sockets and {len(subscribed)} "
@@ -286,9 +294,11 @@ def client_worker(index: int, workers: int, started: float, budget: float | None
 
 async def connect(session, urls: list[str], count: int, connected: list, tasks: list, *,
                   label: str = "plain sockets", who: str = "main",
-                  concurrency: int = CONNECTING, deadline: float | None = None) -> float:
+                  concurrency: int = CONNECTING, deadline: float | None = None,
+                  live: bool = False) -> float:
     """Open ``count`` plain log sockets over ``urls``, ``concurrency`` at a time, none past
-    ``deadline`` (monotonic). Seconds taken; Stopped with the first failure."""
+    ``deadline`` (monotonic), each ready as :meth:`Client.run` says. Seconds taken; Stopped
+    with the first failure."""
     started = time.monotonic()
     limit = asyncio.Semaphore(concurrency)
     counter = Counter(label, count, who)
@@ -300,7 +310,7 @@ async def connect(session, urls: list[str], count: int, connected: list, tasks: 
             ready = asyncio.Event()
             client = Client()
             task = asyncio.create_task(client.run(session, urls[index % len(urls)], ready,
-                                                  connected))
+                                                  connected, live))
             tasks.append(task)
             await until_ready(ready, task, f"plain socket {index}")
             counter.add()
@@ -560,7 +570,8 @@ async def main(args: argparse.Namespace) -> None:
             took = time.monotonic() - started
             progress(f"{plain_open} plain sockets open in {took:.1f} s")
             probes: list[Client] = []
-            await connect(session, urls, args.probes, probes, tasks, label="probe sockets")
+            await connect(session, urls, args.probes, probes, tasks, label="probe sockets",
+                          live=True)
             await asyncio.sleep(1.0)  # let the tails arrive before measuring
             rss_after = rss_bytes(service.pid)
             mux_probes: list[Client] = []
@@ -573,7 +584,7 @@ async def main(args: argparse.Namespace) -> None:
                 mux_took = max(took for took, _ in answers)
                 subs_open = sum(n for _, n in answers)
                 await connect_mux(session, mux_url, pods, 1, args.subscriptions, mux_probes,
-                                  tasks, label="probe multiplexed socket")
+                                  tasks, label="probe multiplexed socket", live=True)
                 await asyncio.sleep(1.0)
                 progress(f"{subs_open} subscriptions open in {mux_took:.1f} s")
             rss_mux = rss_bytes(service.pid)
