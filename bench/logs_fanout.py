@@ -123,7 +123,7 @@ async def wait_http(url: str, timeout: float = 30.0) -> None:
                     if resp.status == 200:
                         return
             if time.monotonic() > deadline:
-                raise SystemExit(f"{url} did not answer 200 within {timeout} s")
+                raise Stopped(f"{url} did not answer 200 within {timeout} s")
             await asyncio.sleep(0.1)
 
 
@@ -539,7 +539,7 @@ async def main(args: argparse.Namespace) -> None:
                 "--port", str(app_port), "--no-access-log", "--log-level", "WARNING",
                 "--auth", "none",  # the fan-out is measured here, not TokenReviews
                 env=env, stdout=asyncio.subprocess.DEVNULL, stderr=log_file)
-        await wait_http(f"{app_url}/ready")
+        await wait_http(f"{app_url}/ready", 60.0)
         progress(f"service up (pid {service.pid}, its log: {service_log})")
         urls = [f"{app_url.replace('http', 'ws')}/api/v1/jobs/{pod}/logs/ws" for pod in pods]
         connector = aiohttp.TCPConnector(limit=0)
