@@ -35,6 +35,7 @@ from gpuctl_async.documents import ALL_KINDS, ParsedDocument, parse_document
 from gpuctl_async.documents.hostpaths import SYSTEM_DIRECTORIES_ONLY, HostPathPolicy
 from gpuctl_async.documents.parser import TEXT_FIELD
 from gpuctl_async.parser_worker import HEADER_BYTES, READY, WORKER_NICENESS, frame
+from gpuctl_async.passthrough import PassThrough
 
 log = logging.getLogger(__name__)
 
@@ -205,13 +206,18 @@ DOCUMENT_PARSER = web.AppKey("document_parser", DocumentParser)
 
 
 @web.middleware
-async def large_body_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def large_body_middleware(request: web.Request, handler: Handler) -> PassThrough:
     """A large body is read and handled holding one of the parser's body slots; waiting
     for one costs the loop nothing (the body stays in the socket), and a request that
-    waits longer than ``yaml_parse_timeout`` is answered 503."""
+    waits longer than ``yaml_parse_timeout`` is answered 503. Other requests pass through
+    (``gpuctl_async.passthrough``)."""
     length = request.content_length
     if request.method not in _WITH_BODY or (length is not None and length <= LARGE_BODY_BYTES):
-        return await handler(request)
+        return handler(request)
+    return _with_body_slot(request, handler)
+
+
+async def _with_body_slot(request: web.Request, handler: Handler) -> web.StreamResponse:
     parser = request.app[DOCUMENT_PARSER]
     try:
         async with asyncio.timeout(parser.timeout):
