@@ -47,6 +47,7 @@ from gpuctl_async.logs.hub import LogHub
 from gpuctl_async.metrics import kube_observer, setup_metrics
 from gpuctl_async.middleware import error_middleware
 from gpuctl_async.parsing import DOCUMENT_PARSER, setup_document_parsing
+from gpuctl_async.probes import setup_probes
 from gpuctl_async.ratelimit import setup_rate_limit
 from gpuctl_async.readiness import Readiness
 from gpuctl_async.requestids import setup_request_ids
@@ -115,12 +116,14 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     # Middleware order, outermost first: the request id (every answer and log line has one,
-    # and metrics count every answer there); CORS preflights and foreign WebSocket origins are
-    # answered before anything else; errors become JSON; rate limits apply before
+    # and metrics count every answer there); probes (/health, /ready) go from there straight
+    # to the error middleware and their handler; CORS preflights and foreign WebSocket
+    # origins are answered before anything else; errors become JSON; rate limits apply before
     # authentication (a flood never costs a TokenReview); large bodies wait for a slot before
     # validation reads them; validation needs the route.
     setup_request_ids(app)
     setup_metrics(app)
+    setup_probes(app)
     setup_cors(app, settings.cors_origins)
     app.middlewares.append(error_middleware)
     setup_rate_limit(app)
