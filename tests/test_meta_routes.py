@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 from aiohttp import web
@@ -10,6 +11,7 @@ from gpuctl_async import __version__
 from gpuctl_async.app import create_app
 from gpuctl_async.probes import probe
 from tests.helpers import without_request_id
+from tests.metrics_helpers import scrape
 
 
 async def test_root_names_service_and_version(offline_client):
@@ -123,3 +125,24 @@ async def test_a_probe_that_fails_still_gets_the_json_envelope(aiohttp_client,
     assert resp.status == 500
     assert await resp.json() == {"error": "Internal server error", "requestId": "p-2"}
     assert "Traceback" in caplog.text
+
+
+async def test_every_route_is_reached_by_its_own_paths(offline_client):
+    """Routes under one prefix are tried in the order they were added (the busiest first,
+    see ``create_app``): none may take another's requests. Each route gets a request for
+    its template with every ``{variable}`` filled in; the metrics name the route that
+    answered it."""
+    sent: list[tuple[str, str]] = []
+    for route in offline_client.app.router.routes():
+        resource = route.resource
+        if resource is None or route.method == "HEAD" or resource.canonical == "/metrics":
+            continue
+        template = resource.canonical
+        path = re.sub(r"\{[^}]+\}", "x1", template)
+        await offline_client.request(route.method, path)
+        sent.append((template, route.method))
+    assert len(sent) > 30
+    samples = await scrape(offline_client)
+    missed = [(template, method) for template, method in sent
+              if samples.total("gpuctl_http_requests_total", route=template, method=method) < 1]
+    assert not missed
