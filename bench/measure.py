@@ -37,6 +37,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def runqueue_seconds(pid: int) -> float:
+    """Time the main thread of ``pid`` has spent runnable but waiting for a CPU (the second
+    field of ``/proc/<pid>/schedstat``): what another process on the cores took from it, so a
+    wall-clock figure can be told apart from the process's own cost."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")

@@ -43,8 +43,8 @@ from pathlib import Path
 
 import aiohttp
 import orjson
-from measure import (cpu_seconds, free_port, load, percentile, rss_mib, start_sim, stop_all,
-                     wait_ready)
+from measure import (cpu_seconds, free_port, load, percentile, rss_mib, runqueue_seconds,
+                     start_sim, stop_all, wait_ready)
 from wrkload import INSTALL_HINT, run_wrk, wrk_available
 
 MIB = 1.0
@@ -213,9 +213,10 @@ async def churn_phase(session, url: str, sim_url: str, args, pods: list[tuple[st
         else:
             list_load = load(session, lambda: f"{url}/api/v1/jobs?pageSize=50&page="
                              f"{random.randint(1, pages)}", args.connections, seconds)
-        cpu_before = cpu_seconds(service_pid)
+        cpu_before, waited_before = cpu_seconds(service_pid), runqueue_seconds(service_pid)
         listed, _ = await asyncio.gather(list_load, probe_loop())
         churn_cpu = cpu_seconds(service_pid) - cpu_before
+        churn_waited = runqueue_seconds(service_pid) - waited_before
         async with session.delete(f"{sim_url}/_sim/churn") as response:
             report = await response.json()
     finally:
@@ -246,6 +247,11 @@ async def churn_phase(session, url: str, sim_url: str, args, pods: list[tuple[st
     figures.add("churn: job list rate under churn", rate, "req/s", fmt="{:,.0f}")
     figures.add("churn: service CPU, share of one core", 100 * churn_cpu / seconds, "%",
                 fmt="{:,.0f}")
+    # Runnable but not running: the list load, the sim and this process share the cores.
+    # With CPU and this near 100 % together, the service's loop is never idle, and the
+    # lags above are queueing, not one slow step.
+    figures.add("churn: service loop waiting for a CPU, share of the time",
+                100 * churn_waited / seconds, "%", fmt="{:,.0f}")
     if errors:
         figures.add("churn: job list non-200 answers", errors, "", 0, fmt="{:,.0f}")
     for index, lags in enumerate(watch_lags):
@@ -285,6 +291,9 @@ async def main(args: argparse.Namespace) -> None:
             figures.add("sim: seeding time", progress["seconds"], "s")
             figures.add("sim: longest hold of its loop while seeding",
                         progress["longestSliceMs"], "ms", 100)
+            # Wall-clock, so also whatever time other processes took the core meanwhile.
+            figures.add("sim: longest hold while seeding, CPU time of the slice",
+                        progress["longestSliceCpuMs"], "ms", 100)
             figures.add("sim: slowest /version answer while seeding", progress["slowestProbeMs"],
                         "ms", None)
             figures.add(f"sim: RSS with {total_pods:,} pods", rss_mib(sim.pid), "MiB", 4 * GIB,
@@ -302,6 +311,8 @@ async def main(args: argparse.Namespace) -> None:
             figures.add("service: ready after start", time.perf_counter() - started, "s", 20)
             # CPU time is what a loaded machine does not inflate: compare runs by it.
             figures.add("service: CPU time until ready", cpu_seconds(service.pid), "s")
+            figures.add("service: waiting for a CPU until ready (runqueue)",
+                        runqueue_seconds(service.pid), "s")
             figures.add("service: RSS when ready", rss_mib(service.pid), "MiB", GIB,
                         fmt="{:,.0f}")
 

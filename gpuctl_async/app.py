@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiohttp_apigami import validation_middleware
 
+from gpuctl_async.api.heartbeat import setup_heartbeat
 from gpuctl_async.api.meta import setup_meta
 from gpuctl_async.api.openapi import setup_openapi
 from gpuctl_async.api.jobs import setup_job_routes
@@ -142,6 +143,7 @@ def create_app(settings: Settings) -> web.Application:
     setup_node_routes(app)
     setup_job_feed_routes(app)
     setup_job_routes(app)
+    setup_heartbeat(app)  # the log sockets' (below)
     setup_log_routes(app)
     setup_log_event_routes(app)
     setup_stream_routes(app)

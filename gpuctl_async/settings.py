@@ -141,7 +141,8 @@ class Settings:
     """Longest wait (seconds, at most 0.05) to gather log lines into one WebSocket frame."""
 
     log_heartbeat: float = 25.0
-    """Seconds between pings on an idle log WebSocket (at most 30)."""
+    """Seconds between the pings every log WebSocket (``/logs/ws``, ``/api/v1/stream``) gets
+    (at most 30); one that has answered nothing by the next ping is disconnected."""
 
     log_sse_keepalive: float = 15.0
     """Seconds of silence after which a log event stream (SSE) gets a comment line, so

@@ -9,6 +9,8 @@ import pytest
 
 from gpuctl_async.k8s.client import KubeClient, build_api_client
 from gpuctl_async.k8s.informer import Informer, label_indexer
+from gpuctl_async.k8s.cache import keep_pod, shape_pod, take_listed_pod
+from gpuctl_async.k8s.podpages import split_page
 from gpuctl_async.k8s.resources import PODS
 from gpuctl_async.settings import Settings
 from tests.helpers import eventually
@@ -251,3 +253,37 @@ async def test_event_cache_keeps_only_recent_events_about_job_parts(sim, kube):
         await eventually(lambda: len(events), lambda n: n == 0, timeout=6)
     finally:
         await cache.stop()
+
+
+async def test_decoded_pages_list_in_pages_and_relist_only_the_difference(sim, kube):
+    """The pod cache decodes its own list pages (``k8s.podpages``): paging, the cached
+    objects and a relist's difference are as with whole-decoded pages."""
+    bound = {"spec": {"nodeName": "gpu-1", "containers": [
+        {"name": "main", "image": "busybox:1.36",
+         "resources": {"requests": {"cpu": "1"}}}]}}
+    sim.seed("pods", 20, namespace="default", template=bound)
+    informer = Informer(kube, PODS, page_size=7, keep=keep_pod, transform=shape_pod,
+                        split_page=split_page, take_item=take_listed_pod)
+    recorder = Recorder(informer)
+    sim.reset_counters()
+    informer.start()
+    try:
+        assert await informer.wait_for(lambda: informer.synced, 5)
+        assert sim.request_count("list", "pods") == 3  # 20 pods, 7 per page
+        assert cached(informer) == truth(sim)
+        for stored in sim.store.list("pods", namespace="default"):
+            assert informer.get("default", stored["metadata"]["name"]) == shape_pod(stored)
+        recorder.events.clear()
+        sim.close_watches()
+        sim.store.delete("pods", "seed-pod-00000", namespace="default", grace_period_seconds=0)
+        sim.store.create("pods", {**bound, "metadata": {"name": "newcomer"}},
+                         namespace="default")
+        sim.store.patch("pods", "seed-pod-00001", {"metadata": {"labels": {"x": "y"}}},
+                        namespace="default", patch_type="application/merge-patch+json")
+        sim.compact()
+        sim.close_watches()
+        await converged(sim, informer)
+        assert sorted(recorder.events) == [("ADDED", "newcomer"), ("DELETED", "seed-pod-00000"),
+                                           ("MODIFIED", "seed-pod-00001")]
+    finally:
+        await informer.stop()

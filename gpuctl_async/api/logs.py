@@ -9,6 +9,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp_apigami import docs, querystring_schema
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from gpuctl_async.api.heartbeat import HEARTBEAT
 from gpuctl_async.api.openapi import error_responses, json_content
 from gpuctl_async.api.params import RFC3339, CursorField, QueryBoolean
 from gpuctl_async.api.responses import json_response, require_websocket
@@ -58,11 +59,12 @@ Frames are JSON text:
   many log streams already (try again later).
 
 The server closes with 1001 when it shuts down, and disconnects a client that accepts
-nothing for a while. Pings go out regularly. To resume after a disconnect, reconnect with
-`since=<cursor of the last frame received>`: nothing is missed and nothing repeated, in any
-pod of the job. The cursor is opaque; it holds each pod's last timestamp and how many of its
-lines carry that timestamp, so a line that arrives late from one pod is not skipped (a
-plain timestamp, still accepted, would skip it). The same logs come as Server-Sent Events
+nothing for a while. Pings go out every `log_heartbeat` seconds (25 by default); a client
+that has answered none by the next one is disconnected. To resume after a disconnect,
+reconnect with `since=<cursor of the last frame received>`: nothing is missed and nothing
+repeated, in any pod of the job. The cursor is opaque; it holds each pod's last timestamp
+and how many of its lines carry that timestamp, so a line that arrives late from one pod
+is not skipped (a plain timestamp, still accepted, would skip it). The same logs come as Server-Sent Events
 from `GET /api/v1/jobs/{jobId}/logs/stream`, and beside other streams on `WS /api/v1/stream`.
 """
 
@@ -153,12 +155,14 @@ async def get_logs(request: web.Request) -> web.Response:
 async def stream_logs(request: web.Request) -> web.WebSocketResponse:
     settings = request.app[SETTINGS]
     query = request["querystring"]
-    ws = web.WebSocketResponse(heartbeat=settings.log_heartbeat, compress=False,
-                               protocols=(SUBPROTOCOL,))
+    # autoping off: the app's one heartbeat pings and sees the pongs (api.heartbeat).
+    ws = web.WebSocketResponse(autoping=False, compress=False, protocols=(SUBPROTOCOL,))
     require_websocket(ws, request)
     await ws.prepare(request)
     sockets = request.app[LOG_SOCKETS]
     sockets.add(ws)
+    heartbeat = request.app[HEARTBEAT]
+    heartbeat.add(ws, request)
     sink = Sink(ws, request, timestamps=query["timestamps"],
                 max_lines=settings.log_queue_lines, stall_timeout=settings.log_stall_timeout,
                 stats=request.app[LOG_HUB].stats)
@@ -197,9 +201,12 @@ async def stream_logs(request: web.Request) -> web.WebSocketResponse:
         # Following takes no task of its own (~1 KiB a client): the session's end closes.
         session.done.add_done_callback(ended)
         async for message in ws:
+            if heartbeat.consumed(ws, message):
+                continue
             if message.type == WSMsgType.ERROR:
                 break
     finally:
+        heartbeat.discard(ws)
         leaving = True
         for task in ending:
             task.cancel()

@@ -6,6 +6,7 @@ from aiohttp import WSMsgType, web
 from aiohttp_apigami import docs
 from marshmallow import Schema, fields
 
+from gpuctl_async.api.heartbeat import HEARTBEAT
 from gpuctl_async.api.job_feed import FEED_STATS
 from gpuctl_async.api.openapi import error_responses, json_content
 from gpuctl_async.api.responses import require_websocket
@@ -105,15 +106,20 @@ class StreamFrameSchema(Schema):
 async def stream(request: web.Request) -> web.WebSocketResponse:
     app = request.app
     settings = app[SETTINGS]
-    ws = web.WebSocketResponse(heartbeat=settings.log_heartbeat, compress=False,
-                               protocols=(SUBPROTOCOL,), max_msg_size=MAX_MESSAGE_BYTES)
+    # autoping off: the app's one heartbeat pings and sees the pongs (api.heartbeat).
+    ws = web.WebSocketResponse(autoping=False, compress=False, protocols=(SUBPROTOCOL,),
+                               max_msg_size=MAX_MESSAGE_BYTES)
     require_websocket(ws, request)
     await ws.prepare(request)
+    heartbeat = app[HEARTBEAT]
+    heartbeat.add(ws, request)
     mux = Multiplexer(request, ws, hub=app[LOG_HUB], cache=app[CACHE], listing=app[LISTING],
                       feed_stats=app[FEED_STATS], settings=settings)
     app[STREAM_SOCKETS][ws] = mux
     try:
         async for message in ws:
+            if heartbeat.consumed(ws, message):
+                continue
             if message.type == WSMsgType.TEXT:
                 mux.receive(message.data)
             elif message.type == WSMsgType.BINARY:
@@ -124,6 +130,7 @@ async def stream(request: web.Request) -> web.WebSocketResponse:
                 mux.abort()
                 break
     finally:
+        heartbeat.discard(ws)
         await mux.close()
         app[STREAM_SOCKETS].pop(ws, None)
     return ws

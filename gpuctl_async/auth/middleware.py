@@ -24,6 +24,7 @@ from gpuctl_async.appkeys import SETTINGS
 from gpuctl_async.auth.guard import ACCESS, IDENTITY, authorize
 from gpuctl_async.auth.permissions import Rule, rule_for
 from gpuctl_async.k8s.impersonation import acting_as
+from gpuctl_async.passthrough import PassThrough
 
 SUBPROTOCOL = "gpuctl.v1"
 """The WebSocket subprotocol the server selects (the routes' frames are JSON text)."""
@@ -77,15 +78,23 @@ def bearer_token(request: web.Request) -> tuple[str | None, web.Request]:
 
 
 @web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def auth_middleware(request: web.Request, handler: Handler) -> PassThrough:
+    # A pass-through (gpuctl_async.passthrough) unless there is a caller to check.
     if request.app[SETTINGS].auth == "none":
-        return await handler(request)
+        return handler(request)
     if request.match_info.http_exception is not None or is_open_path(request.path):
-        return await handler(request)  # unknown path or method: the 404/405 as usual
+        return handler(request)  # unknown path or method: the 404/405 as usual
     rule = route_rule(request)
     if rule is None or rule.where == "open":
         # No rule: setup_auth refuses to start with an unlisted route, so only open ones.
-        return await handler(request)
+        return handler(request)
+    return _authenticated(request, handler, rule)
+
+
+async def _authenticated(request: web.Request, handler: Handler,
+                         rule: Rule) -> web.StreamResponse:
+    """The caller's identity (and the route's permission) checked, then the handler as
+    that caller (its frame stays: it scopes the identity)."""
     token, request = bearer_token(request)
     if token is None:
         return _unauthorized("Authentication required: send 'Authorization: Bearer <token>' "

@@ -28,6 +28,7 @@ from gpuctl_async.k8s.cache import ClusterCache
 from gpuctl_async.k8s.client import KubeClient
 from gpuctl_async.k8s.informer import Informer
 from gpuctl_async.k8s.resources import NAMESPACES
+from gpuctl_async.passthrough import PassThrough
 
 HEADER = "X-Consistency-Token"
 RETRY_AFTER_SECONDS = "1"
@@ -77,9 +78,17 @@ def _cached_only(cache: ClusterCache, versions: consistency.Versions) -> consist
 
 
 @web.middleware
-async def consistency_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    wanted: consistency.Versions = {}
+def consistency_middleware(request: web.Request, handler: Handler) -> PassThrough:
     raw = request.headers.get(HEADER)
+    if raw is None and request.method in ("GET", "HEAD"):
+        # Nothing to wait for, no token to give back: a pass-through (gpuctl_async.passthrough).
+        return handler(request)
+    return _consistent(request, handler, raw)
+
+
+async def _consistent(request: web.Request, handler: Handler,
+                      raw: str | None) -> web.StreamResponse:
+    wanted: consistency.Versions = {}
     if raw is not None:
         try:
             wanted = consistency.decode(raw)

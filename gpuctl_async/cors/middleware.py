@@ -19,6 +19,7 @@ from aiohttp.typedefs import Handler
 
 from gpuctl_async.api.responses import json_response
 from gpuctl_async.cors.origins import OriginError, is_own_origin, normalise_origin
+from gpuctl_async.passthrough import PassThrough, answered
 
 ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE"
 # Authorization carries the bearer token; Content-Type: application/json is not "simple";
@@ -43,23 +44,23 @@ def _listed(origin: str | None, allowed: frozenset[str]) -> str | None:
 
 def _origin_middleware(allowed: frozenset[str]):
     @web.middleware
-    async def origin_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    def origin_middleware(request: web.Request, handler: Handler) -> PassThrough:
         origin = request.headers.get(hdrs.ORIGIN)
         if origin is not None and request.headers.get(hdrs.UPGRADE, "").lower() == "websocket":
             if not (_listed(origin, allowed)
                     or is_own_origin(origin, request.headers.get(hdrs.HOST))):
-                return json_response(
+                return answered(json_response(
                     {"error": f"WebSocket connections from origin '{origin}' are not allowed"},
-                    status=403)
+                    status=403))
         if (request.method == hdrs.METH_OPTIONS
                 and hdrs.ACCESS_CONTROL_REQUEST_METHOD in request.headers
                 and _listed(origin, allowed)):
-            return web.Response(status=204, headers={
+            return answered(web.Response(status=204, headers={
                 hdrs.ACCESS_CONTROL_ALLOW_METHODS: ALLOWED_METHODS,
                 hdrs.ACCESS_CONTROL_ALLOW_HEADERS: ALLOWED_HEADERS,
                 hdrs.ACCESS_CONTROL_MAX_AGE: PREFLIGHT_MAX_AGE,
-            })  # Allow-Origin and Vary are added on prepare, as for every answer
-        return await handler(request)
+            }))  # Allow-Origin and Vary are added on prepare, as for every answer
+        return handler(request)  # a pass-through: no frame held for a socket's life
 
     return origin_middleware
 

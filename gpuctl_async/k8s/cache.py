@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterable
+from typing import Any
 from datetime import datetime, timedelta, timezone
 
 from gpuctl_async.k8s import labels, resources
 from gpuctl_async.k8s.client import KubeClient
 from gpuctl_async.k8s.informer import Informer, Obj, label_indexer, owner_uid_indexer
+from gpuctl_async.k8s.podpages import split_page, take_pod
 from gpuctl_async.k8s.slim import drop_server_fields, slim_gpuctl_pod, slim_other_pod
 from gpuctl_async.k8s.timestamps import parse_time
 
@@ -61,6 +63,11 @@ def keep_pod(pod: Obj) -> bool:
 def shape_pod(pod: Obj) -> Obj:
     """gpuctl's pods as their readers need them, any other as accounting needs it."""
     return slim_gpuctl_pod(pod) if is_gpuctl(pod) else slim_other_pod(pod)
+
+
+def take_listed_pod(item: Any) -> Obj | None:
+    """A listed pod as the cache keeps it (``k8s.podpages``: other pods never built whole)."""
+    return take_pod(item, keep_pod, shape_pod)
 
 
 def node_indexer(obj: Obj) -> Iterable[str]:
@@ -113,7 +120,8 @@ class ClusterCache:
 
         workload = {"label_selector": GPUCTL_SELECTOR}
         controller_indexes = {JOB_INDEX: job_key_indexer, NAME_INDEX: name_indexer}
-        self.pods = informer(resources.PODS, keep=keep_pod, transform=shape_pod, indexers={
+        self.pods = informer(resources.PODS, keep=keep_pod, transform=shape_pod,
+                             split_page=split_page, take_item=take_listed_pod, indexers={
             JOB_INDEX: job_key_indexer, OWNER_INDEX: owner_uid_indexer, NODE_INDEX: node_indexer,
             NAME_INDEX: gpuctl_name_indexer})
         self.jobs = informer(resources.JOBS, **workload, indexers=controller_indexes)

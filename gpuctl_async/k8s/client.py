@@ -13,7 +13,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -186,8 +186,11 @@ class KubeClient:
         body: Any = None,
         content_type: str = "application/json",
         timeout: float | None = None,
-    ) -> dict[str, Any]:
-        """One request, answered with the response's JSON object; failures raise."""
+        decode: Callable[[bytes], Any] = orjson.loads,
+    ) -> Any:
+        """One request, answered with the response's JSON object (or what ``decode`` makes
+        of the body: e.g. a list page decoded to the fields a cache keeps); failures
+        raise."""
         response = await self.open(method, path, query=query, body=body,
                                    content_type=content_type,
                                    timeout=aiohttp.ClientTimeout(total=timeout or self.request_timeout))
@@ -197,6 +200,8 @@ class KubeClient:
             raise KubeUnavailable(f"Kubernetes API server stopped answering: {exc!r}") from None
         finally:
             response.release()
+        if method.upper() == "GET" and decode is not orjson.loads:
+            return decode(raw)
         answer = orjson.loads(raw) if raw else {}
         if method.upper() != "GET":
             consistency.record(path, answer)  # for the request's consistency token

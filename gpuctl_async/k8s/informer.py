@@ -28,6 +28,9 @@ label selector) in step with the API server:
 - an optional ``keep`` filter drops objects not worth caching (e.g. events of other kinds),
   and an optional ``transform`` slims objects down to the fields a cache needs (it must keep
   ``metadata.name``, ``namespace`` and ``resourceVersion``).
+- list pages may be decoded by the cache's own ``split_page`` (the body → its list metadata
+  and its items, in any form) and ``take_item`` (one item → what is cached, keep and transform
+  included, or None), so a page is never built whole only to be slimmed (``k8s.podpages``).
 
 Objects are never turned into kubernetes_asyncio models (dependencies.md: ~2 ms per pod).
 """
@@ -89,6 +92,8 @@ class Informer:
         indexers: dict[str, IndexFunc] | None = None,
         keep: Callable[[Obj], bool] | None = None,
         transform: Callable[[Obj], Obj] | None = None,
+        split_page: Callable[[bytes], tuple[Obj, list[Any]]] | None = None,
+        take_item: Callable[[Any], Obj | None] | None = None,
         page_size: int = 500,
         watch_timeout: int = 90,
         inactivity_timeout: float = 120.0,
@@ -108,6 +113,10 @@ class Informer:
         self._objects: dict[Key, Obj] = {}
         self._keep = keep
         self._transform = transform
+        if (split_page is None) != (take_item is None):
+            raise ValueError("split_page and take_item go together")
+        self._split_page = split_page
+        self._take_item = take_item
         self._indexers = dict(indexers or {})
         self._indexes: dict[str, dict[str, set[Key]]] = {name: {} for name in self._indexers}
         self._subscribers: list[Subscriber] = []
@@ -279,9 +288,26 @@ class Informer:
     async def _sleep(self, delay: float) -> None:
         await asyncio.sleep(random.uniform(0, delay))  # full jitter: spread reconnect storms
 
-    async def _list_page(self, token: str | None) -> Obj:
+    async def _list_page(self, token: str | None) -> tuple[Obj, list[Any]]:
+        """One page: its list metadata and its items (raw, for ``take_item``, when the cache
+        decodes its own pages)."""
         query = {"limit": self.page_size, "continue": token, "labelSelector": self.label_selector}
-        return await self.kube.request("GET", self.resource.path(), query=query)
+        if self._split_page is not None:
+            return await self.kube.request("GET", self.resource.path(), query=query,
+                                           decode=self._split_page)
+        page = await self.kube.request("GET", self.resource.path(), query=query)
+        return page.get("metadata", {}), page.get("items") or []
+
+    def _take(self, obj: Any) -> Obj | None:
+        """What is cached of one listed item (None: nothing)."""
+        if self._take_item is not None:
+            return self._take_item(obj)
+        if self._keep is not None and not self._keep(obj):
+            return None
+        # List items omit kind/apiVersion; watch events carry them.
+        obj.setdefault("kind", self.resource.kind)
+        obj.setdefault("apiVersion", self.resource.api_version)
+        return self._transform(obj) if self._transform else obj
 
     async def _relist(self) -> None:
         """List every page. The next page is asked for as soon as a page's continue token
@@ -291,11 +317,12 @@ class Informer:
         listed: dict[Key, Obj] = {}
         token: str | None = None  # of the page being fetched
         version = None
-        fetch: asyncio.Task[Obj] | None = asyncio.create_task(self._list_page(None))
+        fetch: asyncio.Task[tuple[Obj, list[Any]]] | None = asyncio.create_task(
+            self._list_page(None))
         try:
             while fetch is not None:
                 try:
-                    page = await fetch
+                    meta, items = await fetch
                 except KubeApiError as exc:
                     if exc.is_gone and token:  # continue token expired: start the list again
                         listed.clear()
@@ -303,21 +330,16 @@ class Informer:
                         fetch = asyncio.create_task(self._list_page(None))
                         continue
                     raise
-                meta = page.get("metadata", {})
                 version = version or meta.get("resourceVersion")
                 token = meta.get("continue") or None
                 fetch = asyncio.create_task(self._list_page(token)) if token else None
-                items = page.get("items") or ()
                 for start in range(0, len(items), LIST_CHUNK):
                     if start:
                         await asyncio.sleep(0)
-                    for obj in items[start:start + LIST_CHUNK]:
-                        if self._keep is not None and not self._keep(obj):
-                            continue
-                        # List items omit kind/apiVersion; watch events carry them.
-                        obj.setdefault("kind", self.resource.kind)
-                        obj.setdefault("apiVersion", self.resource.api_version)
-                        listed[object_key(obj)] = self._transform(obj) if self._transform else obj
+                    for item in items[start:start + LIST_CHUNK]:
+                        obj = self._take(item)
+                        if obj is not None:
+                            listed[object_key(obj)] = obj
         finally:
             if fetch is not None:
                 fetch.cancel()

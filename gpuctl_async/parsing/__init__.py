@@ -34,6 +34,7 @@ from gpuctl_async.errors import BadRequest, Unavailable, ValidationFailed
 from gpuctl_async.documents import ALL_KINDS, ParsedDocument, parse_document
 from gpuctl_async.documents.hostpaths import SYSTEM_DIRECTORIES_ONLY, HostPathPolicy
 from gpuctl_async.documents.parser import TEXT_FIELD, parse_outcome
+from gpuctl_async.passthrough import PassThrough
 
 log = logging.getLogger(__name__)
 
@@ -153,13 +154,18 @@ DOCUMENT_PARSER = web.AppKey("document_parser", DocumentParser)
 
 
 @web.middleware
-async def large_body_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def large_body_middleware(request: web.Request, handler: Handler) -> PassThrough:
     """A large body is read and handled holding one of the parser's body slots; waiting
     for one costs the loop nothing (the body stays in the socket), and a request that
-    waits longer than ``yaml_parse_timeout`` is answered 503."""
+    waits longer than ``yaml_parse_timeout`` is answered 503. Other requests pass through
+    (``gpuctl_async.passthrough``)."""
     length = request.content_length
     if request.method not in _WITH_BODY or (length is not None and length <= LARGE_BODY_BYTES):
-        return await handler(request)
+        return handler(request)
+    return _with_body_slot(request, handler)
+
+
+async def _with_body_slot(request: web.Request, handler: Handler) -> web.StreamResponse:
     parser = request.app[DOCUMENT_PARSER]
     try:
         async with asyncio.timeout(parser.timeout):

@@ -18,6 +18,7 @@ from aiohttp.typedefs import Handler
 
 from gpuctl_async.api.responses import json_response
 from gpuctl_async.appkeys import SETTINGS
+from gpuctl_async.passthrough import PassThrough, answered
 from gpuctl_async.ratelimit.buckets import TokenBuckets
 
 UNLIMITED_PATHS = frozenset({"/health", "/ready"})
@@ -35,15 +36,15 @@ def client_key(request: web.Request) -> str:
 
 def rate_limit_middleware(buckets: TokenBuckets):
     @web.middleware
-    async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    def rate_limit(request: web.Request, handler: Handler) -> PassThrough:
         if request.path not in UNLIMITED_PATHS:
             wait = buckets.take(client_key(request))
             if wait > 0:
                 retry_after = max(1, math.ceil(wait))
-                return json_response(
+                return answered(json_response(
                     {"error": f"Too many requests from this address; retry in {retry_after} s"},
-                    status=429, headers={hdrs.RETRY_AFTER: str(retry_after)})
-        return await handler(request)
+                    status=429, headers={hdrs.RETRY_AFTER: str(retry_after)}))
+        return handler(request)  # a pass-through: no frame held for a socket's life
 
     return rate_limit
 

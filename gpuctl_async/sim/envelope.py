@@ -11,12 +11,18 @@ pool), ``jobs`` gpuctl training Jobs with ``podsPerJob`` Running pods each (as
 ``/_sim/seed/running-jobs``, bound to the training pool), and ``otherPods`` Running pods of
 other workloads (no gpuctl labels, spread over every node, in namespaces ``other-<n>``):
 150,000 pods with the defaults. The answer is 202 at once; ``GET /_sim/seed/envelope`` reports
-progress (``done``, counts, ``seconds``, ``longestSliceMs``).
+progress (``done``, counts, ``seconds``, ``longestSliceMs``, ``longestSliceCpuMs``).
 
 Why chunked: one synchronous loop over 150,000 pods holds the sim's event loop for about a
 minute, and every watch, list and ``/version`` waits. The seeder does its writes in slices of
 ``sliceMs`` and yields to the loop between them; ``longestSliceMs`` is the longest time it held
-the loop, which the scale benchmark checks (≤ 100 ms).
+the loop, which the scale benchmark checks (≤ 100 ms). That is wall-clock time, and so
+includes any time the process was not running at all (another process on the core, a VM's
+steal): ``longestSliceCpuMs`` is the CPU time of that same kind of slice, what the seeding
+itself costs the loop. Measured at the envelope on the 2-core bench machine under load: no
+single step above ~20 ms of CPU (the longest are the history trims, which free 2,500 replaced
+objects at once), slices at most one step over the budget, while the wall-clock figure
+showed hundreds of milliseconds whenever other processes held the cores.
 """
 
 from __future__ import annotations
@@ -90,6 +96,7 @@ class EnvelopeSeeder:
         settings = {**DEFAULTS, **options}
         self.progress = {"started": True, "done": False, "nodes": 0, "jobs": 0, "pods": 0,
                          "otherPods": 0, "seconds": 0.0, "longestSliceMs": 0.0,
+                         "longestSliceCpuMs": 0.0,
                          "requested": settings}
         self._task = asyncio.get_running_loop().create_task(self._run(settings),
                                                             name="sim envelope seeding")
@@ -106,6 +113,7 @@ class EnvelopeSeeder:
         try:
             while True:
                 slice_start = time.perf_counter()
+                slice_cpu = time.thread_time()
                 finished = True
                 for _ in steps:
                     if time.perf_counter() - slice_start >= budget:
@@ -116,8 +124,11 @@ class EnvelopeSeeder:
                 # would hold the loop for seconds.
                 gc.freeze()
                 held = (time.perf_counter() - slice_start) * 1000
+                held_cpu = (time.thread_time() - slice_cpu) * 1000
                 self.progress["longestSliceMs"] = round(
                     max(self.progress["longestSliceMs"], held), 1)
+                self.progress["longestSliceCpuMs"] = round(
+                    max(self.progress["longestSliceCpuMs"], held_cpu), 1)
                 self.progress["seconds"] = round(time.perf_counter() - started, 2)
                 if finished:
                     break

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import pytest
 
+from gpuctl_async.api.heartbeat import HEARTBEAT
 from gpuctl_async.api.logs import LOG_SOCKETS
+from gpuctl_async.api.stream import STREAM_SOCKETS
 from tests.helpers import eventually
 from tests.logs.helpers import (FAST, LogSocket, add_pod, app_client, contiguous, create_job,
                                 number, open_slow, silent_client, slow_session, stalling_app)
@@ -60,6 +63,49 @@ async def test_idle_sockets_are_pinged(aiohttp_client, sim, tmp_path):
         while (await ws.receive()).type != aiohttp.WSMsgType.PING:
             pass
         await ws.close()
+
+
+async def _until_ping(ws) -> None:
+    while (message := await ws.receive()).type != aiohttp.WSMsgType.PING:
+        assert message.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.PONG), message
+
+
+@pytest.mark.parametrize("path", ["/api/v1/jobs/train/logs/ws", "/api/v1/stream"])
+async def test_a_socket_that_answers_no_ping_is_disconnected(aiohttp_client, sim, tmp_path,
+                                                             path):
+    api = await app_client(aiohttp_client, sim, tmp_path, log_heartbeat=0.2)
+    job = await create_job(api, sim, "train")
+    await add_pod(api, sim, job, "aaaaa", rate=0)
+    heartbeat = api.app[HEARTBEAT]
+    async with asyncio.timeout(10):
+        ws = await api.ws_connect(path, autoping=False)
+        await _until_ping(ws)  # ... and never a pong: a dead peer, as far as the server sees
+        while (message := await ws.receive()).type not in (aiohttp.WSMsgType.CLOSED,
+                                                           aiohttp.WSMsgType.ERROR):
+            assert message.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.PING)
+    assert heartbeat.dead == 1
+    await eventually(lambda: (len(api.app[LOG_SOCKETS]), len(api.app[STREAM_SOCKETS])),
+                     lambda n: n == (0, 0))
+    await ws.close()
+
+
+@pytest.mark.parametrize("path", ["/api/v1/jobs/train/logs/ws", "/api/v1/stream"])
+async def test_a_socket_that_answers_pings_stays_open(aiohttp_client, sim, tmp_path, path):
+    api = await app_client(aiohttp_client, sim, tmp_path, log_heartbeat=0.3)
+    job = await create_job(api, sim, "train")
+    await add_pod(api, sim, job, "aaaaa", rate=0)
+    async with asyncio.timeout(10):
+        ws = await api.ws_connect(path, autoping=False)
+        for _ in range(5):  # five beats, each answered only by the pong
+            await _until_ping(ws)
+            await ws.pong()
+        # The client's own ping is answered too, with its payload.
+        await ws.ping(b"are you there")
+        while (message := await ws.receive()).type != aiohttp.WSMsgType.PONG:
+            assert message.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.PING)
+        assert message.data == b"are you there"
+    assert not ws.closed and api.app[HEARTBEAT].dead == 0
+    await ws.close()
 
 
 async def test_cap_on_upstream_streams_answers_with_an_error_frame(aiohttp_client, sim,

@@ -51,6 +51,8 @@ async def test_envelope_seeding_runs_in_slices_while_the_api_answers(cluster):
     assert (progress["nodes"], progress["jobs"], progress["pods"], progress["otherPods"]) == \
         (30, 20, 60, 1500)
     assert progress["longestSliceMs"] > 0
+    # CPU time of a slice can only be the wall-clock time or less.
+    assert 0 < progress["longestSliceCpuMs"] <= progress["longestSliceMs"] + 1
     nodes = cluster.store.list("nodes")
     assert len([n for n in nodes if n["metadata"]["name"].startswith("node-")]) == 30
     assert {n["metadata"]["labels"].get(labels.POOL) for n in nodes} >= {
