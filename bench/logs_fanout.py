@@ -114,6 +114,14 @@ class Counter:
                      f"{self.total} open: measuring with those", self.who)
 
 
+def machine_busy() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine so far (``/proc/stat``): other
+    processes' share of the cores shows up here and nowhere else."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return sum(fields) - idle, sum(fields)
+
+
 async def wait_http(url: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     async with aiohttp.ClientSession() as session:
@@ -123,7 +131,7 @@ async def wait_http(url: str, timeout: float = 30.0) -> None:
                     if resp.status == 200:
                         return
             if time.monotonic() > deadline:
-                raise SystemExit(f"{url} did not answer 200 within {timeout} s")
+                raise Stopped(f"{url} did not answer 200 within {timeout} s")
             await asyncio.sleep(0.1)
 
 
@@ -539,7 +547,7 @@ async def main(args: argparse.Namespace) -> None:
                 "--port", str(app_port), "--no-access-log", "--log-level", "WARNING",
                 "--auth", "none",  # the fan-out is measured here, not TokenReviews
                 env=env, stdout=asyncio.subprocess.DEVNULL, stderr=log_file)
-        await wait_http(f"{app_url}/ready")
+        await wait_http(f"{app_url}/ready", 60.0)
         progress(f"service up (pid {service.pid}, its log: {service_log})")
         urls = [f"{app_url.replace('http', 'ws')}/api/v1/jobs/{pod}/logs/ws" for pod in pods]
         connector = aiohttp.TCPConnector(limit=0)
@@ -592,6 +600,7 @@ async def main(args: argparse.Namespace) -> None:
             streams = counters["logs"]["open"]
             cpu_start, wall_start = cpu_seconds(service.pid), time.monotonic()
             client_cpu_start = workers.cpu_seconds()
+            machine_start = machine_busy()
             progress(f"measuring for {args.seconds:g} s")
             workers.send(args.seconds)
             results, _ = await asyncio.gather(workers.answers(),
@@ -600,6 +609,9 @@ async def main(args: argparse.Namespace) -> None:
             wall = time.monotonic() - wall_start
             cpu = (cpu_seconds(service.pid) - cpu_start) / wall
             client_cpu = (workers.cpu_seconds() - client_cpu_start) / wall
+            machine_end = machine_busy()
+            busy = ((machine_end[0] - machine_start[0])
+                    / max(1, machine_end[1] - machine_start[1]))
             progress("measured; the figures:")
             mux_probe_report = report_clients(mux_probes, args.seconds, args.rate) \
                 if mux_probes else None
@@ -667,12 +679,14 @@ async def main(args: argparse.Namespace) -> None:
                   f"{args.workers} client processes: {client_cpu * 100:.0f}%, "
                   f"{os.cpu_count()} cores)")
             cores = os.cpu_count() or 1
-            if cpu + client_cpu > 0.8 * cores or client_cpu > 0.8 * args.workers:
-                print(f"  the machine is the limit: service and clients used "
-                      f"{(cpu + client_cpu) * 100:.0f}% of {cores * 100}% (the client "
-                      f"processes {client_cpu * 100:.0f}% of {args.workers * 100}%); their "
-                      f"delays are theirs as much as the service's: the probes, read by "
-                      f"this less busy process, time the service")
+            print(f"machine CPU:               {busy * 100:.0f}% busy over the window "
+                  f"(this run's service and clients: {(cpu + client_cpu) / cores * 100:.0f}%;"
+                  f" load average {os.getloadavg()[0]:.1f})")
+            if busy > 0.8 or client_cpu > 0.8 * args.workers:
+                print("  the machine is the limit (its cores were busy, with this run or "
+                      "others): the clients' delays are theirs as much as the service's; "
+                      "the probes, read by this less busy process, time the service, "
+                      "but they too wait for a core")
 
             for task in tasks:
                 task.cancel()
