@@ -26,7 +26,8 @@ With ``--load wrk`` the load comes from ``wrk`` (``apt-get install -y wrk``; ref
 hint when missing, see ``wrkload.py``) instead of this process's aiohttp client, which on 2
 cores costs about as much CPU as the service and so limits the figures; it also measures
 ``/health`` against the bare handler's, with the targets list ≥ 80 % and ``/health`` ≥ 90 %
-of the bare handler in the same run.
+of the bare handler in the same run, and beside each figure the serving process's CPU time
+per request (and the same ratios by it: a loaded machine moves the rates far more).
 
 Not a test: ``python bench/jobs_read.py [--jobs 1000 --pods-per-job 10 --namespaces 10]
 [--auth] [--load aiohttp|wrk] [--metrics-cost --rounds 12 --round-seconds 3]``.
@@ -110,9 +111,9 @@ def report(name: str, rate: float, latencies: list[float], errors: int) -> None:
           + (f", {errors} non-200 answers" if errors else ""))
 
 
-def report_wrk(name: str, result: WrkResult) -> None:
+def report_wrk(name: str, result: WrkResult, cpu_per_request: float) -> None:
     print(f"{name}: {result.rate:,.0f} req/s, p50 {result.p50_ms:.1f} ms, "
-          f"p99 {result.p99_ms:.1f} ms (wrk)"
+          f"p99 {result.p99_ms:.1f} ms (wrk), {cpu_per_request:.0f} µs CPU per request"
           + (f", {result.errors} errors or non-200 answers" if result.errors else ""))
 
 
@@ -134,25 +135,35 @@ async def start_bare(items: list, env: dict) -> tuple[asyncio.subprocess.Process
 
 
 async def wrk_phase(args, url: str, headers: dict, pages: int, job_list: list,
-                    items: list, env: dict, processes: list) -> None:
-    """List, detail and /health from wrk, then the bare handler's list and /health."""
+                    items: list, env: dict, processes: list, service_pid: int) -> None:
+    """List, detail and /health from wrk, then the bare handler's list and /health; each
+    with the serving process's CPU time per request, which a loaded machine inflates far
+    less than the rates (the ratios of those are printed too)."""
     list_paths = [f"/api/v1/jobs?pageSize=50&page={p}" for p in range(1, pages + 1)]
     detail_paths = [f"/api/v1/jobs/{name}?namespace={ns}" for ns, name in job_list]
     run = {"connections": args.connections, "seconds": args.seconds, "headers": headers}
-    listed = await run_wrk(url, list_paths, **run)
-    report_wrk("GET /api/v1/jobs?pageSize=50 (random pages)", listed)
-    report_wrk("GET /api/v1/jobs/{jobId} (random jobs)", await run_wrk(url, detail_paths, **run))
-    health = await run_wrk(url, ["/health"], **run)
-    report_wrk("GET /health", health)
+
+    async def measured(name: str, pid: int, base: str, paths: list[str]) -> tuple[float, float]:
+        used = cpu_seconds(pid)
+        result = await run_wrk(base, paths, **run)
+        per_request = 1e6 * (cpu_seconds(pid) - used) / max(1.0, result.rate * args.seconds)
+        report_wrk(name, result, per_request)
+        return result.rate, per_request
+
+    listed = await measured("GET /api/v1/jobs?pageSize=50 (random pages)", service_pid, url,
+                            list_paths)
+    await measured("GET /api/v1/jobs/{jobId} (random jobs)", service_pid, url, detail_paths)
+    health = await measured("GET /health", service_pid, url, ["/health"])
     bare, bare_url = await start_bare(items, env)
     processes.append(bare)
-    bare_list = await run_wrk(bare_url, ["/api/v1/jobs?pageSize=50&page=1"], **run)
-    report_wrk("bare aiohttp handler, same 50 items from memory", bare_list)
-    bare_health = await run_wrk(bare_url, ["/health"], **run)
-    report_wrk("bare aiohttp /health", bare_health)
-    print(f"job list / bare list: {100 * listed.rate / bare_list.rate:.0f}% (target >= 80%); "
-          f"/health / bare /health: {100 * health.rate / bare_health.rate:.0f}% "
+    bare_list = await measured("bare aiohttp handler, same 50 items from memory", bare.pid,
+                               bare_url, ["/api/v1/jobs?pageSize=50&page=1"])
+    bare_health = await measured("bare aiohttp /health", bare.pid, bare_url, ["/health"])
+    print(f"job list / bare list: {100 * listed[0] / bare_list[0]:.0f}% (target >= 80%); "
+          f"/health / bare /health: {100 * health[0] / bare_health[0]:.0f}% "
           f"(target >= 90%)")
+    print(f"the same by CPU per request (bare's / ours): job list "
+          f"{100 * bare_list[1] / listed[1]:.0f}%, /health {100 * bare_health[1] / health[1]:.0f}%")
 
 
 TWINS = ("on", "off", "control")  # control: metrics off again, the A/A pair of "off"
@@ -274,7 +285,8 @@ async def main(args: argparse.Namespace) -> None:
                 async with session.get(f"{url}/api/v1/jobs",
                                        params={"pageSize": 50, "page": 1}) as response:
                     items = (await response.json())["items"]
-                await wrk_phase(args, url, headers, pages, job_list, items, env, processes)
+                await wrk_phase(args, url, headers, pages, job_list, items, env, processes,
+                                service.pid)
                 print(f"service RSS after the load: {rss_mib(service.pid):.0f} MiB")
                 if args.metrics_cost:
                     await metrics_cost_phase(args, session, kubeconfig, env, pages, processes,

@@ -90,6 +90,7 @@ def run_serve(args: argparse.Namespace) -> int:
             loop_factory=lambda: new_event_loop(settings.event_loop),
             host=settings.host,
             port=settings.port,
+            backlog=settings.listen_backlog,
             access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
             access_log_class=AccessLogger,
             on_listening=lambda: log.info("Serving on http://%s:%d (docs at /docs)",

@@ -75,7 +75,8 @@ class JsonErrorRunner(web.AppRunner):
         return None if server is None else _Handlers(server)
 
 
-def run(app: web.Application, *, host: str, port: int, access_log: logging.Logger | None,
+def run(app: web.Application, *, host: str, port: int, backlog: int,
+        access_log: logging.Logger | None,
         access_log_class: type[AbstractAccessLogger], on_listening: Callable[[], None],
         loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None) -> None:
     """What ``web.run_app`` does for us, with :class:`JsonErrorRunner`: serve until SIGINT or
@@ -86,7 +87,7 @@ def run(app: web.Application, *, host: str, port: int, access_log: logging.Logge
                                  access_log_class=access_log_class)
         await runner.setup()
         try:
-            await web.TCPSite(runner, host, port).start()
+            await web.TCPSite(runner, host, port, backlog=backlog).start()
             on_listening()
             await asyncio.Event().wait()  # until a signal raises GracefulExit
         finally:

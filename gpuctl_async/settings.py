@@ -41,6 +41,12 @@ class Settings:
     port: int = 8000
     """TCP port to listen on (0: any free port)."""
 
+    listen_backlog: int = 1024
+    """Connections the kernel queues before the service accepts them (``listen(2)``'s
+    backlog, capped by ``net.core.somaxconn``). aiohttp's 128 overflows when thousands of
+    dashboards reconnect at once after a restart, and each dropped handshake costs its
+    client seconds of TCP retransmits."""
+
     kubeconfig: str | None = None
     """Kubeconfig file. Unset: ``$KUBECONFIG``, then ``~/.kube/config``, then in-cluster config."""
 
@@ -294,6 +300,9 @@ def load_settings(
                             f"{settings.event_loop!r}")
     if not 0 <= settings.port < 65536:
         raise SettingsError(f"setting 'port' must be between 0 and 65535, not {settings.port}")
+    if not 1 <= settings.listen_backlog <= 65535:
+        raise SettingsError(f"setting 'listen_backlog' must be between 1 and 65535, "
+                            f"not {settings.listen_backlog}")
     if settings.max_body_bytes < 1024:
         raise SettingsError("setting 'max_body_bytes' must be at least 1024")
     if not 0 <= settings.log_batch_window <= 0.05:

@@ -68,7 +68,8 @@ async def test_bad_setting_is_one_clear_line(tmp_path):
 
 
 async def test_serve_simulate_becomes_ready(tmp_path, unused_tcp_port):
-    """`serve --simulate` starts the simulated cluster in-process and turns /ready 200."""
+    """`serve --simulate` starts the simulated cluster in-process and turns /ready 200,
+    listening with the configured backlog (aiohttp's own is 128)."""
     import aiohttp
 
     from tests.helpers import eventually
@@ -77,7 +78,7 @@ async def test_serve_simulate_becomes_ready(tmp_path, unused_tcp_port):
         sys.executable, "-m", "gpuctl_async", "serve", "--simulate", "--port",
         str(unused_tcp_port), "--no-access-log",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        env=clean_env(tmp_path), cwd=tmp_path,
+        env=clean_env(tmp_path) | {"GPUCTL_LISTEN_BACKLOG": "777"}, cwd=tmp_path,
     )
     try:
         async with aiohttp.ClientSession() as session:
@@ -88,6 +89,11 @@ async def test_serve_simulate_becomes_ready(tmp_path, unused_tcp_port):
                 except aiohttp.ClientConnectionError:
                     return None
             await eventually(ready_status, lambda status: status == 200, timeout=30)
+        # ss shows a listening socket's backlog in its Send-Q column.
+        ss = await asyncio.create_subprocess_exec(
+            "ss", "-ltnH", f"sport = :{unused_tcp_port}", stdout=asyncio.subprocess.PIPE)
+        listening, _ = await asyncio.wait_for(ss.communicate(), timeout=10)
+        assert listening.split()[2] == b"777", listening
     finally:
         proc.terminate()
         _, err = await asyncio.wait_for(proc.communicate(), timeout=30)

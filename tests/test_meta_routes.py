@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 from aiohttp import web
 
 from gpuctl_async import __version__
 from gpuctl_async.app import create_app
+from gpuctl_async.probes import probe
 from tests.helpers import without_request_id
+from tests.metrics_helpers import scrape
 
 
 async def test_root_names_service_and_version(offline_client):
@@ -84,3 +87,62 @@ async def test_ready_once_kubernetes_answers_and_caches_synced(api):
     resp = await api.get("/ready")
     assert resp.status == 200
     assert await resp.json() == {"status": "ready"}
+
+
+async def test_probes_skip_the_inner_middlewares_but_keep_id_metrics_and_cors(
+        aiohttp_client, unreachable_settings):
+    ui = "https://ui.example.org"
+    client = await aiohttp_client(create_app(unreachable_settings.replace(cors_origins=(ui,))))
+    # A token the consistency middleware refuses elsewhere is not looked at for a probe.
+    bad_token = {"X-Consistency-Token": "not a token", "Origin": ui, "X-Request-ID": "probe-1"}
+    refused = await client.get("/api/v1/jobs", headers=bad_token)
+    assert refused.status == 400 and "X-Consistency-Token" in (await refused.json())["error"]
+    health = await client.get("/health", headers=bad_token)
+    assert health.status == 200 and (await health.json())["status"] == "healthy"
+    assert health.headers["X-Request-ID"] == "probe-1"
+    assert health.headers["Access-Control-Allow-Origin"] == ui
+    ready = await client.get("/ready", headers=bad_token)
+    assert ready.status == 503 and ready.headers["X-Request-ID"] == "probe-1"
+    assert "Kubernetes API server" in (await ready.json())["error"]
+    metrics = await (await client.get("/metrics")).text()
+    assert 'gpuctl_http_requests_total{method="GET",route="/health",status_class="2xx"} 1.0' \
+        in metrics
+    assert 'gpuctl_http_requests_total{method="GET",route="/ready",status_class="5xx"} 1.0' \
+        in metrics
+
+
+async def test_a_probe_that_fails_still_gets_the_json_envelope(aiohttp_client,
+                                                                unreachable_settings, caplog):
+    app = create_app(unreachable_settings)
+
+    @probe
+    async def broken_probe(request):
+        raise RuntimeError("secret internals")
+
+    app.router.add_get("/broken-probe", broken_probe)
+    client = await aiohttp_client(app)
+    resp = await client.get("/broken-probe", headers={"X-Request-ID": "p-2"})
+    assert resp.status == 500
+    assert await resp.json() == {"error": "Internal server error", "requestId": "p-2"}
+    assert "Traceback" in caplog.text
+
+
+async def test_every_route_is_reached_by_its_own_paths(offline_client):
+    """Routes under one prefix are tried in the order they were added (the busiest first,
+    see ``create_app``): none may take another's requests. Each route gets a request for
+    its template with every ``{variable}`` filled in; the metrics name the route that
+    answered it."""
+    sent: list[tuple[str, str]] = []
+    for route in offline_client.app.router.routes():
+        resource = route.resource
+        if resource is None or route.method == "HEAD" or resource.canonical == "/metrics":
+            continue
+        template = resource.canonical
+        path = re.sub(r"\{[^}]+\}", "x1", template)
+        await offline_client.request(route.method, path)
+        sent.append((template, route.method))
+    assert len(sent) > 30
+    samples = await scrape(offline_client)
+    missed = [(template, method) for template, method in sent
+              if samples.total("gpuctl_http_requests_total", route=template, method=method) < 1]
+    assert not missed

@@ -46,6 +46,7 @@ def test_shipped_config_file_is_all_defaults():
         ("", {"GPUCTL_ACCESS_LOG": "maybe"}, "setting 'access_log'"),
         ("", {"GPUCTL_LOG_LEVEL": "loud"}, "setting 'log_level'"),
         ("", {"GPUCTL_PORT": "70000"}, "between 0 and 65535"),
+        ("listen_backlog: 0\n", {}, "'listen_backlog' must be between 1 and 65535, not 0"),
         ("- a\n", {}, "must hold a mapping"),
         ("a: [\n", {}, "is not valid YAML"),
         # The server may stay silent until timeoutSeconds ends a watch: the read timeout

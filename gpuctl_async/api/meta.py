@@ -14,6 +14,7 @@ from gpuctl_async import __version__
 from gpuctl_async.api.openapi import error_responses, json_content
 from gpuctl_async.api.responses import dumps, json_response
 from gpuctl_async.appkeys import READINESS
+from gpuctl_async.probes import probe
 
 
 class ServiceInfoSchema(Schema):
@@ -51,6 +52,7 @@ async def service_info(request: web.Request) -> web.Response:
       description="Answers as long as the process serves HTTP; never contacts Kubernetes.",
       responses={200: json_content(HealthSchema, "Alive"),
                  **error_responses(rate_limited=False)})
+@probe
 async def health(request: web.Request) -> web.Response:
     return web.Response(body=_health_body(int(time.time())), content_type="application/json")
 
@@ -71,6 +73,7 @@ def _health_body(second: int) -> bytes:
       responses={200: json_content(ReadySchema, "Ready to serve"),
                  **error_responses(rate_limited=False),
                  503: json_content(NotReadySchema, "Not ready, with every reason")})
+@probe
 async def ready(request: web.Request) -> web.Response:
     reasons = await request.app[READINESS].not_ready_reasons()
     if reasons:
