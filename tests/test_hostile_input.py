@@ -382,6 +382,8 @@ async def test_parser_workers_run_below_the_loops_priority(aiohttp_client, unrea
     assert workers
     wanted = min(19, os.getpriority(os.PRIO_PROCESS, 0) + WORKER_NICENESS)
     assert {os.getpriority(os.PRIO_PROCESS, pid) for pid in workers} == {wanted}
+    # On Linux, the idle policy: a woken event loop preempts a parse at once.
+    assert {os.sched_getscheduler(pid) for pid in workers} == {os.SCHED_IDLE}
 
 
 async def test_a_parse_past_its_time_kills_the_worker_running_it(aiohttp_client,

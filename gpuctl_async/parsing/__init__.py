@@ -11,8 +11,9 @@ the worker, only the reason.
 Reads come first: a request with a body over :data:`LARGE_BODY_BYTES` (or of unknown length)
 is only read once one of ``yaml_workers`` body slots is free (:func:`large_body_middleware`).
 The others wait without reading, so aiohttp stops reading their sockets, and the loop's time
-goes to the GETs between them instead of to eight 1 MB uploads at once. The workers run at a
-lower CPU priority (:data:`WORKER_NICENESS`) than the service, for the same reason.
+goes to the GETs between them instead of to eight 1 MB uploads at once. The workers run
+below the service's CPU priority (Linux's idle policy,
+:func:`gpuctl_async.parser_worker.yield_the_cpu`), for the same reason.
 """
 
 from __future__ import annotations
