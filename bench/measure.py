@@ -107,3 +107,40 @@ async def load(session: aiohttp.ClientSession, make_url, connections: int, secon
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(connections)))
     return len(latencies) / (time.perf_counter() - started), latencies, errors
+
+
+def add_envelope_arguments(parser) -> None:
+    """The cluster size options of ``/_sim/seed/envelope`` (defaults: Kubernetes' envelope)."""
+    parser.add_argument("--nodes", type=int, default=5000)
+    parser.add_argument("--jobs", type=int, default=5000)
+    parser.add_argument("--pods-per-job", type=int, default=10)
+    parser.add_argument("--other-pods", type=int, default=100_000)
+    parser.add_argument("--namespaces", type=int, default=50)
+
+
+async def seed_envelope(session: aiohttp.ClientSession, sim_url: str, args, *,
+                        interval: float = 0.5, probe_version: bool = False) -> dict:
+    """Seed the sim through ``/_sim/seed/envelope`` with ``args``' sizes and wait until it is
+    done: its final progress report. With ``probe_version``, ``/version`` is asked between
+    polls and the slowest answer is added as ``slowestProbeMs`` (is the sim's loop free?)."""
+    async with session.post(f"{sim_url}/_sim/seed/envelope", json={
+            "nodes": args.nodes, "jobs": args.jobs, "podsPerJob": args.pods_per_job,
+            "otherPods": args.other_pods, "namespaces": args.namespaces}) as response:
+        assert response.status == 202, await response.text()
+    slowest = 0.0
+    while True:
+        if probe_version:
+            started = time.perf_counter()
+            async with session.get(f"{sim_url}/version") as response:
+                await response.read()
+            slowest = max(slowest, time.perf_counter() - started)
+        async with session.get(f"{sim_url}/_sim/seed/envelope") as response:
+            progress = await response.json()
+        if progress["done"]:
+            break
+        await asyncio.sleep(interval)
+    if "error" in progress:
+        raise RuntimeError(f"seeding failed: {progress['error']}")
+    if probe_version:
+        progress["slowestProbeMs"] = 1000 * slowest
+    return progress

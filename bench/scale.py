@@ -43,11 +43,10 @@ from pathlib import Path
 
 import aiohttp
 import orjson
-from measure import (cpu_seconds, free_port, load, percentile, rss_mib, runqueue_seconds,
-                     start_sim, stop_all, wait_ready)
+from measure import (add_envelope_arguments, cpu_seconds, free_port, load, percentile,
+                     rss_mib, runqueue_seconds, seed_envelope, start_sim, stop_all, wait_ready)
 from wrkload import INSTALL_HINT, run_wrk, wrk_available
 
-MIB = 1.0
 GIB = 1024.0
 
 
@@ -74,29 +73,6 @@ class Figures:
         for name, value, target, met in self.rows:
             verdict = "-" if met is None else ("yes" if met else "NO")
             print(f"{name.ljust(width)}  {value:>16}  {target:>16}  {verdict}")
-
-
-async def seed(session: aiohttp.ClientSession, sim_url: str, args) -> dict:
-    """Start the envelope seeding and probe ``/version`` until it is done."""
-    async with session.post(f"{sim_url}/_sim/seed/envelope", json={
-            "nodes": args.nodes, "jobs": args.jobs, "podsPerJob": args.pods_per_job,
-            "otherPods": args.other_pods, "namespaces": args.namespaces}) as response:
-        assert response.status == 202, await response.text()
-    slowest = 0.0
-    while True:
-        started = time.perf_counter()
-        async with session.get(f"{sim_url}/version") as response:
-            await response.read()
-        slowest = max(slowest, time.perf_counter() - started)
-        async with session.get(f"{sim_url}/_sim/seed/envelope") as response:
-            progress = await response.json()
-        if progress["done"]:
-            break
-        await asyncio.sleep(0.01)
-    if "error" in progress:
-        raise RuntimeError(f"seeding failed: {progress['error']}")
-    progress["slowestProbeMs"] = 1000 * slowest
-    return progress
 
 
 async def raw_watch(sim_url: str, lags: list[float], opened: asyncio.Event) -> None:
@@ -283,7 +259,8 @@ async def main(args: argparse.Namespace) -> None:
         processes.append(sim)
         connector = aiohttp.TCPConnector(limit=max(args.connections, 8) + 8)
         async with aiohttp.ClientSession(connector=connector) as session:
-            progress = await seed(session, sim_url, args)
+            progress = await seed_envelope(session, sim_url, args, interval=0.01,
+                                           probe_version=True)
             print(f"seeded {progress['nodes']} nodes, {progress['pods']} gpuctl pods in "
                   f"{progress['jobs']} jobs, {progress['otherPods']} other pods in "
                   f"{progress['seconds']:.1f} s")
@@ -379,11 +356,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true",
                         help="a tenth of the envelope, churn 20 s with 50 sockets")
-    parser.add_argument("--nodes", type=int, default=5000)
-    parser.add_argument("--jobs", type=int, default=5000)
-    parser.add_argument("--pods-per-job", type=int, default=10)
-    parser.add_argument("--other-pods", type=int, default=100_000)
-    parser.add_argument("--namespaces", type=int, default=50)
+    add_envelope_arguments(parser)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=5.0, help="per quiet route")
     parser.add_argument("--load", choices=("wrk", "aiohttp"), default=None,

@@ -24,25 +24,10 @@ import time
 from pathlib import Path
 
 import aiohttp
-from measure import (cpu_seconds, free_port, rss_mib, runqueue_seconds, start_sim, stop_all,
-                     wait_ready)
+from measure import (add_envelope_arguments, cpu_seconds, free_port, rss_mib, runqueue_seconds,
+                     seed_envelope, start_sim, stop_all, wait_ready)
 
 HERE = Path(__file__).resolve().parent.parent
-
-
-async def seed(session: aiohttp.ClientSession, url: str, args: argparse.Namespace) -> dict:
-    async with session.post(f"{url}/_sim/seed/envelope", json={
-            "nodes": args.nodes, "jobs": args.jobs, "podsPerJob": args.pods_per_job,
-            "otherPods": args.other_pods, "namespaces": args.namespaces}) as response:
-        assert response.status == 202, await response.text()
-    while True:
-        async with session.get(f"{url}/_sim/seed/envelope") as response:
-            progress = await response.json()
-        if progress["done"]:
-            if "error" in progress:
-                raise RuntimeError(f"seeding failed: {progress['error']}")
-            return progress
-        await asyncio.sleep(0.5)
 
 
 async def start_once(session: aiohttp.ClientSession, tree: Path, kubeconfig: Path) -> dict:
@@ -75,7 +60,7 @@ async def main(args: argparse.Namespace) -> None:
     sim, url = await start_sim("--kubeconfig-out", str(kubeconfig))
     try:
         async with aiohttp.ClientSession() as session:
-            progress = await seed(session, url, args)
+            progress = await seed_envelope(session, url, args)
             print(f"seeded {progress['nodes']} nodes, {progress['pods']} gpuctl pods, "
                   f"{progress['otherPods']} other pods in {progress['seconds']:.1f} s")
             for round_ in range(1, args.rounds + 1):
@@ -97,9 +82,5 @@ if __name__ == "__main__":
     parser.add_argument("--tree", action="append", default=[], metavar="NAME=PATH",
                         help="a checkout to start the service from (repeatable)")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--nodes", type=int, default=5000)
-    parser.add_argument("--jobs", type=int, default=5000)
-    parser.add_argument("--pods-per-job", type=int, default=10)
-    parser.add_argument("--other-pods", type=int, default=100_000)
-    parser.add_argument("--namespaces", type=int, default=50)
+    add_envelope_arguments(parser)
     asyncio.run(main(parser.parse_args()))
