@@ -261,6 +261,24 @@ async def test_reads_make_no_api_requests(sim, api, node):
     assert not any(verb in requests for verb in ("list", "get")), requests
 
 
+
+async def test_a_page_asked_again_shows_a_change_at_once(sim, api, node):
+    """Pages are reused within their second (ages count whole seconds) until a row changes:
+    a change, or a row's move, is in the very next answer, not the next second's."""
+    job = await create(api, sim, "training", "flips")
+    pod = await add_pod(api, sim, job, "aaaaa", {"phase": "Pending"}, node="gpu-1")
+    for phase in ("Running", "Pending", "Running", "Pending", "Running"):
+        assert (await jobs(api))["items"][0]["status"] != phase  # the page is memoized now
+        set_status(sim, pod, {"phase": phase})
+        await settle(api, sim)
+        assert (await jobs(api))["items"][0]["status"] == phase
+    other = await add_pod(api, sim, job, "bbbbb", {"phase": "Running"}, node="gpu-1")
+    assert [i["jobId"] for i in (await jobs(api))["items"]] == ["flips-bbbbb", "flips-aaaaa"]
+    sim.store.delete("pods", other["metadata"]["name"], namespace="default",
+                     grace_period_seconds=0)
+    await settle(api, sim)
+    assert [i["jobId"] for i in (await jobs(api))["items"]] == ["flips-aaaaa"]
+
 async def test_feed_sends_snapshot_then_coalesced_changes(sim, api, node):
     job = await create(api, sim, "training", "fed")
     first = await add_pod(api, sim, job, "aaaaa", {"phase": "Pending"}, node="gpu-1")

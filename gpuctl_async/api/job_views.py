@@ -221,15 +221,18 @@ async def list_jobs(request: web.Request) -> web.Response:
     options = {"page": query["page"], "page_size": query["pageSize"],
                "namespace": query.get("namespace"), "kind": query.get("kind"),
                "pool": query.get("pool"), "status": query.get("status")}
-    cache = request.app[CACHE]
-    body = memoized(cache, ("job page", _key(within), int(time.time()), *options.values()),
-                    _job_reads(cache),
-                    lambda: request.app[LISTING].page_json(within=within, **options))
+    listing = request.app[LISTING]
+    # A page reads the rows only (their reasons are kept up to date by the listing): the
+    # listing's version says when it must be rendered again, one number to compare.
+    body = memoized(request.app[CACHE], ("job page", _key(within), int(time.time()),
+                                         *options.values()),
+                    (), lambda: listing.page_json(within=within, **options),
+                    also=listing.version)
     return web.Response(body=body, content_type="application/json")
 
 
 def _job_reads(cache: ClusterCache) -> tuple:
-    """Every cache a job row or detail is computed from."""
+    """Every cache a job detail is computed from."""
     return (cache.pods, *cache.controllers(), cache.replica_sets, cache.events, cache.services,
             cache.nodes)
 

@@ -69,21 +69,23 @@ class ApiParser(AIOHTTPParser):
     async def parse(self, argmap, req=None, *, location=None, **kwargs):
         if location != "querystring" or req is None:
             return await super().parse(argmap, req, location=location, **kwargs)
-        if "" in req.query:
-            # marshmallow would call it an unknown field "" (reported as the body).
-            raise ValidationFailed("Invalid query string: a parameter has no name",
-                                   details={"query": ["a parameter has no name (as in '?=x')"]})
         key = (id(argmap), req.query_string)
-        try:
-            parsed = self._queries[key]
-        except KeyError:
+        parsed = self._queries.get(key)
+        if parsed is None:
+            # Checked on a miss only (a hit was a valid query string): ``req.query`` is parsed
+            # from the URL on first use, which a hit then never pays for.
+            if "" in req.query:
+                # marshmallow would call it an unknown field "" (reported as the body).
+                raise ValidationFailed(
+                    "Invalid query string: a parameter has no name",
+                    details={"query": ["a parameter has no name (as in '?=x')"]})
             parsed = await super().parse(argmap, req, location=location, **kwargs)
             self._queries[key] = parsed
             if len(self._queries) > QUERY_CACHE_SIZE:
                 self._queries.popitem(last=False)
         else:
             self._queries.move_to_end(key)
-        return copy.copy(parsed)
+        return parsed.copy() if type(parsed) is dict else copy.copy(parsed)
 
     def handle_error(self, error, req, schema, *, error_status_code, error_headers) -> NoReturn:
         messages = error.messages

@@ -138,6 +138,9 @@ class JobListing:
         # have synced (:meth:`_settle`): inserting 50,000 rows one by one into sorted lists
         # is a memmove of the list per row (~1 s of start-up at the envelope).
         self._pending: dict[RowKey, Row] = {}
+        self.version = 0
+        """Moves with every change of the rows or their order: what a rendered page depends
+        on besides the time (``k8s.memo``)."""
         self._listeners: list[Listener] = []
         self._namespace_listeners: dict[str, list[Listener]] = {}
         self._unsubscribe: list[Callable[[], None]] = []
@@ -269,6 +272,7 @@ class JobListing:
         if not self._pending or self._filling():
             return
         pending, self._pending = self._pending, {}
+        self.version += 1
         self._keys = sorted(pending)
         self._rows = [pending[key] for key in self._keys]
         for key, row in zip(self._keys, self._rows):
@@ -371,6 +375,7 @@ class JobListing:
         self._put(self._controller_keys, ident, _sort_key(controller, "controller"), row)
 
     def _put(self, index: dict, ident: Any, key: RowKey, row: Row) -> None:
+        self.version += 1
         previous = index.get(ident)
         if previous is not None and previous != key:
             self._remove(previous, notify=False)
@@ -404,6 +409,7 @@ class JobListing:
     def _remove(self, key: RowKey | None, *, notify: bool = True) -> None:
         if key is None:
             return
+        self.version += 1
         if self._filling():
             row = self._pending.pop(key, None)
             if row is not None:

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Hashable, Iterable
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from gpuctl_async.k8s import labels, resources
 from gpuctl_async.k8s.client import KubeClient
@@ -143,6 +143,9 @@ class ClusterCache:
                     self.stateful_sets, self.services, self.events, self.nodes, self.namespaces,
                     self.quotas, self.priority_classes)
         self._pruner: asyncio.Task[None] | None = None
+        self.memos: dict[Hashable, dict[Hashable, tuple[tuple, Any]]] = {}
+        """Answers computed from these caches, by kind of answer (``k8s.memo``): kept with
+        the caches they come from, and gone with them."""
 
     def controllers(self) -> tuple[Informer, Informer, Informer]:
         return self.jobs, self.deployments, self.stateful_sets

@@ -10,17 +10,14 @@ Answers are shared: never mutate one.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Hashable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from gpuctl_async.k8s.cache import ClusterCache
 from gpuctl_async.k8s.informer import Informer
 
 T = TypeVar("T")
 
-_MEMOS: weakref.WeakKeyDictionary[ClusterCache, dict[Hashable, dict[Hashable, tuple[tuple, Any]]]] \
-    = weakref.WeakKeyDictionary()
 MAX_ENTRIES = 2048  # per kind of answer (the first part of a tuple key)
 
 
@@ -30,7 +27,9 @@ def memoized(cache: ClusterCache, key: Hashable, reads: Sequence[Informer],
     (the version of some other state the answer reads, e.g. a ledger's)."""
     versions = (*((informer.synced, informer.resource_version) for informer in reads), also)
     kind = key[0] if isinstance(key, tuple) else key
-    memo = _MEMOS.setdefault(cache, {}).setdefault(kind, {})
+    memo = cache.memos.get(kind)
+    if memo is None:
+        memo = cache.memos[kind] = {}
     known = memo.get(key)
     if known is not None and known[0] == versions:
         return known[1]
