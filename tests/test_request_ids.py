@@ -17,6 +17,7 @@ from gpuctl_async.app import create_app
 from gpuctl_async.appkeys import CACHE
 from gpuctl_async.logsetup import AccessLogger, configure_logging
 from tests.conftest import sim_settings
+from tests.logs.helpers import add_pod, create_job
 
 HEX_ID = re.compile(r"[0-9a-f]{32}")
 SECRET = "s3cr3t-env-value-7f3a"
@@ -77,10 +78,18 @@ async def test_a_browser_page_may_send_and_read_the_id(aiohttp_client, sim, tmp_
     assert response.headers["X-Request-ID"] == "ui-1"
 
 
-async def test_a_websocket_upgrade_answers_with_the_id(api):
-    async with api.ws_connect(JOB_FEED_PATH, headers={"X-Request-ID": "ws-7"}) as ws:
-        assert ws._response.headers["X-Request-ID"] == "ws-7"
-        await ws.receive_json()
+async def test_answers_a_handler_sends_itself_carry_the_id(api, sim):
+    """WebSocket upgrades and the event stream are sent before the middleware sees them."""
+    job = await create_job(api, sim, "train")
+    await add_pod(api, sim, job, "aaaaa")
+    for n, path in enumerate((JOB_FEED_PATH, "/api/v1/stream", "/api/v1/jobs/train/logs/ws")):
+        async with api.ws_connect(path, headers={"X-Request-ID": f"ws-{n}"}) as ws:
+            assert ws._response.headers["X-Request-ID"] == f"ws-{n}", path
+    for method in ("GET", "HEAD"):
+        async with api.request(method, "/api/v1/jobs/train/logs/stream",
+                               headers={"X-Request-ID": f"sse-{method}"}) as response:
+            assert response.status == 200
+            assert response.headers["X-Request-ID"] == f"sse-{method}"
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp_apigami import docs, querystring_schema
 from marshmallow import Schema, fields, validate
 
+from gpuctl_async import requestids
 from gpuctl_async.api.job_views import JobItemSchema
 from gpuctl_async.api.openapi import error_responses, json_content
 from gpuctl_async.api.paths import JOB_FEED_PATH
@@ -32,9 +33,9 @@ from gpuctl_async.appkeys import LISTING
 from gpuctl_async.auth import SUBPROTOCOL
 from gpuctl_async.auth.guard import CLOSE_FORBIDDEN, read_scope
 from gpuctl_async.auth.permissions import LIST_PODS
+from gpuctl_async.documents import JOB_KINDS
 from gpuctl_async.errors import Forbidden, GpuctlError
 from gpuctl_async.jobs.feed import FeedStats, JobFeed
-from gpuctl_async.documents import JOB_KINDS
 
 HEARTBEAT_SECONDS = 25.0
 FEED_SOCKETS = web.AppKey("job_feed_sockets", weakref.WeakSet)
@@ -67,7 +68,7 @@ async def job_feed(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, protocols=(SUBPROTOCOL,))
     require_websocket(ws, request)  # a plain GET is told to upgrade, whatever the caches say
     listing.require_synced()  # a 503 must come before the upgrade
-    await ws.prepare(request)
+    await requestids.prepare(ws, request)
     request.app[FEED_SOCKETS].add(ws)
 
     async def scope() -> frozenset[str] | None:

@@ -7,6 +7,7 @@ import asyncio
 from aiohttp import web
 from aiohttp_apigami import docs, querystring_schema
 
+from gpuctl_async import requestids
 from gpuctl_async.api.logs import StreamQuerySchema
 from gpuctl_async.api.openapi import error_responses
 from gpuctl_async.appkeys import CACHE, LOG_HUB, SETTINGS
@@ -78,7 +79,7 @@ async def log_events(request: web.Request) -> web.StreamResponse:
     if pod is not None and all(p["metadata"]["name"] != pod for p in job.pods):
         raise NotFound(f"Pod '{pod}' not found in job '{job.name}'")
     response = web.StreamResponse(headers=HEADERS)
-    await response.prepare(request)
+    await requestids.prepare(response, request)
     if request.method == "HEAD":
         return response  # the headers say what a GET would stream
     hub = request.app[LOG_HUB]

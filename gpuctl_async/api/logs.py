@@ -9,6 +9,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp_apigami import docs, querystring_schema
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from gpuctl_async import requestids
 from gpuctl_async.api.heartbeat import HEARTBEAT
 from gpuctl_async.api.openapi import error_responses, json_content
 from gpuctl_async.api.params import RFC3339, CursorField, QueryBoolean
@@ -158,7 +159,7 @@ async def stream_logs(request: web.Request) -> web.WebSocketResponse:
     # autoping off: the app's one heartbeat pings and sees the pongs (api.heartbeat).
     ws = web.WebSocketResponse(autoping=False, compress=False, protocols=(SUBPROTOCOL,))
     require_websocket(ws, request)
-    await ws.prepare(request)
+    await requestids.prepare(ws, request)
     sockets = request.app[LOG_SOCKETS]
     sockets.add(ws)
     heartbeat = request.app[HEARTBEAT]

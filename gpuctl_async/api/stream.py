@@ -6,6 +6,7 @@ from aiohttp import WSMsgType, web
 from aiohttp_apigami import docs
 from marshmallow import Schema, fields
 
+from gpuctl_async import requestids
 from gpuctl_async.api.heartbeat import HEARTBEAT
 from gpuctl_async.api.job_feed import FEED_STATS
 from gpuctl_async.api.openapi import error_responses, json_content
@@ -110,7 +111,7 @@ async def stream(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(autoping=False, compress=False, protocols=(SUBPROTOCOL,),
                                max_msg_size=MAX_MESSAGE_BYTES)
     require_websocket(ws, request)
-    await ws.prepare(request)
+    await requestids.prepare(ws, request)
     heartbeat = app[HEARTBEAT]
     heartbeat.add(ws, request)
     mux = Multiplexer(request, ws, hub=app[LOG_HUB], cache=app[CACHE], listing=app[LISTING],
