@@ -11,7 +11,7 @@ from marshmallow import Schema, fields, validate
 from gpuctl_async.api.pagination import PageQuerySchema
 from gpuctl_async.api.openapi import error_responses, json_content
 from gpuctl_async.api.paths import JOB_PATH
-from gpuctl_async.api.responses import dumps
+from gpuctl_async.api.responses import dumps, json_bytes_response
 from gpuctl_async.appkeys import CACHE, EXPLAINER, LISTING
 from gpuctl_async.auth.guard import read_scope
 from gpuctl_async.auth.permissions import GET_PODS, LIST_PODS
@@ -228,7 +228,7 @@ async def list_jobs(request: web.Request) -> web.Response:
                                          *options.values()),
                     (), lambda: listing.page_json(within=within, **options),
                     also=listing.version)
-    return web.Response(body=body, content_type="application/json")
+    return json_bytes_response(body)
 
 
 def _job_reads(cache: ClusterCache) -> tuple:
@@ -259,7 +259,7 @@ async def get_job(request: web.Request) -> web.Response:
 
     body = memoized(cache, ("job", job_id, namespace, _key(within), int(time.time())),
                     _job_reads(cache), detail)
-    return web.Response(body=body, content_type="application/json")
+    return json_bytes_response(body)
 
 
 def setup_job_view_routes(app: web.Application) -> None:

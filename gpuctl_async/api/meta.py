@@ -12,7 +12,7 @@ from marshmallow import Schema, fields
 
 from gpuctl_async import __version__
 from gpuctl_async.api.openapi import error_responses, json_content
-from gpuctl_async.api.responses import dumps, json_response
+from gpuctl_async.api.responses import dumps, json_bytes_response, json_response
 from gpuctl_async.appkeys import READINESS
 from gpuctl_async.probes import probe
 
@@ -54,7 +54,7 @@ async def service_info(request: web.Request) -> web.Response:
                  **error_responses(rate_limited=False)})
 @probe
 async def health(request: web.Request) -> web.Response:
-    return web.Response(body=_health_body(int(time.time())), content_type="application/json")
+    return json_bytes_response(_health_body(int(time.time())))
 
 
 @functools.lru_cache(maxsize=2)

@@ -12,7 +12,7 @@ from marshmallow import Schema, fields, validate
 from gpuctl_async.api.openapi import error_responses, json_content
 from gpuctl_async.api.params import BodyBoolean
 from gpuctl_async.api.pools import node_writer
-from gpuctl_async.api.responses import dumps, json_response
+from gpuctl_async.api.responses import dumps, json_bytes_response, json_response
 from gpuctl_async.api.pagination import PageQuerySchema, paginate
 from gpuctl_async.appkeys import CACHE
 from gpuctl_async.documents.fields import selectable_label_value
@@ -169,7 +169,7 @@ async def list_nodes(request: web.Request) -> web.Response:
         key = ("node page", *(query.get(k) for k in ("page", "pageSize", "pool", "gpuType",
                                                      "status")))
         body = memoized(cache, key, (cache.nodes,), page, also=ledger.version)
-    return web.Response(body=body, content_type="application/json")
+    return json_bytes_response(body)
 
 
 @docs(tags=TAGS, summary="GPU occupancy of every node",

@@ -13,7 +13,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from gpuctl_async.api.openapi import error_responses, json_content
 from gpuctl_async.api.params import BodyBoolean
-from gpuctl_async.api.responses import dumps, json_response
+from gpuctl_async.api.responses import dumps, json_bytes_response, json_response
 from gpuctl_async.appkeys import CACHE, KUBE, SETTINGS
 from gpuctl_async.k8s.memo import memoized
 from gpuctl_async.pools import membership, pool_views
@@ -138,7 +138,7 @@ async def get_pool(request: web.Request) -> web.Response:
 
 
 def _json_bytes(body: bytes) -> web.Response:
-    return web.Response(body=body, content_type="application/json")
+    return json_bytes_response(body)
 
 
 @docs(tags=TAGS, summary="Create a resource pool",

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
+from multidict import CIMultiDict
 
 from gpuctl_async.errors import BadRequest
 
@@ -39,6 +40,16 @@ def require_websocket(ws: web.WebSocketResponse, request: web.Request) -> None:
     if not ws.can_prepare(request).ok:
         raise BadRequest(f"{request.path} is a WebSocket endpoint: a WebSocket upgrade is "
                          f"required (e.g. websocat 'ws://<host>{request.path}')")
+
+
+_JSON_HEADERS = CIMultiDict({hdrs.CONTENT_TYPE: "application/json"})
+
+
+def json_bytes_response(body: bytes) -> web.Response:
+    """A 200 of JSON already encoded (a cached page). Its headers are copied from one
+    template: ``content_type=`` builds the header anew for every answer, ~1 % of a cached
+    page's cost."""
+    return web.Response(body=body, headers=_JSON_HEADERS)
 
 
 def json_response(
