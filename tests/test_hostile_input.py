@@ -13,7 +13,8 @@ from aiohttp.test_utils import TestServer
 
 from gpuctl_async.app import create_app
 from gpuctl_async.appkeys import CACHE
-from gpuctl_async.parsing import DOCUMENT_PARSER, WORKER_NICENESS
+from gpuctl_async.parser_worker import WORKER_NICENESS
+from gpuctl_async.parsing import DOCUMENT_PARSER
 from gpuctl_async.serving import JsonErrorRunner
 from tests.helpers import eventually, job_yaml
 

@@ -286,6 +286,11 @@ async def test_feed_sends_snapshot_then_coalesced_changes(sim, api, node):
         snapshot = await ws.receive_json(timeout=5)
         assert snapshot["type"] == "snapshot"
         assert [i["jobId"] for i in snapshot["items"]] == ["fed-aaaaa"]
+        # The items the list shows, field for field (the age may have moved a second on).
+        listed = (await jobs(api, kind="training"))["items"]
+        assert [{**i, "age": None} for i in snapshot["items"]] == [
+            {**i, "age": None} for i in listed]
+        assert snapshot["items"][0]["age"].endswith("s")
         for phase in ("Running", "Succeeded"):  # a burst: at most one frame for this pod
             set_status(sim, first, {"phase": phase})
         second = await add_pod(api, sim, job, "bbbbb", {"phase": "Pending"}, node="gpu-1")
@@ -301,6 +306,7 @@ async def test_feed_sends_snapshot_then_coalesced_changes(sim, api, node):
         while frame["type"] != "DELETED":
             frame = await ws.receive_json(timeout=5)
         assert frame["item"]["jobId"] == "fed-bbbbb"
+        assert set(frame["item"]) == set(listed[0])  # a whole JobItem
         listed = {i["jobId"]: i["status"] for i in (await jobs(api))["items"]}
         assert listed == {"fed-aaaaa": "Succeeded"}
 

@@ -74,15 +74,15 @@ async def job_feed(request: web.Request) -> web.WebSocketResponse:
     async def scope() -> frozenset[str] | None:
         return await read_scope(request, LIST_PODS, filters.get("namespace"))
 
-    async def send(frame: dict) -> None:
-        await ws.send_str(dumps(frame).decode())
+    async def send(kind: str, frame: bytes) -> None:
+        await ws.send_frame(frame, WSMsgType.TEXT)  # JSON already: no str round trip
 
     async def follow() -> None:
         try:
             await JobFeed(listing, filters, scope, stats=request.app[FEED_STATS]).run(send)
         except GpuctlError as exc:  # refused (4403), or the check failed (1011)
             code = CLOSE_FORBIDDEN if isinstance(exc, Forbidden) else WSCloseCode.INTERNAL_ERROR
-            await ws.send_str(dumps({"type": "error", "data": exc.message}).decode())
+            await ws.send_frame(dumps({"type": "error", "data": exc.message}), WSMsgType.TEXT)
             await ws.close(code=code, message=exc.message.encode()[:120])
 
     sender = asyncio.create_task(follow(), name="job feed")

@@ -21,7 +21,10 @@ from gpuctl_async.jobs.listing import JobListing, Row
 
 COALESCE_SECONDS = 0.2
 
-Send = Callable[[dict], Awaitable[None]]
+Send = Callable[[str, bytes], Awaitable[None]]
+"""``send(type, frame)``: a frame's ``type`` and the frame as JSON. Frames are assembled from
+each row's cached JSON (``Row.encode``), so a change is encoded once for all the feeds that
+send it, not once per socket."""
 Scope = Callable[[], Awaitable[Container[str] | None]]
 """Where the caller may list pods now (None: everywhere); raises GpuctlError (Forbidden...)."""
 
@@ -68,8 +71,8 @@ class JobFeed:
         # Before the snapshot: no gap. A namespace filter is applied by the listing itself.
         stop_listening = self.listing.listen(self._on_change, self.filters.get("namespace"))
         try:
-            await send({"type": "snapshot",
-                        "items": self.listing.items(within=within, **self.filters)})
+            await send("snapshot", b'{"type":"snapshot","items":%s}'
+                       % self.listing.items_json(within=within, **self.filters))
             self.stats.frames_sent += 1
             while True:
                 await self._wake.wait()
@@ -80,7 +83,8 @@ class JobFeed:
                 now = time.time()
                 for event, row in batch:
                     if within is None or row.item["namespace"] in within:
-                        await send({"type": event, "item": row.render(now)})
+                        await send(event, b'{"type":"%s","item":%s}'
+                                   % (event.encode(), row.encode(now)))
                         self.stats.frames_sent += 1
                 await asyncio.sleep(self.window)  # the coalescing window, not a wait
         finally:

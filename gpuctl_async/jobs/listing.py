@@ -62,9 +62,6 @@ class Row:
     def age(self, now: float) -> str:
         return "N/A" if self.created is None else job_status.format_duration(now - self.created)
 
-    def render(self, now: float) -> dict[str, Any]:
-        return {**self.item, "age": self.age(now)}
-
     def encode(self, now: float) -> bytes:
         second = int(now)
         if second != self._encoded_second:
@@ -244,10 +241,12 @@ class JobListing:
         now = time.time()
         return b'{"total":%d,"items":[%s]}' % (total, b",".join(r.encode(now) for r in rows))
 
-    def items(self, *, within: Container[str] | None = None, **filters: str | None) -> list[dict]:
+    def items_json(self, *, within: Container[str] | None = None,
+                   **filters: str | None) -> bytes:
+        """Every matching row, as a JSON array."""
         self.require_synced()
         now = time.time()
-        return [row.render(now) for row in self.rows(within=within, **filters)]
+        return b"[%s]" % b",".join(row.encode(now) for row in self.rows(within=within, **filters))
 
     # -- maintenance ----------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from gpuctl_async.errors import BadRequest, Unavailable, ValidationFailed
 from gpuctl_async.documents import ALL_KINDS, ParsedDocument, parse_document
 from gpuctl_async.documents.hostpaths import SYSTEM_DIRECTORIES_ONLY, HostPathPolicy
 from gpuctl_async.documents.parser import TEXT_FIELD
-from gpuctl_async.parser_worker import HEADER_BYTES, READY, WORKER_NICENESS, frame
+from gpuctl_async.parser_worker import HEADER_BYTES, READY, frame
 from gpuctl_async.passthrough import PassThrough
 
 log = logging.getLogger(__name__)

@@ -125,10 +125,10 @@ class Subscription:
 
         head = b'{"id":' + orjson.dumps(self.id) + b","
 
-        async def send(frame: dict) -> None:
-            if frame["type"] == "snapshot":  # the first check passed
+        async def send(kind: str, frame: bytes) -> None:
+            if kind == "snapshot":  # the first check passed
                 self.outbox.control("subscribed", jobs=filters)
-            self.outbox.frame(head + orjson.dumps(frame)[1:])
+            self.outbox.frame(head + frame[1:])
 
         await JobFeed(mux.listing, filters, scope, stats=mux.feed_stats).run(send)
 
