@@ -279,6 +279,15 @@ async def test_a_page_asked_again_shows_a_change_at_once(sim, api, node):
     await settle(api, sim)
     assert [i["jobId"] for i in (await jobs(api))["items"]] == ["flips-aaaaa"]
 
+async def test_a_reused_page_shows_ages_moving_on(sim, api, node):
+    """A page is reused until one of its ages would read differently, never longer."""
+    job = await create(api, sim, "training", "ages")
+    await add_pod(api, sim, job, "aaaaa", {"phase": "Running"}, node="gpu-1")
+    first = (await jobs(api))["items"][0]["age"]
+    assert first.endswith("s")
+    await eventually(lambda: jobs(api), lambda b: b["items"][0]["age"] != first, timeout=5)
+
+
 async def test_feed_sends_snapshot_then_coalesced_changes(sim, api, node):
     job = await create(api, sim, "training", "fed")
     first = await add_pod(api, sim, job, "aaaaa", {"phase": "Pending"}, node="gpu-1")

@@ -221,14 +221,8 @@ async def list_jobs(request: web.Request) -> web.Response:
     options = {"page": query["page"], "page_size": query["pageSize"],
                "namespace": query.get("namespace"), "kind": query.get("kind"),
                "pool": query.get("pool"), "status": query.get("status")}
-    listing = request.app[LISTING]
-    # A page reads the rows only (their reasons are kept up to date by the listing): the
-    # listing's version says when it must be rendered again, one number to compare.
-    body = memoized(request.app[CACHE], ("job page", _key(within), int(time.time()),
-                                         *options.values()),
-                    (), lambda: listing.page_json(within=within, **options),
-                    also=listing.version)
-    return json_bytes_response(body)
+    # The listing keeps rendered pages until a row or a shown age changes.
+    return json_bytes_response(request.app[LISTING].page_json(within=_key(within), **options))
 
 
 def _job_reads(cache: ClusterCache) -> tuple:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Container, Iterator
@@ -38,6 +39,7 @@ RowKey = tuple[float, str, str, str]  # (-created, namespace, name, kind of row)
 # Longest a waiting row's message lags a change elsewhere in its pool (the job feed coalesces
 # over 0.2 s anyway); bounds the cost of a busy pool to a few passes a second.
 REEXPLAIN_SECONDS = 0.1
+MAX_PAGES = 2048  # rendered pages kept (page, size, scope, filters)
 Listener = Callable[[str, "Row"], None]
 
 
@@ -53,20 +55,21 @@ class Row:
 
     def __post_init__(self) -> None:
         # The item as JSON up to the age, encoded once per change rather than once per read,
-        # and the whole item as JSON for the current second (ages count whole seconds): a
-        # page is then mostly a join of 50 cached byte strings.
+        # and the whole item as JSON until its age reads differently (a second for a new
+        # row, up to a day for an old one): a page is then a join of 50 cached byte strings.
         self._json_head = orjson.dumps(self.item)[:-1] + b',"age":"'
-        self._encoded_second = -1
+        self.encoded_until = -math.inf
+        """When :meth:`encode`'s answer stops being true (seconds since the epoch)."""
         self._encoded = b""
 
-    def age(self, now: float) -> str:
-        return "N/A" if self.created is None else job_status.format_duration(now - self.created)
-
     def encode(self, now: float) -> bytes:
-        second = int(now)
-        if second != self._encoded_second:
-            self._encoded = self._json_head + self.age(now).encode() + b'"}'
-            self._encoded_second = second
+        if now >= self.encoded_until:
+            if self.created is None:
+                age, self.encoded_until = "N/A", math.inf
+            else:
+                age, change = job_status.duration_and_change(now - self.created)
+                self.encoded_until = self.created + change
+            self._encoded = self._json_head + age.encode() + b'"}'
         return self._encoded
 
 
@@ -137,7 +140,9 @@ class JobListing:
         self._pending: dict[RowKey, Row] = {}
         self.version = 0
         """Moves with every change of the rows or their order: what a rendered page depends
-        on besides the time (``k8s.memo``)."""
+        on besides the time."""
+        self._pages: dict[tuple, tuple[int, float, bytes]] = {}
+        """Rendered pages: (version, valid until, body) by page, size, scope and filters."""
         self._listeners: list[Listener] = []
         self._namespace_listeners: dict[str, list[Listener]] = {}
         self._unsubscribe: list[Callable[[], None]] = []
@@ -233,13 +238,25 @@ class JobListing:
         matching = list(self.rows(within=within, **filters))
         return len(matching), matching[start:start + page_size]
 
-    def page_json(self, *, page: int, page_size: int, within: Container[str] | None = None,
+    def page_json(self, *, page: int, page_size: int, within: frozenset[str] | None = None,
                   **filters: str | None) -> bytes:
-        """The ``{"total", "items"}`` body of a page, as JSON."""
+        """The ``{"total", "items"}`` body of a page, as JSON: the same bytes again until a
+        row changes (:attr:`version`) or one of the page's ages reads differently. Pages
+        expire one by one, as their rows' ages move on, rather than all at each new second
+        (a thousand pages rendered at once delayed every answer behind them)."""
         self.require_synced()
-        total, rows = self.page(page=page, page_size=page_size, within=within, **filters)
         now = time.time()
-        return b'{"total":%d,"items":[%s]}' % (total, b",".join(r.encode(now) for r in rows))
+        key = (page, page_size, within, *filters.items())
+        known = self._pages.get(key)
+        if known is not None and known[0] == self.version and now < known[1]:
+            return known[2]
+        total, rows = self.page(page=page, page_size=page_size, within=within, **filters)
+        body = b'{"total":%d,"items":[%s]}' % (total, b",".join(r.encode(now) for r in rows))
+        if len(self._pages) >= MAX_PAGES:
+            self._pages.clear()  # e.g. pages of filters asked once: start again, not grow
+        self._pages[key] = (self.version, min((r.encoded_until for r in rows),
+                                              default=math.inf), body)
+        return body
 
     def items_json(self, *, within: Container[str] | None = None,
                    **filters: str | None) -> bytes:

@@ -111,13 +111,20 @@ def format_age(stamp: str | None, now: datetime | None = None) -> str:
     return format_duration(((now or datetime.now(timezone.utc)) - when).total_seconds())
 
 
+_UNITS = ((60, 1, "s"), (3600, 60, "m"), (86400, 3600, "h"), (float("inf"), 86400, "d"))
+
+
 def format_duration(seconds: float) -> str:
     """``45s``, ``12m``, ``3h`` or ``2d``, truncated; never negative (clock skew)."""
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m"
-    if seconds < 86400:
-        return f"{seconds // 3600}h"
-    return f"{seconds // 86400}d"
+    return duration_and_change(seconds)[0]
+
+
+def duration_and_change(seconds: float) -> tuple[str, int]:
+    """:func:`format_duration` of ``seconds``, and the duration at which that text changes
+    next (``"12m"``: 780): a shown age stays true until then, a second or days away."""
+    whole = max(0, int(seconds))
+    for below, unit, suffix in _UNITS:
+        if whole < below:
+            count = whole // unit
+            return f"{count}{suffix}", (count + 1) * unit
+    raise AssertionError("unreachable: the last unit has no bound")
