@@ -3,9 +3,10 @@
 An informer's ``resource_version`` moves with every change it applies, so the versions of the
 caches an answer reads say whether it can still be given as it is. At 5,000 nodes, sorting
 them and summing pools on every request held the loop for milliseconds per request; with
-this a quiet cluster's pool list is a dictionary lookup, and a job page or detail asked for
-again within the same second (ages count whole seconds) is its bytes from the last time.
-Answers are shared: never mutate one.
+this a quiet cluster's pool list is a dictionary lookup, and a job detail asked for again
+within the same second (ages count whole seconds) is its bytes from the last time (job pages
+are kept by the listing itself: ``JobListing.page_json``). Answers are shared: never mutate
+one. The memos are kept on the :class:`ClusterCache` they are computed from.
 """
 
 from __future__ import annotations
