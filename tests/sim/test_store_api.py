@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 
 import orjson
 import pytest
@@ -53,6 +54,27 @@ async def test_python_writes_reach_http_watchers(k8s, sim):
                 if len(got) == 2:
                     break
     assert got == [("ADDED", "Pending"), ("MODIFIED", "Running")]
+
+
+def generated(prefix: str) -> dict:
+    body = pod("")
+    body["metadata"] = {"generateName": prefix}
+    return body
+
+
+async def test_a_taken_generated_name_is_generated_again(sim):
+    """As kube-apiserver since 1.32 (RetryGenerateName): a collision is not a 409."""
+    state = random.getstate()
+    try:
+        random.seed(4420)
+        first = sim.store.create("pods", generated("worker-"), namespace="default")
+        random.seed(4420)  # the same suffix comes first again
+        second = sim.store.create("pods", generated("worker-"), namespace="default")
+    finally:
+        random.setstate(state)
+    assert first["metadata"]["name"].startswith("worker-")
+    assert second["metadata"]["name"].startswith("worker-")
+    assert first["metadata"]["name"] != second["metadata"]["name"]
 
 
 async def test_python_api_returns_private_copies(sim):
