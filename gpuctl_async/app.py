@@ -37,7 +37,8 @@ from gpuctl_async.appkeys import (
 from gpuctl_async.auth import auth_middleware, setup_auth
 from gpuctl_async.consistency import setup_consistency
 from gpuctl_async.cors import setup_cors
-from gpuctl_async.heap import freeze_when_synced, restore_thresholds, thaw, young_threshold
+from gpuctl_async.heap import (freeze_when_synced, pace_young_passes, restore_thresholds, thaw,
+                               young_threshold)
 from gpuctl_async.jobs.create import JobSubmitter
 from gpuctl_async.jobs.listing import JobListing
 from gpuctl_async.jobs.reasons import Explainer
@@ -95,11 +96,17 @@ async def kubernetes_ctx(app: web.Application) -> AsyncIterator[None]:
     freezer = (asyncio.create_task(freeze_when_synced(cache), name="heap freezer")
                if settings.freeze_heap else None)
     thresholds = young_threshold(settings.gc_young_threshold)
+    pacer = (asyncio.create_task(pace_young_passes(settings.gc_young_interval),
+                                 name="young collections") if settings.gc_young_interval else None)
     cache.start()
     try:
         yield
     finally:
         restore_thresholds(thresholds)
+        if pacer is not None:
+            pacer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pacer
         if freezer is not None:
             freezer.cancel()
             with contextlib.suppress(asyncio.CancelledError):

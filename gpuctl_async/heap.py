@@ -26,6 +26,7 @@ p99). Spaced passes let short-lived objects die before a pass sees them.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 
@@ -70,3 +71,13 @@ def young_threshold(allocations: int) -> tuple[int, int, int]:
 
 def restore_thresholds(thresholds: tuple[int, int, int]) -> None:
     gc.set_threshold(*thresholds)
+
+
+async def pace_young_passes(interval: float) -> None:
+    """A young pass every ``interval`` seconds besides CPython's own (none while collection
+    is paused, as the caches fill). Only the young generation: CPython still decides when the
+    older ones are collected, from its own counts."""
+    while True:
+        await asyncio.sleep(interval)
+        if gc.isenabled():
+            gc.collect(0)

@@ -1,5 +1,6 @@
 """The heap freeze after the first sync (``gpuctl_async/heap.py``, setting ``freeze_heap``)."""
 
+import asyncio
 import gc
 
 from gpuctl_async.app import create_app
@@ -60,6 +61,17 @@ async def test_young_passes_are_spaced_while_the_app_runs_and_restored_after(
     assert gc.get_threshold() == (12345, *before[1:])
     await client.close()
     assert gc.get_threshold() == before
+
+
+async def test_young_passes_are_paced_while_the_app_runs(sim, aiohttp_client, tmp_path):
+    """Besides CPython's own (none here: a threshold no test allocates up to)."""
+    client = await aiohttp_client(create_app(sim_settings(
+        sim, tmp_path, gc_young_threshold=10**9, gc_young_interval=0.05)))
+    passes = gc.get_stats()[0]["collections"]
+    await eventually(lambda: gc.get_stats()[0]["collections"], lambda n: n >= passes + 3,
+                     timeout=5)
+    await client.close()
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "young collections"]
 
 
 async def test_a_zero_threshold_leaves_the_collector_alone(sim, aiohttp_client, tmp_path):

@@ -47,6 +47,7 @@ def test_shipped_config_file_is_all_defaults():
         ("", {"GPUCTL_LOG_LEVEL": "loud"}, "setting 'log_level'"),
         ("", {"GPUCTL_PORT": "70000"}, "between 0 and 65535"),
         ("listen_backlog: 0\n", {}, "'listen_backlog' must be between 1 and 65535, not 0"),
+        ("", {"GPUCTL_GC_YOUNG_INTERVAL": "-1"}, "'gc_young_interval' must be between 0 and"),
         ("- a\n", {}, "must hold a mapping"),
         ("a: [\n", {}, "is not valid YAML"),
         # The server may stay silent until timeoutSeconds ends a watch: the read timeout
