@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import math
+import operator
 import time
 from collections import Counter
 from collections.abc import Callable, Container, Iterator
@@ -138,11 +139,9 @@ class JobListing:
         # have synced (:meth:`_settle`): inserting 50,000 rows one by one into sorted lists
         # is a memmove of the list per row (~1 s of start-up at the envelope).
         self._pending: dict[RowKey, Row] = {}
-        self.version = 0
-        """Moves with every change of the rows or their order: what a rendered page depends
-        on besides the time."""
-        self._pages: dict[tuple, tuple[int, float, bytes]] = {}
-        """Rendered pages: (version, valid until, body) by page, size, scope and filters."""
+        self._pages: dict[tuple, tuple[int, list[Row], float, bytes]] = {}
+        """Rendered pages by page, size, scope and filters: (total, rows, valid until, body).
+        The rows are held, not their ids: an id is reused once its object is freed."""
         self._listeners: list[Listener] = []
         self._namespace_listeners: dict[str, list[Listener]] = {}
         self._unsubscribe: list[Callable[[], None]] = []
@@ -240,22 +239,24 @@ class JobListing:
 
     def page_json(self, *, page: int, page_size: int, within: frozenset[str] | None = None,
                   **filters: str | None) -> bytes:
-        """The ``{"total", "items"}`` body of a page, as JSON: the same bytes again until a
-        row changes (:attr:`version`) or one of the page's ages reads differently. Pages
-        expire one by one, as their rows' ages move on, rather than all at each new second
-        (a thousand pages rendered at once delayed every answer behind them)."""
+        """The ``{"total", "items"}`` body of a page, as JSON: the same bytes again while the
+        page holds the same rows (a row is a new object when it changes) and none of their
+        ages reads differently. Under churn a change elsewhere leaves a page as it was, and
+        pages expire one by one as their ages move on, not all at each new second (a thousand
+        pages rendered at once delayed every answer behind them)."""
         self.require_synced()
         now = time.time()
+        total, rows = self.page(page=page, page_size=page_size, within=within, **filters)
         key = (page, page_size, within, *filters.items())
         known = self._pages.get(key)
-        if known is not None and known[0] == self.version and now < known[1]:
-            return known[2]
-        total, rows = self.page(page=page, page_size=page_size, within=within, **filters)
+        if (known is not None and known[0] == total and now < known[2]
+                and len(known[1]) == len(rows) and all(map(operator.is_, rows, known[1]))):
+            return known[3]
         body = b'{"total":%d,"items":[%s]}' % (total, b",".join(r.encode(now) for r in rows))
         if len(self._pages) >= MAX_PAGES:
             self._pages.clear()  # e.g. pages of filters asked once: start again, not grow
-        self._pages[key] = (self.version, min((r.encoded_until for r in rows),
-                                              default=math.inf), body)
+        self._pages[key] = (total, rows, min((r.encoded_until for r in rows), default=math.inf),
+                            body)
         return body
 
     def items_json(self, *, within: Container[str] | None = None,
@@ -288,7 +289,6 @@ class JobListing:
         if not self._pending or self._filling():
             return
         pending, self._pending = self._pending, {}
-        self.version += 1
         self._keys = sorted(pending)
         self._rows = [pending[key] for key in self._keys]
         for key, row in zip(self._keys, self._rows):
@@ -391,7 +391,6 @@ class JobListing:
         self._put(self._controller_keys, ident, _sort_key(controller, "controller"), row)
 
     def _put(self, index: dict, ident: Any, key: RowKey, row: Row) -> None:
-        self.version += 1
         previous = index.get(ident)
         if previous is not None and previous != key:
             self._remove(previous, notify=False)
@@ -425,7 +424,6 @@ class JobListing:
     def _remove(self, key: RowKey | None, *, notify: bool = True) -> None:
         if key is None:
             return
-        self.version += 1
         if self._filling():
             row = self._pending.pop(key, None)
             if row is not None:
