@@ -22,7 +22,7 @@ from .helpers import wait_for
 async def cluster():
     async with SimCluster(workloads=True, nodes=default_nodes(), timing=Timing.fast()) as sim:
         yield sim
-    # The seeder freezes the heap it filled (a sim process lives with its seeded objects);
+    # The seeder and the churn freeze the heap (a sim process lives with its objects);
     # in this shared test process that would outlive the test (tests/test_heap.py sees it).
     gc.unfreeze()
 
@@ -88,12 +88,14 @@ async def test_churn_changes_creates_and_deletes_and_every_watcher_sees_each_cha
     tasks = [asyncio.create_task(watch_churn(cluster.url, seen, event))
              for seen, event in zip(watchers, listed)]
     await asyncio.wait_for(asyncio.gather(*(event.wait() for event in listed)), 5)
+    gc.unfreeze()
     async with aiohttp.ClientSession() as session:
         async with session.post(f"{cluster.url}/_sim/churn", json={
                 "changesPerSecond": 100, "createsPerSecond": 40, "deletesPerSecond": 20,
                 "seconds": 0}) as resp:
             assert resp.status == 202
         await wait_for(lambda: cluster.workloads.churn.report["changes"] >= 40, timeout=10)
+        assert gc.get_freeze_count() > 0  # what the churn left alive is frozen as it goes
         await wait_for(lambda: cluster.workloads.churn.report["deletes"] >= 3, timeout=10)
         async with session.delete(f"{cluster.url}/_sim/churn") as resp:
             report = await resp.json()
