@@ -9,7 +9,7 @@ import aiohttp
 import orjson
 import pytest
 
-from gpuctl_async.k8s import labels
+from gpuctl_async.sim import gpuctl_objects as labels
 from gpuctl_async.sim.churn import CONDITION
 from gpuctl_async.sim.testing import SimCluster
 from gpuctl_async.sim.timing import Timing

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from gpuctl_async.k8s import labels
+from gpuctl_async.sim import gpuctl_objects as labels
 from gpuctl_async.sim.testing import SimCluster
 from gpuctl_async.sim.timing import Timing
 from gpuctl_async.sim.topology import default_nodes
