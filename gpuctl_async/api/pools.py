@@ -123,8 +123,8 @@ class PoolWriteResponseSchema(Schema):
                  **error_responses(503)})
 async def list_pools(request: web.Request) -> web.Response:
     cache = request.app[CACHE]
-    return _json_bytes(memoized(cache, "pool list bytes", (cache.nodes, cache.pods),
-                                lambda: dumps(pool_views.list_pools(cache))))
+    return json_bytes_response(memoized(cache, "pool list bytes", (cache.nodes, cache.pods),
+                                        lambda: dumps(pool_views.list_pools(cache))))
 
 
 @docs(tags=TAGS, summary="Get a resource pool",
@@ -133,12 +133,9 @@ async def list_pools(request: web.Request) -> web.Response:
 async def get_pool(request: web.Request) -> web.Response:
     cache, name = request.app[CACHE], request.match_info["poolName"]
     # Encoded once per change, as the answer itself: a pool's detail names all its nodes.
-    return _json_bytes(memoized(cache, ("pool bytes", name), (cache.nodes, cache.pods),
-                                lambda: dumps(pool_views.pool_detail(cache, name))))
-
-
-def _json_bytes(body: bytes) -> web.Response:
-    return json_bytes_response(body)
+    return json_bytes_response(memoized(cache, ("pool bytes", name),
+                                        (cache.nodes, cache.pods),
+                                        lambda: dumps(pool_views.pool_detail(cache, name))))
 
 
 @docs(tags=TAGS, summary="Create a resource pool",

@@ -23,13 +23,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from gpuctl_async.requestids.context import CURRENT, HEADER, RequestContext, current
-from gpuctl_async.requestids.middleware import (
-    REQUEST_CONTEXT,
-    REQUEST_OBSERVER,
-    RequestObserver,
-    prepare,
-    request_id_middleware,
-)
+from gpuctl_async.requestids.middleware import (REQUEST_CONTEXT, REQUEST_OBSERVER,
+                                                RequestObserver, prepare,
+                                                request_id_middleware)
 
 __all__ = ["CURRENT", "HEADER", "REQUEST_CONTEXT", "REQUEST_OBSERVER", "RequestContext",
            "RequestObserver", "current", "prepare", "setup_request_ids"]
